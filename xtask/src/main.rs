@@ -1,0 +1,146 @@
+//! `cargo xtask` — everything CI and the benchmarks run.
+//!
+//! - `cargo xtask ci` — format check, clippy `-D warnings` (default features, and `cka-kernels`
+//!   with `wgpu` so the `#[cube]` kernels type-check), every test on ndarray and flex (ignored
+//!   ones included, so tests that need `MRL_SHARED` data run and fail loudly when it is
+//!   missing), and the doc build with warnings denied.
+//! - `cargo xtask bench cka [ARGS]` — the CKA benchmark (release build); ARGS go to the bench
+//!   program, e.g. `--devices flex,ndarray --iters 10`.
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::{exit, Command};
+use std::time::Instant;
+
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives one level below the workspace root")
+        .to_path_buf()
+}
+
+fn run(step: &str, program: &str, args: &[&str], envs: &[(&str, String)]) {
+    eprintln!("\n==> {step}: {program} {}", args.join(" "));
+    let start = Instant::now();
+    let status = Command::new(program)
+        .args(args)
+        .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
+        .current_dir(workspace_root())
+        .status()
+        .unwrap_or_else(|err| {
+            eprintln!("xtask: could not start {program}: {err}");
+            exit(2)
+        });
+    eprintln!("<== {step}: {:.0} s", start.elapsed().as_secs_f64());
+    if !status.success() {
+        eprintln!("xtask: step `{step}` failed ({status})");
+        exit(status.code().unwrap_or(1));
+    }
+}
+
+fn shared_dir() -> String {
+    env::var("MRL_SHARED").unwrap_or_else(|_| {
+        workspace_root()
+            .join("../shared")
+            .to_string_lossy()
+            .into_owned()
+    })
+}
+
+fn ci() {
+    let shared = shared_dir();
+    if !Path::new(&shared).join("README.md").exists() {
+        eprintln!(
+            "xtask ci: MRL_SHARED={shared} does not hold the shared models and data; \
+             tests that need them will fail"
+        );
+    }
+    let envs = [("MRL_SHARED", shared)];
+    run("fmt", "cargo", &["fmt", "--all", "--", "--check"], &[]);
+    run(
+        "clippy",
+        "cargo",
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+        &[],
+    );
+    run(
+        "clippy wgpu",
+        "cargo",
+        &[
+            "clippy",
+            "-p",
+            "cka-kernels",
+            "--features",
+            "wgpu",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+        &[],
+    );
+    run(
+        "test",
+        "cargo",
+        &["test", "--workspace", "--", "--include-ignored"],
+        &envs,
+    );
+    run(
+        "doc",
+        "cargo",
+        &["doc", "--workspace", "--no-deps"],
+        &[("RUSTDOCFLAGS", "-D warnings".to_string())],
+    );
+    eprintln!("\nxtask ci: all steps passed");
+}
+
+fn bench(args: &[String]) {
+    let Some(which) = args.first() else {
+        eprintln!("usage: cargo xtask bench cka [ARGS...]");
+        exit(2)
+    };
+    match which.as_str() {
+        "cka" => {
+            let mut cmd: Vec<&str> = vec![
+                "run",
+                "--release",
+                "-p",
+                "cka-kernels",
+                "--example",
+                "bench_cka",
+            ];
+            let rest: Vec<&str> = args[1..].iter().map(String::as_str).collect();
+            let has_wgpu = rest.iter().any(|a| a.contains("wgpu"));
+            if has_wgpu {
+                cmd.extend(["--features", "wgpu"]);
+            }
+            cmd.push("--");
+            cmd.extend(rest);
+            run("bench cka", "cargo", &cmd, &[]);
+        }
+        other => {
+            eprintln!("xtask bench: unknown benchmark `{other}` (known: cka)");
+            exit(2)
+        }
+    }
+}
+
+fn main() {
+    let args: Vec<String> = env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("ci") => ci(),
+        Some("bench") => bench(&args[1..]),
+        _ => {
+            eprintln!("usage: cargo xtask <ci | bench cka [ARGS]>");
+            exit(2)
+        }
+    }
+}
