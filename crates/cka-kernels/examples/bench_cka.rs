@@ -35,15 +35,30 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-fn time_one(f: TopKFn, device: &Device, shape: [usize; 3], spec: &TopKCkaSpec, backward: bool, iters: usize) -> f64 {
+fn time_one(
+    f: TopKFn,
+    device: &Device,
+    shape: [usize; 3],
+    spec: &TopKCkaSpec,
+    backward: bool,
+    iters: usize,
+) -> f64 {
     let [b, m, d] = shape;
-    let device = if backward { device.clone().autodiff() } else { device.clone() };
+    let device = if backward {
+        device.clone().autodiff()
+    } else {
+        device.clone()
+    };
     let hidden = Tensor::<3>::random([b, m, d], Distribution::Normal(0.0, 1.0), &device);
     let mask = Tensor::<2>::ones([b, m], &device);
     let scores = Tensor::<2>::random([b, m], Distribution::Default, &device);
     let mut times = Vec::with_capacity(iters);
     for it in 0..iters + 2 {
-        let h = if backward { hidden.clone().require_grad() } else { hidden.clone() };
+        let h = if backward {
+            hidden.clone().require_grad()
+        } else {
+            hidden.clone()
+        };
         let start = Instant::now();
         let cka = f(h.clone(), mask.clone(), scores.clone(), spec).expect("valid input");
         if backward {
@@ -66,8 +81,21 @@ fn main() {
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
-            "--devices" => devices = args.next().expect("--devices LIST").split(',').map(str::to_string).collect(),
-            "--iters" => iters = args.next().expect("--iters N").parse().expect("--iters takes a number"),
+            "--devices" => {
+                devices = args
+                    .next()
+                    .expect("--devices LIST")
+                    .split(',')
+                    .map(str::to_string)
+                    .collect()
+            }
+            "--iters" => {
+                iters = args
+                    .next()
+                    .expect("--iters N")
+                    .parse()
+                    .expect("--iters takes a number")
+            }
             other => panic!("unknown argument `{other}` (known: --devices LIST, --iters N)"),
         }
     }
@@ -76,10 +104,21 @@ fn main() {
     for name in &devices {
         let dev = device(name);
         for (m, d) in [(64, 384), (128, 384), (64, 768), (128, 768)] {
-            let dims: Vec<usize> = if d == 384 { vec![8, 16, 32, 64, 128, 256] } else { vec![16, 32, 64, 128, 256, 512] };
+            let dims: Vec<usize> = if d == 384 {
+                vec![8, 16, 32, 64, 128, 256]
+            } else {
+                vec![16, 32, 64, 128, 256, 512]
+            };
             let spec = TopKCkaSpec::paper(dims);
             for backward in [false, true] {
-                let reference = time_one(top_k_cka_reference, &dev, [16, m, d], &spec, backward, iters);
+                let reference = time_one(
+                    top_k_cka_reference,
+                    &dev,
+                    [16, m, d],
+                    &spec,
+                    backward,
+                    iters,
+                );
                 let fused = time_one(top_k_cka, &dev, [16, m, d], &spec, backward, iters);
                 println!(
                     "| {name} | (16, {m}, {d}) | {} | {reference:.1} | {fused:.1} | {:.2}x |",

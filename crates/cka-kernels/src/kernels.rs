@@ -286,10 +286,8 @@ fn run_forward(hidden: CubeTensor, row_mask: CubeTensor, dims: &[usize]) -> Forw
     let mut bounds: Vec<i32> = vec![0];
     bounds.extend(blocks(dims, width).iter().map(|&(_, end)| end as i32));
     let n_blocks = bounds.len() - 1;
-    let bounds = CubeBackend::int_from_data(
-        TensorData::new(bounds, [n_blocks + 1]),
-        &hidden.device,
-    );
+    let bounds =
+        CubeBackend::int_from_data(TensorData::new(bounds, [n_blocks + 1]), &hidden.device);
     let client = hidden.client.clone();
     let device = hidden.device.clone();
     let dtype = hidden.dtype;
@@ -418,7 +416,12 @@ pub fn nested_prefix_cka_backward(
         f_type,
     );
 
-    let out = empty_device_dtype(client.clone(), device, Shape::new([batch, rows, width]), dtype);
+    let out = empty_device_dtype(
+        client.clone(),
+        device,
+        Shape::new([batch, rows, width]),
+        dtype,
+    );
     let (count, dim) = launch_dims(&fwd.hidden, batch * rows * width);
     grad_hidden_kernel::launch(
         &client,

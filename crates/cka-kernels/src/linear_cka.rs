@@ -82,7 +82,11 @@ pub fn linear_cka(
             if mask.dims() != [bx, nx] {
                 return Err(CkaError::ShapeMismatch {
                     what: "`mask` must be [B, n]".into(),
-                    shapes: format!("x {}, mask {}", fmt_shape(&x.dims()), fmt_shape(&mask.dims())),
+                    shapes: format!(
+                        "x {}, mask {}",
+                        fmt_shape(&x.dims()),
+                        fmt_shape(&mask.dims())
+                    ),
                 });
             }
             real_lengths(&mask)?;

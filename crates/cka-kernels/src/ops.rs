@@ -7,8 +7,8 @@
 //! override both methods with fused kernels ([`crate::kernels`]), and `Autodiff<B>` routes the
 //! backward pass to [`CkaOps::nested_prefix_cka_backward`].
 
-use burn::backend::{backend_extension, tensor::FloatTensor, Backend};
 use burn::backend::TensorMetadata;
+use burn::backend::{backend_extension, tensor::FloatTensor, Backend};
 use burn::tensor::{Shape, Slice};
 
 use crate::linear_cka::CKA_EPS;
@@ -179,7 +179,7 @@ impl<B: Backend> NestedStats<B> {
             B::float_mul(B::float_sub(cross, self_term), u.clone())
         };
         let g_x = partial(&self.ky, &self.kx, &self.nx); // [B, n, K, K]
-        // Features in block j belong to X_i for every i >= j: a reverse prefix sum over i.
+                                                         // Features in block j belong to X_i for every i >= j: a reverse prefix sum over i.
         let total = B::float_sum_dim(g_x.clone(), 1);
         let cumulative = B::float_cumsum(g_x.clone(), 1);
         let suffix = B::float_add(B::float_sub(total, cumulative), g_x);

@@ -40,7 +40,11 @@ pub(crate) fn real_lengths(mask: &Tensor<2>) -> Result<Vec<usize>, CkaError> {
     let mut lengths = Vec::with_capacity(batch);
     for b in 0..batch {
         let row = &values[b * len..(b + 1) * len];
-        if let Some((t, v)) = row.iter().enumerate().find(|(_, v)| **v != 0.0 && **v != 1.0) {
+        if let Some((t, v)) = row
+            .iter()
+            .enumerate()
+            .find(|(_, v)| **v != 0.0 && **v != 1.0)
+        {
             return Err(CkaError::InvalidMask {
                 reason: format!("mask[{b}, {t}] = {v}; only 0 (padding) and 1 (real) are allowed"),
             });
@@ -83,7 +87,10 @@ impl TopKSelection {
                 .iter()
                 .find(|&&t| !score_values[b * seq_len + t].is_finite())
             {
-                return Err(CkaError::NonFiniteScore { example: b, token: t });
+                return Err(CkaError::NonFiniteScore {
+                    example: b,
+                    token: t,
+                });
             }
             // Stable sort: equal scores keep their position order.
             real.sort_by(|&p, &q| {

@@ -43,9 +43,11 @@ impl TopKCkaSpec {
     /// dims follow the paper exactly, further dims continue the sequence capped at 1.0.
     pub fn paper(dims: Vec<usize>) -> Self {
         let gammas = (0..dims.len())
-            .map(|i| (0.2 + 0.1 * i as f64).min(1.0))
+            .map(|i| ((2 + i) as f64 / 10.0).min(1.0))
             .collect();
-        Self::new().with_dims(dims).with_schedule(KSchedule::Gammas { gammas, k_min: 8 })
+        Self::new()
+            .with_dims(dims)
+            .with_schedule(KSchedule::Gammas { gammas, k_min: 8 })
     }
 
     /// Checks the spec against a hidden width `width` (the `D` of `hidden [B, m, D]`).
@@ -128,8 +130,15 @@ impl TopKCkaSpec {
         let k = match &self.schedule {
             KSchedule::Explicit(ks) => ks[i],
             KSchedule::Gammas { gammas, k_min } => {
-                let by_gamma = (gammas[i] * real_len as f64).ceil() as usize;
-                by_gamma.max(*k_min)
+                // `0.3 * 100` is 30.000000000000004 in binary floating point: a product within
+                // 1e-9 of an integer is that integer, so decimal gammas give the paper's ks.
+                let exact = gammas[i] * real_len as f64;
+                let by_gamma = if (exact - exact.round()).abs() < 1e-9 {
+                    exact.round()
+                } else {
+                    exact.ceil()
+                };
+                (by_gamma as usize).max(*k_min)
             }
         };
         k.min(real_len)

@@ -69,12 +69,14 @@ pub fn top_k_cka(
     spec: &TopKCkaSpec,
 ) -> Result<Tensor<2>, CkaError> {
     let (selected, row_mask, _) = prepare(hidden, &mask, &scores, spec)?;
-    Ok(Tensor::from_dispatch(<Dispatch as CkaOps>::nested_prefix_cka(
-        selected.into_dispatch(),
-        row_mask.into_dispatch(),
-        spec.dims.clone(),
-        spec.detach_teacher,
-    )))
+    Ok(Tensor::from_dispatch(
+        <Dispatch as CkaOps>::nested_prefix_cka(
+            selected.into_dispatch(),
+            row_mask.into_dispatch(),
+            spec.dims.clone(),
+            spec.detach_teacher,
+        ),
+    ))
 }
 
 /// [`top_k_cka`] composed of ordinary tensor ops, one independent CKA per truncated dim.

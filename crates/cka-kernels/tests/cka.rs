@@ -68,7 +68,10 @@ fn assert_close(what: &str, got: &[f64], want: &[f64], tol: f64) {
     assert_eq!(got.len(), want.len(), "{what}: length");
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
         let err = (g - w).abs() / w.abs().max(1.0);
-        assert!(err <= tol, "{what}[{i}]: got {g}, want {w} (rel err {err:e} > {tol:e})");
+        assert!(
+            err <= tol,
+            "{what}[{i}]: got {g}, want {w} (rel err {err:e} > {tol:e})"
+        );
     }
 }
 
@@ -140,7 +143,12 @@ fn linear_cka_matches_numpy_fixtures() {
             let mask = (!case["mask"].is_null())
                 .then(|| tensor(floats(&case["mask"]), [xs[0], xs[1]], &device));
             let got = host1(linear_cka(x, y, mask).unwrap());
-            assert_close(&format!("{name} linear case {c}"), &got, &floats(&case["expected"]), 1e-4);
+            assert_close(
+                &format!("{name} linear case {c}"),
+                &got,
+                &floats(&case["expected"]),
+                1e-4,
+            );
         }
     }
 }
@@ -159,7 +167,12 @@ fn top_k_cka_matches_numpy_fixtures() {
                 )
                 .unwrap();
                 assert_eq!(got.dims(), [b, case.spec.dims.len()]);
-                assert_close(&format!("{name} {imp} top-k case {c}"), &host(got), &case.expected, 1e-4);
+                assert_close(
+                    &format!("{name} {imp} top-k case {c}"),
+                    &host(got),
+                    &case.expected,
+                    1e-4,
+                );
             }
         }
     }
@@ -178,7 +191,12 @@ fn top_k_cka_matches_numpy_in_float64() {
                     &case.spec,
                 )
                 .unwrap();
-                assert_close(&format!("{name} {imp} f64 case {c}"), &host(got), &case.expected, 1e-10);
+                assert_close(
+                    &format!("{name} {imp} f64 case {c}"),
+                    &host(got),
+                    &case.expected,
+                    1e-10,
+                );
             }
         }
     }
@@ -198,7 +216,9 @@ fn orthogonal(d: usize, seed: u64, device: &Device) -> Tensor<2> {
     }
     let mut state = seed;
     let mut next = || {
-        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         ((state >> 11) as f64 / (1u64 << 53) as f64) - 0.5
     };
     for _ in 0..3 {
@@ -223,26 +243,55 @@ fn linear_cka_properties() {
         let x = random3([3, 12, 6], &device);
         let y = random3([3, 12, 5], &device);
         // CKA(X, X) = 1
-        assert_close(&format!("{name} self"), &host1(linear_cka(x.clone(), x.clone(), None).unwrap()), &[1.0; 3], 1e-5);
+        assert_close(
+            &format!("{name} self"),
+            &host1(linear_cka(x.clone(), x.clone(), None).unwrap()),
+            &[1.0; 3],
+            1e-5,
+        );
         let base = host1(linear_cka(x.clone(), y.clone(), None).unwrap());
         // symmetry
-        assert_close(&format!("{name} symmetry"), &host1(linear_cka(y.clone(), x.clone(), None).unwrap()), &base, 1e-5);
+        assert_close(
+            &format!("{name} symmetry"),
+            &host1(linear_cka(y.clone(), x.clone(), None).unwrap()),
+            &base,
+            1e-5,
+        );
         // orthogonal transforms and isotropic scaling of either side
-        let q = orthogonal(6, 7, &device).unsqueeze_dim::<3>(0).repeat_dim(0, 3);
+        let q = orthogonal(6, 7, &device)
+            .unsqueeze_dim::<3>(0)
+            .repeat_dim(0, 3);
         let xq = x.clone().matmul(q) * 3.5;
-        assert_close(&format!("{name} invariance"), &host1(linear_cka(xq, y.clone() * 0.2, None).unwrap()), &base, 1e-4);
+        assert_close(
+            &format!("{name} invariance"),
+            &host1(linear_cka(xq, y.clone() * 0.2, None).unwrap()),
+            &base,
+            1e-4,
+        );
         // range
-        assert!(base.iter().all(|v| (0.0..=1.0).contains(v)), "{name}: {base:?} outside [0, 1]");
+        assert!(
+            base.iter().all(|v| (0.0..=1.0).contains(v)),
+            "{name}: {base:?} outside [0, 1]"
+        );
         // padding rows do not matter, whatever they hold
         let mask = tensor(
-            (0..3 * 12).map(|i| if i % 12 < 9 { 1.0 } else { 0.0 }).collect(),
+            (0..3 * 12)
+                .map(|i| if i % 12 < 9 { 1.0 } else { 0.0 })
+                .collect(),
             [3, 12],
             &device,
         );
         let garbage = random3([3, 12, 6], &device) * 100.0;
         let keep = mask.clone().unsqueeze_dim::<3>(2);
         let x_noisy = x.clone() * keep.clone() + garbage * (keep.neg() + 1.0);
-        let clean = host1(linear_cka(x.clone().slice([0..3, 0..9, 0..6]), y.clone().slice([0..3, 0..9, 0..5]), None).unwrap());
+        let clean = host1(
+            linear_cka(
+                x.clone().slice([0..3, 0..9, 0..6]),
+                y.clone().slice([0..3, 0..9, 0..5]),
+                None,
+            )
+            .unwrap(),
+        );
         let masked = host1(linear_cka(x_noisy, y, Some(mask)).unwrap());
         assert_close(&format!("{name} padding"), &masked, &clean, 1e-4);
     }
@@ -257,19 +306,32 @@ fn top_k_cka_properties() {
         let scores = Tensor::<2>::random([b, m], Distribution::Default, &device);
         let spec = TopKCkaSpec::new()
             .with_dims(vec![6, 12, 24])
-            .with_schedule(KSchedule::Gammas { gammas: vec![0.5, 0.75, 1.0], k_min: 4 });
+            .with_schedule(KSchedule::Gammas {
+                gammas: vec![0.5, 0.75, 1.0],
+                k_min: 4,
+            });
         for (imp, f) in IMPLEMENTATIONS {
             let base = host(f(hidden.clone(), mask.clone(), scores.clone(), &spec).unwrap());
             // d = D compares the states with themselves: CKA = 1
-            assert!((base[2] - 1.0).abs() < 1e-5 && (base[5] - 1.0).abs() < 1e-5, "{name} {imp}: {base:?}");
-            assert!(base.iter().all(|v| (-1e-6..=1.0 + 1e-6).contains(v)), "{name} {imp}: {base:?}");
+            assert!(
+                (base[2] - 1.0).abs() < 1e-5 && (base[5] - 1.0).abs() < 1e-5,
+                "{name} {imp}: {base:?}"
+            );
+            assert!(
+                base.iter().all(|v| (-1e-6..=1.0 + 1e-6).contains(v)),
+                "{name} {imp}: {base:?}"
+            );
             // isotropic scaling of the whole state leaves every CKA unchanged
-            let scaled = host(f(hidden.clone() * 4.0, mask.clone(), scores.clone(), &spec).unwrap());
+            let scaled =
+                host(f(hidden.clone() * 4.0, mask.clone(), scores.clone(), &spec).unwrap());
             assert_close(&format!("{name} {imp} scale"), &scaled, &base, 1e-4);
             // an orthogonal transform of all features that preserves the prefix blocks:
             // rotate features within (12, 24] only — X for d = 6, 12 is unchanged, Y is rotated
             let q = orthogonal(12, 3, &device);
-            let tail = hidden.clone().slice([0..b, 0..m, 12..24]).matmul(q.unsqueeze_dim::<3>(0).repeat_dim(0, b));
+            let tail = hidden
+                .clone()
+                .slice([0..b, 0..m, 12..24])
+                .matmul(q.unsqueeze_dim::<3>(0).repeat_dim(0, b));
             let rotated = Tensor::cat(vec![hidden.clone().slice([0..b, 0..m, 0..12]), tail], 2);
             let got = host(f(rotated, mask.clone(), scores.clone(), &spec).unwrap());
             assert_close(&format!("{name} {imp} rotation"), &got, &base, 1e-4);
@@ -293,7 +355,10 @@ fn grad_of(
     weights: &Tensor<2>,
 ) -> Vec<f64> {
     let hidden = hidden.require_grad();
-    let loss = weighted(f(hidden.clone(), mask.clone(), scores.clone(), spec).unwrap(), weights);
+    let loss = weighted(
+        f(hidden.clone(), mask.clone(), scores.clone(), spec).unwrap(),
+        weights,
+    );
     let grads = loss.backward();
     hidden
         .grad(&grads)
@@ -339,10 +404,23 @@ fn gradients_match_finite_differences_in_float64() {
             let scores = tensor_f64(g.scores.clone(), [b, m], &device);
             let weights = tensor_f64(g.weights.clone(), [b, n], &device);
             for (imp, f) in IMPLEMENTATIONS {
-                let analytic = grad_of(f, tensor_f64(g.hidden.clone(), g.shape, &device), &mask, &scores, &g.spec, &weights);
+                let analytic = grad_of(
+                    f,
+                    tensor_f64(g.hidden.clone(), g.shape, &device),
+                    &mask,
+                    &scores,
+                    &g.spec,
+                    &weights,
+                );
                 let eval = |h: Vec<f64>| -> f64 {
                     let spec = g.spec.clone();
-                    let cka = f(tensor_f64(h, g.shape, &device), mask.clone(), scores.clone(), &spec).unwrap();
+                    let cka = f(
+                        tensor_f64(h, g.shape, &device),
+                        mask.clone(),
+                        scores.clone(),
+                        &spec,
+                    )
+                    .unwrap();
                     host1(weighted(cka, &weights).reshape([1]))[0]
                 };
                 let step = 1e-6;
@@ -375,8 +453,22 @@ fn fused_and_reference_agree_on_values_and_gradients() {
             let mask = tensor(g.mask.clone(), [b, m], &device);
             let scores = tensor(g.scores.clone(), [b, m], &device);
             let weights = tensor(g.weights.clone(), [b, n], &device);
-            let fused = grad_of(top_k_cka, tensor(g.hidden.clone(), g.shape, &device), &mask, &scores, &g.spec, &weights);
-            let reference = grad_of(top_k_cka_reference, tensor(g.hidden.clone(), g.shape, &device), &mask, &scores, &g.spec, &weights);
+            let fused = grad_of(
+                top_k_cka,
+                tensor(g.hidden.clone(), g.shape, &device),
+                &mask,
+                &scores,
+                &g.spec,
+                &weights,
+            );
+            let reference = grad_of(
+                top_k_cka_reference,
+                tensor(g.hidden.clone(), g.shape, &device),
+                &mask,
+                &scores,
+                &g.spec,
+                &weights,
+            );
             let scale = reference.iter().fold(0.0f64, |a, v| a.max(v.abs()));
             for (i, (f, r)) in fused.iter().zip(&reference).enumerate() {
                 assert!(
@@ -386,8 +478,19 @@ fn fused_and_reference_agree_on_values_and_gradients() {
             }
             if detach {
                 // detaching the teacher changes the gradient
-                let full = grad_of(top_k_cka, tensor(g.hidden.clone(), g.shape, &device), &mask, &scores, &g.spec.clone().with_detach_teacher(false), &weights);
-                let diff = full.iter().zip(&fused).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+                let full = grad_of(
+                    top_k_cka,
+                    tensor(g.hidden.clone(), g.shape, &device),
+                    &mask,
+                    &scores,
+                    &g.spec.clone().with_detach_teacher(false),
+                    &weights,
+                );
+                let diff = full
+                    .iter()
+                    .zip(&fused)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0.0, f64::max);
                 assert!(diff > 1e-3 * scale, "{name}: detach_teacher had no effect");
             }
         }
@@ -405,9 +508,29 @@ fn linear_cka_gradient_matches_finite_differences() {
         let y = tensor_f64(floats(&case["y"]), [ys[0], ys[1], ys[2]], &device);
         let mask = tensor_f64(floats(&case["mask"]), [xs[0], xs[1]], &device);
         let x = tensor_f64(xv.clone(), [xs[0], xs[1], xs[2]], &device).require_grad();
-        let grads = linear_cka(x.clone(), y.clone(), Some(mask.clone())).unwrap().sum().backward();
-        let analytic = x.grad(&grads).unwrap().into_data().convert::<f64>().into_vec::<f64>().unwrap();
-        let eval = |v: Vec<f64>| host1(linear_cka(tensor_f64(v, [xs[0], xs[1], xs[2]], &device), y.clone(), Some(mask.clone())).unwrap().sum().reshape([1]))[0];
+        let grads = linear_cka(x.clone(), y.clone(), Some(mask.clone()))
+            .unwrap()
+            .sum()
+            .backward();
+        let analytic = x
+            .grad(&grads)
+            .unwrap()
+            .into_data()
+            .convert::<f64>()
+            .into_vec::<f64>()
+            .unwrap();
+        let eval = |v: Vec<f64>| {
+            host1(
+                linear_cka(
+                    tensor_f64(v, [xs[0], xs[1], xs[2]], &device),
+                    y.clone(),
+                    Some(mask.clone()),
+                )
+                .unwrap()
+                .sum()
+                .reshape([1]),
+            )[0]
+        };
         for idx in 0..xv.len() {
             let step = 1e-6;
             let mut p = xv.clone();
@@ -415,7 +538,11 @@ fn linear_cka_gradient_matches_finite_differences() {
             let mut q = xv.clone();
             q[idx] -= step;
             let numeric = (eval(p) - eval(q)) / (2.0 * step);
-            assert!((analytic[idx] - numeric).abs() <= 1e-6 * numeric.abs().max(1.0), "{name}: dX[{idx}] {} vs {numeric}", analytic[idx]);
+            assert!(
+                (analytic[idx] - numeric).abs() <= 1e-6 * numeric.abs().max(1.0),
+                "{name}: dX[{idx}] {} vs {numeric}",
+                analytic[idx]
+            );
         }
     }
 }
@@ -439,14 +566,25 @@ fn zero_variance_and_single_token_give_zero_not_nan() {
         }
         let mask = tensor(mask, [2, 6], &autodiff);
         let scores = Tensor::<2>::random([2, 6], Distribution::Default, &autodiff);
-        let spec = TopKCkaSpec::new().with_dims(vec![4]).with_schedule(KSchedule::Explicit(vec![5]));
+        let spec = TopKCkaSpec::new()
+            .with_dims(vec![4])
+            .with_schedule(KSchedule::Explicit(vec![5]));
         for (imp, f) in IMPLEMENTATIONS {
             let h = random3([2, 6, 8], &autodiff).require_grad();
             let cka = f(h.clone(), mask.clone(), scores.clone(), &spec).unwrap();
             let values = host(cka.clone());
             assert_eq!(values[1], 0.0, "{name} {imp}: {values:?}");
-            let grad = h.grad(&cka.sum().backward()).unwrap().into_data().convert::<f64>().into_vec::<f64>().unwrap();
-            assert!(grad.iter().all(|g| g.is_finite()), "{name} {imp}: non-finite gradient");
+            let grad = h
+                .grad(&cka.sum().backward())
+                .unwrap()
+                .into_data()
+                .convert::<f64>()
+                .into_vec::<f64>()
+                .unwrap();
+            assert!(
+                grad.iter().all(|g| g.is_finite()),
+                "{name} {imp}: non-finite gradient"
+            );
         }
     }
 }
@@ -456,7 +594,10 @@ fn expect_err(result: Result<Tensor<2>, CkaError>, needle: &str) {
         Ok(_) => panic!("expected an error mentioning {needle:?}"),
         Err(err) => {
             let msg = err.to_string();
-            assert!(msg.contains(needle), "error {msg:?} does not mention {needle:?}");
+            assert!(
+                msg.contains(needle),
+                "error {msg:?} does not mention {needle:?}"
+            );
         }
     }
 }
@@ -467,29 +608,118 @@ fn bad_inputs_are_named_errors() {
     let h = random3([2, 5, 8], &device);
     let mask = Tensor::<2>::ones([2, 5], &device);
     let scores = Tensor::<2>::zeros([2, 5], &device);
-    let spec = |dims: Vec<usize>, ks: Vec<usize>| TopKCkaSpec::new().with_dims(dims).with_schedule(KSchedule::Explicit(ks));
+    let spec = |dims: Vec<usize>, ks: Vec<usize>| {
+        TopKCkaSpec::new()
+            .with_dims(dims)
+            .with_schedule(KSchedule::Explicit(ks))
+    };
     let ok = spec(vec![2, 4], vec![3, 3]);
     for f in [top_k_cka as TopKFn, top_k_cka_reference] {
-        expect_err(f(h.clone(), Tensor::ones([3, 5], &device), scores.clone(), &ok), "mask");
-        expect_err(f(h.clone(), mask.clone(), Tensor::zeros([2, 4], &device), &ok), "[2, 4]");
-        expect_err(f(h.clone(), mask.clone(), scores.clone(), &spec(vec![4, 2], vec![3, 3])), "strictly increasing");
-        expect_err(f(h.clone(), mask.clone(), scores.clone(), &spec(vec![4, 4], vec![3, 3])), "strictly increasing");
-        expect_err(f(h.clone(), mask.clone(), scores.clone(), &spec(vec![2, 9], vec![3, 3])), "exceeds the hidden width D = 8");
-        expect_err(f(h.clone(), mask.clone(), scores.clone(), &spec(vec![], vec![])), "no dims");
-        expect_err(f(h.clone(), mask.clone(), scores.clone(), &spec(vec![2, 4], vec![3])), "1 ks for 2 dims");
-        let gammas = TopKCkaSpec::new().with_dims(vec![2, 4]).with_schedule(KSchedule::Gammas { gammas: vec![0.5], k_min: 2 });
-        expect_err(f(h.clone(), mask.clone(), scores.clone(), &gammas), "1 gammas for 2 dims");
-        let bad_gamma = TopKCkaSpec::new().with_dims(vec![2, 4]).with_schedule(KSchedule::Gammas { gammas: vec![0.5, 1.5], k_min: 2 });
-        expect_err(f(h.clone(), mask.clone(), scores.clone(), &bad_gamma), "(0, 1]");
-        let padded = tensor(vec![1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], [2, 5], &device);
-        expect_err(f(h.clone(), padded, scores.clone(), &ok), "example 1 is all padding");
-        let fuzzy = tensor(vec![1.0, 0.5, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0], [2, 5], &device);
+        expect_err(
+            f(
+                h.clone(),
+                Tensor::ones([3, 5], &device),
+                scores.clone(),
+                &ok,
+            ),
+            "mask",
+        );
+        expect_err(
+            f(h.clone(), mask.clone(), Tensor::zeros([2, 4], &device), &ok),
+            "[2, 4]",
+        );
+        expect_err(
+            f(
+                h.clone(),
+                mask.clone(),
+                scores.clone(),
+                &spec(vec![4, 2], vec![3, 3]),
+            ),
+            "strictly increasing",
+        );
+        expect_err(
+            f(
+                h.clone(),
+                mask.clone(),
+                scores.clone(),
+                &spec(vec![4, 4], vec![3, 3]),
+            ),
+            "strictly increasing",
+        );
+        expect_err(
+            f(
+                h.clone(),
+                mask.clone(),
+                scores.clone(),
+                &spec(vec![2, 9], vec![3, 3]),
+            ),
+            "exceeds the hidden width D = 8",
+        );
+        expect_err(
+            f(
+                h.clone(),
+                mask.clone(),
+                scores.clone(),
+                &spec(vec![], vec![]),
+            ),
+            "no dims",
+        );
+        expect_err(
+            f(
+                h.clone(),
+                mask.clone(),
+                scores.clone(),
+                &spec(vec![2, 4], vec![3]),
+            ),
+            "1 ks for 2 dims",
+        );
+        let gammas = TopKCkaSpec::new()
+            .with_dims(vec![2, 4])
+            .with_schedule(KSchedule::Gammas {
+                gammas: vec![0.5],
+                k_min: 2,
+            });
+        expect_err(
+            f(h.clone(), mask.clone(), scores.clone(), &gammas),
+            "1 gammas for 2 dims",
+        );
+        let bad_gamma = TopKCkaSpec::new()
+            .with_dims(vec![2, 4])
+            .with_schedule(KSchedule::Gammas {
+                gammas: vec![0.5, 1.5],
+                k_min: 2,
+            });
+        expect_err(
+            f(h.clone(), mask.clone(), scores.clone(), &bad_gamma),
+            "(0, 1]",
+        );
+        let padded = tensor(
+            vec![1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+            [2, 5],
+            &device,
+        );
+        expect_err(
+            f(h.clone(), padded, scores.clone(), &ok),
+            "example 1 is all padding",
+        );
+        let fuzzy = tensor(
+            vec![1.0, 0.5, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0],
+            [2, 5],
+            &device,
+        );
         expect_err(f(h.clone(), fuzzy, scores.clone(), &ok), "mask[0, 1] = 0.5");
-        let nan = tensor(vec![0.0, f64::NAN, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], [2, 5], &device);
+        let nan = tensor(
+            vec![0.0, f64::NAN, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+            [2, 5],
+            &device,
+        );
         expect_err(f(h.clone(), mask.clone(), nan, &ok), "token 1 of example 0");
     }
     let err = linear_cka(h.clone(), random3([2, 4, 8], &device), None).unwrap_err();
-    assert!(err.to_string().contains("x [2, 5, 8], y [2, 4, 8]"), "{err}");
+    assert!(
+        err.to_string().contains("x [2, 5, 8], y [2, 4, 8]"),
+        "{err}"
+    );
     let err = linear_cka(h.clone(), h.clone(), Some(Tensor::zeros([2, 5], &device))).unwrap_err();
     assert!(err.to_string().contains("all padding"), "{err}");
     let err = linear_cka(h.clone(), h.clone(), Some(Tensor::ones([2, 6], &device))).unwrap_err();
@@ -504,13 +734,27 @@ fn loss_module_reductions_and_panics() {
         let hidden = random3([3, 10, 16], &device);
         let mask = Tensor::<2>::ones([3, 10], &device);
         let scores = Tensor::<2>::random([3, 10], Distribution::Default, &device);
-        let spec = TopKCkaSpec::new().with_dims(vec![4, 8]).with_schedule(KSchedule::Gammas { gammas: vec![0.4, 0.8], k_min: 3 });
-        let cka = host(top_k_cka_reference(hidden.clone(), mask.clone(), scores.clone(), &spec).unwrap());
+        let spec = TopKCkaSpec::new()
+            .with_dims(vec![4, 8])
+            .with_schedule(KSchedule::Gammas {
+                gammas: vec![0.4, 0.8],
+                k_min: 3,
+            });
+        let cka =
+            host(top_k_cka_reference(hidden.clone(), mask.clone(), scores.clone(), &spec).unwrap());
         for implementation in [CkaImplementation::Fused, CkaImplementation::Reference] {
-            let loss = TopKCkaLossConfig::new().with_spec(spec.clone()).with_implementation(implementation).init();
+            let loss = TopKCkaLossConfig::new()
+                .with_spec(spec.clone())
+                .with_implementation(implementation)
+                .init();
             let per = host(loss.forward_no_reduction(hidden.clone(), mask.clone(), scores.clone()));
             let want: Vec<f64> = cka.iter().map(|c| 1.0 - c).collect();
-            assert_close(&format!("{name} {implementation:?} no reduction"), &per, &want, 1e-5);
+            assert_close(
+                &format!("{name} {implementation:?} no reduction"),
+                &per,
+                &want,
+                1e-5,
+            );
             let total: f64 = want.iter().sum();
             for (reduction, value) in [
                 (Reduction::Mean, total / 6.0),
@@ -518,7 +762,12 @@ fn loss_module_reductions_and_panics() {
                 (Reduction::Sum, total),
                 (Reduction::BatchMean, total / 3.0),
             ] {
-                let got = host1(loss.forward(hidden.clone(), mask.clone(), scores.clone(), reduction.clone()));
+                let got = host1(loss.forward(
+                    hidden.clone(),
+                    mask.clone(),
+                    scores.clone(),
+                    reduction.clone(),
+                ));
                 assert_close(&format!("{name} {reduction:?}"), &got, &[value], 1e-5);
             }
         }
@@ -530,16 +779,28 @@ fn loss_module_reductions_and_panics() {
 fn loss_module_panics_with_the_error() {
     let device = devices()[0].1.clone();
     let loss = TopKCkaLossConfig::new()
-        .with_spec(TopKCkaSpec::new().with_dims(vec![8, 32]).with_schedule(KSchedule::Explicit(vec![4, 4])))
+        .with_spec(
+            TopKCkaSpec::new()
+                .with_dims(vec![8, 32])
+                .with_schedule(KSchedule::Explicit(vec![4, 4])),
+        )
         .init();
-    let _ = loss.forward_no_reduction(random3([1, 6, 16], &device), Tensor::ones([1, 6], &device), Tensor::zeros([1, 6], &device));
+    let _ = loss.forward_no_reduction(
+        random3([1, 6, 16], &device),
+        Tensor::ones([1, 6], &device),
+        Tensor::zeros([1, 6], &device),
+    );
 }
 
 #[test]
 #[should_panic(expected = "TopKCkaLossConfig: invalid `dims`: dims must be strictly increasing")]
 fn loss_config_rejects_unordered_dims() {
     let _ = TopKCkaLossConfig::new()
-        .with_spec(TopKCkaSpec::new().with_dims(vec![8, 8]).with_schedule(KSchedule::Explicit(vec![4, 4])))
+        .with_spec(
+            TopKCkaSpec::new()
+                .with_dims(vec![8, 8])
+                .with_schedule(KSchedule::Explicit(vec![4, 4])),
+        )
         .init();
 }
 

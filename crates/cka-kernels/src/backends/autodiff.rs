@@ -46,8 +46,12 @@ impl<B: Backend + CkaOps, C: CheckpointStrategy> CkaOps for Autodiff<B, C> {
         {
             OpsKind::Tracked(prep) => {
                 let hidden = hidden.primitive().clone();
-                let out =
-                    B::nested_prefix_cka(hidden.clone(), row_mask.clone(), dims.clone(), detach_teacher);
+                let out = B::nested_prefix_cka(
+                    hidden.clone(),
+                    row_mask.clone(),
+                    dims.clone(),
+                    detach_teacher,
+                );
                 prep.finish((hidden, row_mask, dims, detach_teacher), out)
             }
             OpsKind::UnTracked(prep) => prep.finish(B::nested_prefix_cka(
