@@ -4,7 +4,7 @@
 //! `CKA(H[b, rows_i, :d_i], H[b, rows_i, :])` where `rows_i = {a : W[b, i, a] = 1}`. The default
 //! method bodies below are the portable implementation, written with backend primitive ops
 //! (used by NdArray and Flex, and by any backend without an override); CubeCL backends
-//! override both methods with fused kernels ([`crate::kernels`]), and `Autodiff<B>` routes the
+//! override both methods with fused kernels (module `kernels`, feature `cube`), and `Autodiff<B>` routes the
 //! backward pass to [`CkaOps::nested_prefix_cka_backward`].
 
 use burn::backend::TensorMetadata;
