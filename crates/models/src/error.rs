@@ -1,0 +1,111 @@
+//! The error type of this crate: every variant names the file, argument or tensor at fault.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong while resolving, loading or running a model.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    /// A file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The file that could not be read.
+        path: PathBuf,
+        /// The underlying I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A JSON configuration file is missing a field, has a wrong type or is not JSON.
+    #[error("malformed config {path}: {message}")]
+    Config {
+        /// The configuration file.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The checkpoint describes a model this crate does not implement.
+    #[error("unsupported model {path}: {message}")]
+    Unsupported {
+        /// The file that declares the unsupported feature.
+        path: PathBuf,
+        /// What is not supported.
+        message: String,
+    },
+    /// The weights file cannot be parsed.
+    #[error("cannot read weights {path}: {message}")]
+    Weights {
+        /// The weights file.
+        path: PathBuf,
+        /// The parser's message.
+        message: String,
+    },
+    /// The weights file parsed, but its tensors do not fit the configured model.
+    #[error("weights {path} do not fit the model configured from config.json:{details}")]
+    WeightMismatch {
+        /// The weights file.
+        path: PathBuf,
+        /// One line per problem: missing keys, mis-shaped keys (with both shapes), unexpected keys.
+        details: String,
+    },
+    /// The tokenizer file cannot be loaded or configured.
+    #[error("cannot load tokenizer {path}: {message}")]
+    Tokenizer {
+        /// The `tokenizer.json` file.
+        path: PathBuf,
+        /// The tokenizers crate's message.
+        message: String,
+    },
+    /// Tokenising a batch of texts failed.
+    #[error("tokenisation failed: {0}")]
+    Encode(String),
+    /// A model could be found neither as a directory nor in the Hugging Face cache.
+    #[error("model `{spec}` not found; looked in:{}", format_paths(.searched))]
+    NotFound {
+        /// What the user asked for (a path or `org/name`).
+        spec: String,
+        /// Every location that was tried, in order.
+        searched: Vec<PathBuf>,
+    },
+    /// A Matryoshka dimension larger than the model's embedding size was requested.
+    #[error("embedding dim {dim} is larger than the model's hidden size {hidden_size}")]
+    DimTooLarge {
+        /// The requested dimension.
+        dim: usize,
+        /// The model's hidden size.
+        hidden_size: usize,
+    },
+    /// An argument has a value outside its domain.
+    #[error("invalid {name}: {message}")]
+    InvalidArgument {
+        /// The argument's name.
+        name: &'static str,
+        /// Why the value is rejected.
+        message: String,
+    },
+}
+
+fn format_paths(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| format!("\n  - {}", p.display()))
+        .collect()
+}
+
+/// Shorthand for results of this crate.
+pub type Result<T, E = ModelError> = std::result::Result<T, E>;
+
+/// Reads a file to a string, naming the file in the error.
+pub(crate) fn read_to_string(path: &std::path::Path) -> Result<String> {
+    std::fs::read_to_string(path).map_err(|source| ModelError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Reads and parses a JSON file, naming the file in the error.
+pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &std::path::Path) -> Result<T> {
+    let text = read_to_string(path)?;
+    serde_json::from_str(&text).map_err(|e| ModelError::Config {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
+}

@@ -1,0 +1,39 @@
+//! Encoders for Matryoshka representation learning, loaded from Hugging Face checkpoints.
+//!
+//! - [`bert`] — BERT-family encoders (BERT, MiniLM, TinyBERT, BGE-en): every hidden state,
+//!   optional attention probabilities, dropout on autodiff devices;
+//! - [`tokenizer`] — `tokenizer.json` with longest-in-batch padding, truncation and offsets;
+//! - [`pooling`] — CLS / mean / last-token pooling and the Matryoshka truncate-then-normalise;
+//! - [`resolve`] — a local directory or a Hugging Face id in the hub cache;
+//! - [`sentence_encoder`] — model + tokenizer + pooling: texts in, vectors out.
+//!
+//! # Features
+//! `ndarray` and `flex` (default) and `wgpu` enable the corresponding Burn backends; the
+//! device is chosen at run time (`Device::ndarray()`, `Device::flex()`, `Device::wgpu(..)`).
+//!
+//! # Example
+//! ```no_run
+//! use burn::tensor::Device;
+//! use models::{EncoderOptions, SentenceEncoder, truncate_normalize};
+//!
+//! let device = Device::flex();
+//! let dir = models::resolve_model_dir("sentence-transformers/all-MiniLM-L6-v2")?;
+//! let encoder = SentenceEncoder::load(&dir, &device, &EncoderOptions::default())?;
+//! let pooled = encoder.embed_batch(&["A man is playing a guitar.", "A dog runs."])?;
+//! let at_64 = truncate_normalize(pooled, 64)?; // [2, 64], unit rows
+//! # Ok::<(), models::ModelError>(())
+//! ```
+
+pub mod bert;
+pub mod error;
+pub mod pooling;
+pub mod resolve;
+pub mod sentence_encoder;
+pub mod tokenizer;
+
+pub use bert::{BertConfig, BertInput, BertModel, BertOutput};
+pub use error::{ModelError, Result};
+pub use pooling::{check_dim, truncate_normalize, Pooling};
+pub use resolve::resolve_model_dir;
+pub use sentence_encoder::{EncoderOptions, SentenceEncoder};
+pub use tokenizer::{TextTokenizer, TokenBatch};

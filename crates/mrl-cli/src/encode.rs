@@ -1,0 +1,66 @@
+//! `mrl encode`: one embedding per input line, truncated to `--dim` and L2-normalised, written
+//! as JSON lines (one array of floats per line, in input order).
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+
+use crate::model_args::ModelArgs;
+
+/// Arguments of `mrl encode`.
+#[derive(Debug, Args)]
+pub struct EncodeArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Text file, one sentence per line (blank lines are skipped).
+    #[arg(long)]
+    pub input: PathBuf,
+    /// Matryoshka dim to keep.
+    #[arg(long)]
+    pub dim: usize,
+    /// Output file: one JSON array per line.
+    #[arg(long)]
+    pub output: PathBuf,
+}
+
+/// Runs `mrl encode`.
+pub fn run(args: EncodeArgs) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(&args.input)
+        .with_context(|| format!("reading {}", args.input.display()))?;
+    let sentences: Vec<&str> = text
+        .lines()
+        .map(|l| l.strip_suffix('\r').unwrap_or(l))
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    if sentences.is_empty() {
+        anyhow::bail!("{} has no sentences", args.input.display());
+    }
+    let (encoder, _) = args.model.load()?;
+    models::check_dim(args.dim, encoder.hidden_size()).context("--dim")?;
+    let embeddings = args
+        .model
+        .encode_with_progress(&encoder, &sentences, "encoding")?;
+
+    let file = std::fs::File::create(&args.output)
+        .with_context(|| format!("creating {}", args.output.display()))?;
+    let mut out = std::io::BufWriter::new(file);
+    for embedding in &embeddings {
+        let unit: Vec<f32> = mrl_eval::sts::truncate_normalize(embedding, args.dim)
+            .into_iter()
+            .map(|v| v as f32)
+            .collect();
+        serde_json::to_writer(&mut out, &unit)?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()
+        .with_context(|| format!("writing {}", args.output.display()))?;
+    eprintln!(
+        "wrote {} vectors of dim {} to {}",
+        embeddings.len(),
+        args.dim,
+        args.output.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,148 @@
+//! `mrl eval`: scores at every Matryoshka dim, as a table on stdout and optionally JSON.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use mrl_eval::{run_sts, StsDataset, StsReport};
+use serde::Serialize;
+
+use crate::model_args::ModelArgs;
+
+/// Evaluation tasks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Task {
+    /// Semantic textual similarity; data = TSV `score<TAB>sentence1<TAB>sentence2`.
+    Sts,
+}
+
+/// Arguments of `mrl eval`.
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// The task.
+    #[arg(long, value_enum)]
+    pub task: Task,
+    /// The task's data file.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Matryoshka dims, comma separated (default: the hidden size, then every power of two
+    /// below it down to 8 — 384,256,128,64,32,16,8 for MiniLM).
+    #[arg(long, value_delimiter = ',')]
+    pub dims: Option<Vec<usize>>,
+    /// Also write the scores as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+/// The JSON written by `--json`.
+#[derive(Serialize)]
+struct EvalJson<'a> {
+    model: &'a str,
+    task: Task,
+    data: String,
+    #[serde(flatten)]
+    report: &'a StsReport,
+}
+
+/// The hidden size, then every power of two below it, down to 8.
+pub fn default_dims(hidden_size: usize) -> Vec<usize> {
+    let mut dims = vec![hidden_size];
+    let mut p = 1usize << (usize::BITS - 1 - hidden_size.leading_zeros());
+    if p == hidden_size {
+        p /= 2;
+    }
+    while p >= 8 {
+        dims.push(p);
+        p /= 2;
+    }
+    dims
+}
+
+/// Runs `mrl eval`.
+pub fn run(args: EvalArgs) -> anyhow::Result<()> {
+    let dataset = match args.task {
+        Task::Sts => StsDataset::from_tsv(&args.data)?,
+    };
+    let (encoder, dir) = args.model.load()?;
+    let hidden = encoder.hidden_size();
+    let dims = args.dims.clone().unwrap_or_else(|| default_dims(hidden));
+    for &dim in &dims {
+        models::check_dim(dim, hidden).context("--dims")?;
+    }
+    eprintln!(
+        "model {} ({} layers, hidden {}, pooling {}, max length {}) on {:?}; {} pairs from {}",
+        dir.display(),
+        encoder.model().num_layers(),
+        hidden,
+        encoder.pooling(),
+        encoder.max_length(),
+        args.model.device,
+        dataset.pairs.len(),
+        args.data.display()
+    );
+    let report = run_sts(&dataset, &dims, |sentences: &[&str]| {
+        args.model
+            .encode_with_progress(&encoder, sentences, "encoding")
+    })?;
+
+    println!("{:>6}  {:>9}  {:>9}", "dim", "Spearman", "Pearson");
+    for (dim, scores) in &report.dims {
+        println!(
+            "{dim:>6}  {:>9.2}  {:>9.2}",
+            scores.spearman, scores.pearson
+        );
+    }
+    if let Some(path) = &args.json {
+        let json = EvalJson {
+            model: &args.model.model,
+            task: args.task,
+            data: args.data.display().to_string(),
+            report: &report,
+        };
+        let text = serde_json::to_string_pretty(&json)?;
+        std::fs::write(path, text + "\n")
+            .with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_dims_halve_from_the_hidden_size() {
+        assert_eq!(default_dims(384), [384, 256, 128, 64, 32, 16, 8]);
+        assert_eq!(default_dims(768), [768, 512, 256, 128, 64, 32, 16, 8]);
+        assert_eq!(default_dims(512), [512, 256, 128, 64, 32, 16, 8]);
+        assert_eq!(default_dims(8), [8]);
+    }
+
+    #[test]
+    fn json_has_the_documented_shape() {
+        let report = StsReport {
+            n_pairs: 3,
+            dims: vec![(
+                384,
+                mrl_eval::DimScores {
+                    spearman: 82.0,
+                    pearson: 81.0,
+                },
+            )],
+        };
+        let json = EvalJson {
+            model: "m",
+            task: Task::Sts,
+            data: "d.tsv".to_string(),
+            report: &report,
+        };
+        assert_eq!(
+            serde_json::to_string(&json).unwrap(),
+            r#"{"model":"m","task":"sts","data":"d.tsv","n_pairs":3,"dims":{"384":{"spearman":82.0,"pearson":81.0}}}"#
+        );
+    }
+}

@@ -1,0 +1,82 @@
+//! `mrl` — evaluate and encode with Matryoshka embedding models.
+//!
+//! One file per subcommand (`eval.rs`, `encode.rs`, …); `main` only parses and dispatches.
+
+mod device;
+mod encode;
+mod eval;
+mod model_args;
+mod progress;
+
+use clap::{Parser, Subcommand};
+
+/// Matryoshka representation learning on Burn.
+#[derive(Debug, Parser)]
+#[command(name = "mrl", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Evaluate a model at every Matryoshka dim (STS: Spearman/Pearson ×100).
+    Eval(eval::EvalArgs),
+    /// Embed sentences (one per line) at one dim, truncated and L2-normalised, to JSON lines.
+    Encode(encode::EncodeArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Eval(args) => eval::run(args),
+        Command::Encode(args) => encode::run(args),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn eval_parses_the_documented_flags() {
+        let cli = Cli::try_parse_from([
+            "mrl", "eval", "--model", "m", "--task", "sts", "--data", "d.tsv", "--dims",
+            "384,64,8", "--pooling", "cls", "--batch-size", "16", "--max-length", "64",
+            "--device", "flex", "--json", "out.json",
+        ])
+        .unwrap();
+        let Command::Eval(args) = cli.command else {
+            panic!("parsed {cli:?}")
+        };
+        assert_eq!(args.dims, Some(vec![384, 64, 8]));
+        assert_eq!(args.model.batch_size, 16);
+        assert_eq!(args.model.max_length, Some(64));
+    }
+
+    #[test]
+    fn unknown_tasks_and_devices_are_rejected() {
+        assert!(Cli::try_parse_from([
+            "mrl", "eval", "--model", "m", "--task", "mteb", "--data", "d.tsv"
+        ])
+        .is_err());
+        assert!(Cli::try_parse_from([
+            "mrl", "encode", "--model", "m", "--input", "a", "--dim", "8", "--output", "o",
+            "--device", "tpu"
+        ])
+        .is_err());
+    }
+}

@@ -1,0 +1,32 @@
+//! Matryoshka evaluation: metrics and task runners, in plain Rust (no tensors).
+//!
+//! - [`correlation`] — Pearson, Spearman (average ranks for ties);
+//! - [`sts`] — semantic textual similarity: for each dim, truncate → L2-normalise → cosine →
+//!   Spearman/Pearson ×100 against the gold scores.
+//!
+//! The runners take embeddings (or a closure that produces them), never a model type, so any
+//! encoder can be evaluated.
+//!
+//! ```
+//! use mrl_eval::sts::{run_sts, StsDataset};
+//! use std::path::Path;
+//!
+//! let data = StsDataset::parse_tsv(
+//!     "score\tsentence1\tsentence2\n0.5\ta\tb\n4.5\ta\tc\n2.0\tb\tc\n",
+//!     Path::new("inline.tsv"),
+//! )?;
+//! let report = run_sts(&data, &[2], |sentences: &[&str]| {
+//!     // a toy encoder: "a" → (1, 1), "b" → (1, 2), "c" → (1, 3)
+//!     Ok::<_, String>(sentences.iter().map(|s| vec![1.0, (s.as_bytes()[0] - b'a' + 1) as f32]).collect())
+//! })?;
+//! assert_eq!(report.n_pairs, 3);
+//! # Ok::<(), mrl_eval::EvalError>(())
+//! ```
+
+pub mod correlation;
+pub mod error;
+pub mod sts;
+
+pub use correlation::{average_ranks, pearson, spearman};
+pub use error::{EvalError, Result};
+pub use sts::{run_sts, score_sts, DimScores, StsDataset, StsPair, StsReport};
