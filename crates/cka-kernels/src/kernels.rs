@@ -268,7 +268,6 @@ struct Forward {
     grams: CubeTensor,
     means: CubeTensor,
     stats: CubeTensor,
-    cka: CubeTensor,
     n_blocks: usize,
 }
 
@@ -278,7 +277,8 @@ fn launch_dims(client: &CubeTensor, total: usize) -> (CubeCount, CubeDim) {
     (cube_count, cube_dim)
 }
 
-fn run_forward(hidden: CubeTensor, row_mask: CubeTensor, dims: &[usize]) -> Forward {
+/// Runs the three forward launches; returns the buffers the backward needs and the CKA `[B, n]`.
+fn run_forward(hidden: CubeTensor, row_mask: CubeTensor, dims: &[usize]) -> (Forward, CubeTensor) {
     let hidden = into_contiguous(hidden);
     let row_mask = into_contiguous(row_mask);
     let [batch, rows, width] = hidden.shape().dims::<3>();
@@ -357,21 +357,21 @@ fn run_forward(hidden: CubeTensor, row_mask: CubeTensor, dims: &[usize]) -> Forw
         (CKA_EPS * CKA_EPS) as f32,
         f_type,
     );
-    Forward {
+    let fwd = Forward {
         hidden,
         row_mask,
         bounds,
         grams,
         means,
         stats,
-        cka,
         n_blocks,
-    }
+    };
+    (fwd, cka)
 }
 
 /// Fused forward: `[B, n]` CKA values (see the crate docs for the algorithm).
 pub fn nested_prefix_cka(hidden: CubeTensor, row_mask: CubeTensor, dims: &[usize]) -> CubeTensor {
-    run_forward(hidden, row_mask, dims).cka
+    run_forward(hidden, row_mask, dims).1
 }
 
 /// Fused backward: the gradient with respect to `hidden` `[B, K, D]` for upstream `grad [B, n]`.
@@ -382,7 +382,7 @@ pub fn nested_prefix_cka_backward(
     grad: CubeTensor,
     detach_teacher: bool,
 ) -> CubeTensor {
-    let fwd = run_forward(hidden, row_mask, dims);
+    let (fwd, _) = run_forward(hidden, row_mask, dims);
     let upstream = into_contiguous(grad);
     let [batch, rows, width] = fwd.hidden.shape().dims::<3>();
     let n = dims.len();
@@ -436,6 +436,5 @@ pub fn nested_prefix_cka_backward(
         fwd.n_blocks as u32,
         [f_type, i_type],
     );
-    let _ = fwd.cka;
     out
 }

@@ -68,7 +68,7 @@ pub fn top_k_cka(
     scores: Tensor<2>,
     spec: &TopKCkaSpec,
 ) -> Result<Tensor<2>, CkaError> {
-    let (selected, row_mask, _) = prepare(hidden, &mask, &scores, spec)?;
+    let (selected, row_mask) = prepare(hidden, &mask, &scores, spec)?;
     Ok(Tensor::from_dispatch(
         <Dispatch as CkaOps>::nested_prefix_cka(
             selected.into_dispatch(),
@@ -90,7 +90,7 @@ pub fn top_k_cka_reference(
     scores: Tensor<2>,
     spec: &TopKCkaSpec,
 ) -> Result<Tensor<2>, CkaError> {
-    let (selected, row_mask, selection) = prepare(hidden, &mask, &scores, spec)?;
+    let (selected, row_mask) = prepare(hidden, &mask, &scores, spec)?;
     let [batch, k, _] = selected.dims();
     let teacher = if spec.detach_teacher {
         selected.clone().detach()
@@ -110,7 +110,6 @@ pub fn top_k_cka_reference(
             masked_linear_cka(x, teacher.clone(), w)
         })
         .collect();
-    let _ = selection;
     Ok(Tensor::stack(per_dim, 1))
 }
 
@@ -120,7 +119,7 @@ fn prepare(
     mask: &Tensor<2>,
     scores: &Tensor<2>,
     spec: &TopKCkaSpec,
-) -> Result<(Tensor<3>, Tensor<3>, TopKSelection), CkaError> {
+) -> Result<(Tensor<3>, Tensor<3>), CkaError> {
     let [batch, len, width] = hidden.dims();
     if hidden.dims().contains(&0) {
         return Err(CkaError::Empty {
@@ -148,5 +147,5 @@ fn prepare(
         .select(0, selection.gather_indices(&device))
         .reshape([batch, selection.k_max, width]);
     let row_mask = selection.row_masks(&device).cast(dtype);
-    Ok((selected, row_mask, selection))
+    Ok((selected, row_mask))
 }
