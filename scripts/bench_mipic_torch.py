@@ -130,7 +130,7 @@ def main():
             loss = mipic(views, mask, lifts, projectors, p)
             loss.backward()
             _ = loss.item()
-            _ = views[0][1].grad.sum().item()
+            _ = views[0][-1].grad.sum().item()
             if it >= args.warmup:
                 times.append((time.perf_counter() - start) * 1e3)
         print(f"| {p['name']} (B{B} m{m} D{D}) | PyTorch eager f32 | {p['n_hidden']} | "

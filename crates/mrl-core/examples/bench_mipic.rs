@@ -110,7 +110,9 @@ fn main() {
                 let start = Instant::now();
                 let out = loss.forward(&a, &b, mask.clone());
                 let grads = out.total.clone().backward();
-                let g = a.hidden_states[1].grad(&grads).expect("gradient");
+                let g = a.hidden_states[n_hidden - 1]
+                    .grad(&grads)
+                    .expect("gradient");
                 let _: f32 = out.total.into_scalar();
                 let _ = g.into_data();
                 let elapsed = start.elapsed().as_secs_f64() * 1e3;
