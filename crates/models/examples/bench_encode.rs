@@ -40,10 +40,7 @@ fn parse_args() -> Args {
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
-        let mut value = || {
-            it.next()
-                .unwrap_or_else(|| panic!("{flag} needs a value"))
-        };
+        let mut value = || it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
         match flag.as_str() {
             "--model" => args.model = value().into(),
             "--data" => args.data = value().into(),
@@ -67,7 +64,10 @@ fn device(name: &str) -> Device {
         "ndarray" => Device::ndarray(),
         #[cfg(feature = "wgpu")]
         "wgpu" => Device::wgpu(Default::default()),
-        other => panic!("unknown device {other} (flex, ndarray{})", if cfg!(feature = "wgpu") { ", wgpu" } else { "" }),
+        other => panic!(
+            "unknown device {other} (flex, ndarray{})",
+            if cfg!(feature = "wgpu") { ", wgpu" } else { "" }
+        ),
     }
 }
 
@@ -96,11 +96,15 @@ fn main() {
         pooling: None,
         max_length: Some(args.max_length),
     };
-    let encoder = SentenceEncoder::load(&args.model, &device, &options)
-        .unwrap_or_else(|e| panic!("{e}"));
+    let encoder =
+        SentenceEncoder::load(&args.model, &device, &options).unwrap_or_else(|e| panic!("{e}"));
     for _ in 0..args.warmup {
         encoder
-            .encode(&texts[..texts.len().min(4 * args.batch_size)], args.batch_size, |_| {})
+            .encode(
+                &texts[..texts.len().min(4 * args.batch_size)],
+                args.batch_size,
+                |_| {},
+            )
             .expect("warm-up encode");
     }
     for round in 0..args.rounds {

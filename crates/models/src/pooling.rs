@@ -82,12 +82,32 @@ impl Pooling {
         }
         let config: StPoolingConfig = read_json(&path)?;
         let modes = [
-            (config.pooling_mode_cls_token, Some(Pooling::Cls), "cls_token"),
-            (config.pooling_mode_mean_tokens, Some(Pooling::Mean), "mean_tokens"),
-            (config.pooling_mode_lasttoken, Some(Pooling::LastToken), "lasttoken"),
+            (
+                config.pooling_mode_cls_token,
+                Some(Pooling::Cls),
+                "cls_token",
+            ),
+            (
+                config.pooling_mode_mean_tokens,
+                Some(Pooling::Mean),
+                "mean_tokens",
+            ),
+            (
+                config.pooling_mode_lasttoken,
+                Some(Pooling::LastToken),
+                "lasttoken",
+            ),
             (config.pooling_mode_max_tokens, None, "max_tokens"),
-            (config.pooling_mode_mean_sqrt_len_tokens, None, "mean_sqrt_len_tokens"),
-            (config.pooling_mode_weightedmean_tokens, None, "weightedmean_tokens"),
+            (
+                config.pooling_mode_mean_sqrt_len_tokens,
+                None,
+                "mean_sqrt_len_tokens",
+            ),
+            (
+                config.pooling_mode_weightedmean_tokens,
+                None,
+                "weightedmean_tokens",
+            ),
         ];
         let enabled: Vec<_> = modes.iter().filter(|(on, _, _)| *on).collect();
         match enabled.as_slice() {
@@ -124,7 +144,9 @@ impl Pooling {
     pub fn pool(&self, hidden: Tensor<3>, attention_mask: Tensor<2, Int>) -> Tensor<2> {
         let [batch, seq, width] = hidden.dims();
         match self {
-            Pooling::Cls => hidden.slice([0..batch, 0..1, 0..width]).reshape([batch, width]),
+            Pooling::Cls => hidden
+                .slice([0..batch, 0..1, 0..width])
+                .reshape([batch, width]),
             Pooling::Mean => {
                 let mask = attention_mask.float().unsqueeze_dim::<3>(2); // [batch, seq, 1]
                 let summed = (hidden * mask.clone()).sum_dim(1).reshape([batch, width]);

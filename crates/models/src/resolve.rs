@@ -34,9 +34,11 @@ pub fn resolve_model_dir_in(spec: &str, cache_dirs: &[PathBuf]) -> Result<PathBu
             let repo_dir = cache.join(format!("models--{}", repo_id.replace('/', "--")));
             match snapshot_dir(&repo_dir, revision) {
                 Some(dir) => return Ok(dir),
-                None => searched.push(repo_dir.join("snapshots").join(
-                    read_ref(&repo_dir, revision).unwrap_or_else(|| revision.to_string()),
-                )),
+                None => {
+                    searched.push(repo_dir.join("snapshots").join(
+                        read_ref(&repo_dir, revision).unwrap_or_else(|| revision.to_string()),
+                    ))
+                }
             }
         }
     }
@@ -162,7 +164,12 @@ mod tests {
         let empty = tmp.0.join("empty-cache");
         let cache = tmp.0.join("hub");
         std::fs::create_dir_all(&empty).unwrap();
-        make_snapshot(&cache, "sentence-transformers/all-MiniLM-L6-v2", "old", None);
+        make_snapshot(
+            &cache,
+            "sentence-transformers/all-MiniLM-L6-v2",
+            "old",
+            None,
+        );
         let want = make_snapshot(
             &cache,
             "sentence-transformers/all-MiniLM-L6-v2",
@@ -176,15 +183,16 @@ mod tests {
         .unwrap();
         assert_eq!(got, want);
         // An explicit commit picks that snapshot instead of refs/main.
-        let old = resolve_model_dir_in("sentence-transformers/all-MiniLM-L6-v2@old", &[cache])
-            .unwrap();
+        let old =
+            resolve_model_dir_in("sentence-transformers/all-MiniLM-L6-v2@old", &[cache]).unwrap();
         assert!(old.ends_with("snapshots/old"), "{}", old.display());
     }
 
     #[test]
     fn a_missing_model_names_every_place_it_looked() {
         let tmp = TempDir::new("missing");
-        let err = resolve_model_dir_in("BAAI/bge-small-en-v1.5", &[tmp.0.clone()]).unwrap_err();
+        let err = resolve_model_dir_in("BAAI/bge-small-en-v1.5", std::slice::from_ref(&tmp.0))
+            .unwrap_err();
         let message = err.to_string();
         assert!(message.contains("BAAI/bge-small-en-v1.5"), "{message}");
         let expected = tmp
@@ -202,7 +210,7 @@ mod tests {
     fn a_ref_without_its_snapshot_is_not_found() {
         let tmp = TempDir::new("dangling");
         make_snapshot(&tmp.0, "org/model", "aaa", Some("bbb"));
-        let err = resolve_model_dir_in("org/model", &[tmp.0.clone()]).unwrap_err();
+        let err = resolve_model_dir_in("org/model", std::slice::from_ref(&tmp.0)).unwrap_err();
         assert!(err.to_string().contains("snapshots/bbb"), "{err}");
     }
 

@@ -193,7 +193,9 @@ impl TextTokenizer {
             batch
                 .attention_mask
                 .extend_from_slice(encoding.get_attention_mask());
-            batch.token_type_ids.extend_from_slice(encoding.get_type_ids());
+            batch
+                .token_type_ids
+                .extend_from_slice(encoding.get_type_ids());
             batch.offsets.push(encoding.get_offsets().to_vec());
         }
         Ok(batch)

@@ -66,11 +66,17 @@ fn hidden_states_follow_the_hf_convention_and_attention_rows_are_distributions()
             }
         }
         // The fused-attention path (no probabilities requested) gives the same states.
-        let fused = model.forward(BertInput::new(ids(&[&[2, 4, 5, 7, 3], &[2, 6, 3]], &device).0, mask), false);
+        let fused = model.forward(
+            BertInput::new(ids(&[&[2, 4, 5, 7, 3], &[2, 6, 3]], &device).0, mask),
+            false,
+        );
         assert!(fused.attentions.is_none());
         for (a, b) in fused.hidden_states.iter().zip(&out.hidden_states) {
             let diff = max_abs_diff(&values_of(a.clone()), &values_of(b.clone()));
-            assert!(diff < 1e-5, "{name}: fused vs explicit attention differ by {diff}");
+            assert!(
+                diff < 1e-5,
+                "{name}: fused vs explicit attention differ by {diff}"
+            );
         }
     }
 }
@@ -99,17 +105,31 @@ fn dropout_acts_only_on_autodiff_devices() {
         let (_tmp, model) = tiny_model(&device);
         let run = |model: &BertModel, device: &Device| {
             let (i, m) = ids(&[&[2, 4, 5, 7, 3]], device);
-            values_of(model.forward(BertInput::new(i, m), false).last_hidden_state())
+            values_of(
+                model
+                    .forward(BertInput::new(i, m), false)
+                    .last_hidden_state(),
+            )
         };
-        assert_eq!(run(&model, &device), run(&model, &device), "{name}: inference must be deterministic");
+        assert_eq!(
+            run(&model, &device),
+            run(&model, &device),
+            "{name}: inference must be deterministic"
+        );
 
         let train_device = device.clone().autodiff();
         let (_tmp2, train_model) = tiny_model(&train_device);
         let a = run(&train_model, &train_device);
         let b = run(&train_model, &train_device);
-        assert!(max_abs_diff(&a, &b) > 1e-3, "{name}: two training passes should differ (SimCSE views)");
+        assert!(
+            max_abs_diff(&a, &b) > 1e-3,
+            "{name}: two training passes should differ (SimCSE views)"
+        );
         let eval = run(&model, &device);
-        assert!(max_abs_diff(&a, &eval) > 1e-3, "{name}: dropout had no effect");
+        assert!(
+            max_abs_diff(&a, &eval) > 1e-3,
+            "{name}: dropout had no effect"
+        );
     }
 }
 
@@ -147,7 +167,10 @@ fn sentence_encoder_pools_in_input_order() {
         for (text, got) in texts.iter().zip(&batched) {
             let alone = values_of(encoder.embed_batch(&[text]).unwrap());
             let diff = max_abs_diff(&alone, got);
-            assert!(diff < 1e-5, "{name}: `{text}` differs by {diff} when batched");
+            assert!(
+                diff < 1e-5,
+                "{name}: `{text}` differs by {diff} when batched"
+            );
         }
         assert_eq!(batched[0], batched[3]);
         assert!(encoder.encode(&texts, 0, |_| {}).is_err());

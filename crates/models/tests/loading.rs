@@ -31,12 +31,23 @@ fn weights_land_on_the_right_parameters_with_linear_weights_transposed() {
         let burn_w = tensor_values(burn_w);
         for o in 0..INTERMEDIATE {
             for i in 0..HIDDEN {
-                assert_eq!(burn_w[i * INTERMEDIATE + o], torch_w[o * HIDDEN + i], "{name}");
+                assert_eq!(
+                    burn_w[i * INTERMEDIATE + o],
+                    torch_w[o * HIDDEN + i],
+                    "{name}"
+                );
             }
         }
         let (_, gamma) = &checkpoint["encoder.layer.0.attention.output.LayerNorm.weight"];
         assert_eq!(
-            &tensor_values(model.encoder.layer[0].attention.output.layer_norm.gamma.val()),
+            &tensor_values(
+                model.encoder.layer[0]
+                    .attention
+                    .output
+                    .layer_norm
+                    .gamma
+                    .val()
+            ),
             gamma,
             "{name}"
         );
@@ -51,10 +62,14 @@ fn a_bert_prefix_is_accepted() {
         .into_iter()
         .map(|(k, v)| (format!("bert.{k}"), v))
         .collect();
-    std::fs::write(tmp.0.join("model.safetensors"), safetensors_bytes(&prefixed)).unwrap();
+    std::fs::write(
+        tmp.0.join("model.safetensors"),
+        safetensors_bytes(&prefixed),
+    )
+    .unwrap();
     for (name, device) in devices() {
-        let (_, model) = BertModel::from_pretrained(&tmp.0, &device)
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let (_, model) =
+            BertModel::from_pretrained(&tmp.0, &device).unwrap_or_else(|e| panic!("{name}: {e}"));
         let (_, words) = &tiny_checkpoint()["embeddings.word_embeddings.weight"];
         assert_eq!(
             &tensor_values(model.embeddings.word_embeddings.weight.val()),
@@ -80,9 +95,15 @@ fn missing_mis_shaped_and_unexpected_keys_are_named() {
     broken.remove("embeddings.LayerNorm.weight");
     broken.insert(
         "encoder.layer.0.output.dense.weight".into(),
-        (vec![HIDDEN, INTERMEDIATE + 1], values(7, HIDDEN * (INTERMEDIATE + 1))),
+        (
+            vec![HIDDEN, INTERMEDIATE + 1],
+            values(7, HIDDEN * (INTERMEDIATE + 1)),
+        ),
     );
-    broken.insert("encoder.layer.2.output.dense.bias".into(), (vec![HIDDEN], values(8, HIDDEN)));
+    broken.insert(
+        "encoder.layer.2.output.dense.bias".into(),
+        (vec![HIDDEN], values(8, HIDDEN)),
+    );
     std::fs::write(tmp.0.join("model.safetensors"), safetensors_bytes(&broken)).unwrap();
     let message = load_error(&tmp);
     for needle in [
@@ -109,11 +130,17 @@ fn missing_and_corrupt_files_are_named() {
 
     std::fs::write(tmp.0.join("model.safetensors"), b"not a safetensors file").unwrap();
     let message = load_error(&tmp);
-    assert!(message.contains("cannot read weights") && message.contains("model.safetensors"), "{message}");
+    assert!(
+        message.contains("cannot read weights") && message.contains("model.safetensors"),
+        "{message}"
+    );
 
     std::fs::write(tmp.0.join("config.json"), "{\"hidden_size\": 8,").unwrap();
     let message = load_error(&tmp);
-    assert!(message.contains("malformed config") && message.contains("config.json"), "{message}");
+    assert!(
+        message.contains("malformed config") && message.contains("config.json"),
+        "{message}"
+    );
 
     std::fs::write(tmp.0.join("config.json"), r#"{"hidden_size": 8}"#).unwrap();
     let message = load_error(&tmp);
@@ -121,7 +148,10 @@ fn missing_and_corrupt_files_are_named() {
 
     std::fs::remove_file(tmp.0.join("config.json")).unwrap();
     let message = load_error(&tmp);
-    assert!(message.contains("cannot read") && message.contains("config.json"), "{message}");
+    assert!(
+        message.contains("cannot read") && message.contains("config.json"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -129,8 +159,14 @@ fn unsupported_configs_say_what_is_unsupported() {
     let tmp = TempDir::new("unsupported");
     let path = tmp.0.join("config.json");
     let cases = [
-        (tiny_config_json().replace("\"gelu\"", "\"swish\""), "hidden_act `swish`"),
-        (tiny_config_json().replace("\"bert\"", "\"llama\""), "model_type `llama`"),
+        (
+            tiny_config_json().replace("\"gelu\"", "\"swish\""),
+            "hidden_act `swish`",
+        ),
+        (
+            tiny_config_json().replace("\"bert\"", "\"llama\""),
+            "model_type `llama`",
+        ),
         (
             tiny_config_json().replace("\"num_attention_heads\": 2", "\"num_attention_heads\": 3"),
             "does not divide hidden_size 8",
@@ -158,12 +194,22 @@ fn the_tokenizer_and_options_are_checked_by_the_sentence_encoder() {
         },
     )
     .unwrap_err();
-    assert!(matches!(err, ModelError::InvalidArgument { name: "max_length", .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            ModelError::InvalidArgument {
+                name: "max_length",
+                ..
+            }
+        ),
+        "{err}"
+    );
 
     std::fs::write(tmp.0.join("tokenizer.json"), "{ corrupt").unwrap();
     let err = SentenceEncoder::load(&tmp.0, &device, &EncoderOptions::default()).unwrap_err();
     assert!(
-        err.to_string().contains("cannot load tokenizer") && err.to_string().contains("tokenizer.json"),
+        err.to_string().contains("cannot load tokenizer")
+            && err.to_string().contains("tokenizer.json"),
         "{err}"
     );
 

@@ -20,7 +20,10 @@ struct Fixture {
 }
 
 fn fixture() -> Fixture {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/minilm_embeddings.json");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/minilm_embeddings.json"
+    );
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
@@ -42,7 +45,12 @@ fn minilm_matches_sentence_transformers_on_every_device() {
 
         let batch = encoder.tokenizer().encode_batch(&texts).unwrap();
         for (i, want) in fixture.token_ids.iter().enumerate() {
-            assert_eq!(batch.ids(i), want.as_slice(), "{name}: token ids of `{}`", texts[i]);
+            assert_eq!(
+                batch.ids(i),
+                want.as_slice(),
+                "{name}: token ids of `{}`",
+                texts[i]
+            );
         }
 
         // One padded batch, like the reference.
@@ -59,7 +67,10 @@ fn minilm_matches_sentence_transformers_on_every_device() {
             let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt();
             let unit: Vec<f32> = row.iter().map(|v| v / norm).collect();
             let diff = max_abs_diff(&unit, want);
-            assert!(diff <= TOLERANCE, "{name}: batched embeddings differ by {diff}");
+            assert!(
+                diff <= TOLERANCE,
+                "{name}: batched embeddings differ by {diff}"
+            );
         }
     }
 }
@@ -75,10 +86,11 @@ fn minilm_hidden_states_and_attention_match_transformers() {
             .tokenizer()
             .encode_batch(&[fixture.sentences[0].as_str()])
             .unwrap();
-        let out = encoder
-            .model()
-            .forward(batch.to_bert_input(&device), true);
-        assert_eq!(out.hidden_states.len(), fixture.first_sentence_hidden_states_prefix16.len());
+        let out = encoder.model().forward(batch.to_bert_input(&device), true);
+        assert_eq!(
+            out.hidden_states.len(),
+            fixture.first_sentence_hidden_states_prefix16.len()
+        );
         for (layer, (h, want)) in out
             .hidden_states
             .iter()
@@ -88,12 +100,21 @@ fn minilm_hidden_states_and_attention_match_transformers() {
             let [_, seq, _] = h.dims();
             let got = values(h.clone().slice([0..1, 0..seq, 0..16]));
             let diff = max_abs_diff(&got, &want.concat());
-            assert!(diff <= TOLERANCE, "{name}: hidden state {layer} differs by {diff}");
+            assert!(
+                diff <= TOLERANCE,
+                "{name}: hidden state {layer} differs by {diff}"
+            );
         }
         let attention = out.attentions.unwrap()[0].clone();
         let [_, _, seq, _] = attention.dims();
         let got = values(attention.slice([0..1, 0..1, 0..seq, 0..seq]));
-        let diff = max_abs_diff(&got, &fixture.first_sentence_attention_layer0_head0.concat());
-        assert!(diff <= TOLERANCE, "{name}: layer-0 attention differs by {diff}");
+        let diff = max_abs_diff(
+            &got,
+            &fixture.first_sentence_attention_layer0_head0.concat(),
+        );
+        assert!(
+            diff <= TOLERANCE,
+            "{name}: layer-0 attention differs by {diff}"
+        );
     }
 }

@@ -10,12 +10,15 @@ use models::{truncate_normalize, ModelError, Pooling};
 fn inputs(device: &burn::tensor::Device) -> (Tensor<3>, Tensor<2, Int>) {
     let hidden = Tensor::<3>::from_data(
         TensorData::new(
-            vec![1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0, -1.0, 0.0, 1.0, 2.0, 100.0, 100.0],
+            vec![
+                1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0, -1.0, 0.0, 1.0, 2.0, 100.0, 100.0,
+            ],
             [2, 3, 2],
         ),
         device,
     );
-    let mask = Tensor::<2, Int>::from_data(TensorData::new(vec![1i64, 1, 1, 1, 1, 0], [2, 3]), device);
+    let mask =
+        Tensor::<2, Int>::from_data(TensorData::new(vec![1i64, 1, 1, 1, 1, 0], [2, 3]), device);
     (hidden, mask)
 }
 
@@ -27,13 +30,28 @@ fn values(t: Tensor<2>) -> Vec<f32> {
 fn cls_mean_and_last_token_pooling() {
     for (name, device) in devices() {
         let (h, m) = inputs(&device);
-        assert_eq!(values(Pooling::Cls.pool(h.clone(), m.clone())), [1.0, 2.0, -1.0, 0.0], "{name}");
+        assert_eq!(
+            values(Pooling::Cls.pool(h.clone(), m.clone())),
+            [1.0, 2.0, -1.0, 0.0],
+            "{name}"
+        );
         // Mean of rows 1: (1+3+5)/3, (2+4+6)/3; row 2 ignores the padded (100, 100).
-        assert_eq!(values(Pooling::Mean.pool(h.clone(), m.clone())), [3.0, 4.0, 0.0, 1.0], "{name}");
+        assert_eq!(
+            values(Pooling::Mean.pool(h.clone(), m.clone())),
+            [3.0, 4.0, 0.0, 1.0],
+            "{name}"
+        );
         // Last real token: position 2 of row 1, position 1 of row 2.
-        assert_eq!(values(Pooling::LastToken.pool(h, m)), [5.0, 6.0, 1.0, 2.0], "{name}");
+        assert_eq!(
+            values(Pooling::LastToken.pool(h, m)),
+            [5.0, 6.0, 1.0, 2.0],
+            "{name}"
+        );
         // Left padding: the last real token is the last position.
-        let h = Tensor::<3>::from_data(TensorData::new(vec![9.0f32, 9.0, 1.0, 2.0], [1, 2, 2]), &device);
+        let h = Tensor::<3>::from_data(
+            TensorData::new(vec![9.0f32, 9.0, 1.0, 2.0], [1, 2, 2]),
+            &device,
+        );
         let m = Tensor::<2, Int>::from_data(TensorData::new(vec![0i64, 1], [1, 2]), &device);
         assert_eq!(values(Pooling::LastToken.pool(h, m)), [1.0, 2.0], "{name}");
     }
@@ -48,14 +66,29 @@ fn truncate_then_normalise() {
         );
         // Row 1 truncated to (3, 4) → (0.6, 0.8); row 2 (0, 0) stays 0.
         let got = values(truncate_normalize(e.clone(), 2).unwrap());
-        assert!(max_abs_diff(&got, &[0.6, 0.8, 0.0, 0.0]) < 1e-7, "{name}: {got:?}");
+        assert!(
+            max_abs_diff(&got, &[0.6, 0.8, 0.0, 0.0]) < 1e-7,
+            "{name}: {got:?}"
+        );
         // Full width: (3, 4, 12, 0)/13.
         let got = values(truncate_normalize(e.clone(), 4).unwrap());
-        let want = [3.0 / 13.0, 4.0 / 13.0, 12.0 / 13.0, 0.0, 0.0, 0.0, 5.0 / 26f32.sqrt(), 1.0 / 26f32.sqrt()];
+        let want = [
+            3.0 / 13.0,
+            4.0 / 13.0,
+            12.0 / 13.0,
+            0.0,
+            0.0,
+            0.0,
+            5.0 / 26f32.sqrt(),
+            1.0 / 26f32.sqrt(),
+        ];
         assert!(max_abs_diff(&got, &want) < 1e-6, "{name}: {got:?}");
         assert!(matches!(
             truncate_normalize(e.clone(), 5),
-            Err(ModelError::DimTooLarge { dim: 5, hidden_size: 4 })
+            Err(ModelError::DimTooLarge {
+                dim: 5,
+                hidden_size: 4
+            })
         ));
         assert!(truncate_normalize(e, 0).is_err());
     }
@@ -70,13 +103,25 @@ fn pooling_is_read_from_the_sentence_transformers_config() {
     write(r#"{"pooling_mode_cls_token": true, "pooling_mode_mean_tokens": false}"#);
     assert_eq!(Pooling::from_model_dir(&tmp.0).unwrap(), Some(Pooling::Cls));
     write(r#"{"pooling_mode_lasttoken": true}"#);
-    assert_eq!(Pooling::from_model_dir(&tmp.0).unwrap(), Some(Pooling::LastToken));
+    assert_eq!(
+        Pooling::from_model_dir(&tmp.0).unwrap(),
+        Some(Pooling::LastToken)
+    );
     write(r#"{"pooling_mode_max_tokens": true}"#);
-    assert!(Pooling::from_model_dir(&tmp.0).unwrap_err().to_string().contains("max_tokens"));
+    assert!(Pooling::from_model_dir(&tmp.0)
+        .unwrap_err()
+        .to_string()
+        .contains("max_tokens"));
     write(r#"{"pooling_mode_cls_token": true, "pooling_mode_mean_tokens": true}"#);
-    assert!(Pooling::from_model_dir(&tmp.0).unwrap_err().to_string().contains("2 pooling modes"));
+    assert!(Pooling::from_model_dir(&tmp.0)
+        .unwrap_err()
+        .to_string()
+        .contains("2 pooling modes"));
     write("not json");
-    assert!(Pooling::from_model_dir(&tmp.0).unwrap_err().to_string().contains("malformed config"));
+    assert!(Pooling::from_model_dir(&tmp.0)
+        .unwrap_err()
+        .to_string()
+        .contains("malformed config"));
     assert_eq!("mean".parse::<Pooling>().unwrap(), Pooling::Mean);
     assert_eq!("last".parse::<Pooling>().unwrap(), Pooling::LastToken);
     assert!("max".parse::<Pooling>().is_err());

@@ -103,8 +103,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             report: &report,
         };
         let text = serde_json::to_string_pretty(&json)?;
-        std::fs::write(path, text + "\n")
-            .with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))?;
         eprintln!("wrote {}", path.display());
     }
     Ok(())

@@ -54,9 +54,26 @@ mod tests {
     #[test]
     fn eval_parses_the_documented_flags() {
         let cli = Cli::try_parse_from([
-            "mrl", "eval", "--model", "m", "--task", "sts", "--data", "d.tsv", "--dims",
-            "384,64,8", "--pooling", "cls", "--batch-size", "16", "--max-length", "64",
-            "--device", "flex", "--json", "out.json",
+            "mrl",
+            "eval",
+            "--model",
+            "m",
+            "--task",
+            "sts",
+            "--data",
+            "d.tsv",
+            "--dims",
+            "384,64,8",
+            "--pooling",
+            "cls",
+            "--batch-size",
+            "16",
+            "--max-length",
+            "64",
+            "--device",
+            "flex",
+            "--json",
+            "out.json",
         ])
         .unwrap();
         let Command::Eval(args) = cli.command else {

@@ -63,10 +63,26 @@ fn stderr(out: &Output) -> String {
 fn a_malformed_tsv_row_is_reported_with_its_line_number() {
     let tmp = TempDir::new("malformed");
     let data = tmp.0.join("bad.tsv");
-    std::fs::write(&data, "score\tsentence1\tsentence2\n1.0\ta\tb\n2.0\tmissing a column\n").unwrap();
-    let out = mrl(&["eval", "--model", "unused", "--task", "sts", "--data", data.to_str().unwrap()]);
+    std::fs::write(
+        &data,
+        "score\tsentence1\tsentence2\n1.0\ta\tb\n2.0\tmissing a column\n",
+    )
+    .unwrap();
+    let out = mrl(&[
+        "eval",
+        "--model",
+        "unused",
+        "--task",
+        "sts",
+        "--data",
+        data.to_str().unwrap(),
+    ]);
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("bad.tsv:3: expected 3 tab-separated fields"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("bad.tsv:3: expected 3 tab-separated fields"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -74,18 +90,41 @@ fn an_empty_data_file_is_an_error() {
     let tmp = TempDir::new("empty");
     let data = tmp.0.join("empty.tsv");
     std::fs::write(&data, "score\tsentence1\tsentence2\n").unwrap();
-    let out = mrl(&["eval", "--model", "unused", "--task", "sts", "--data", data.to_str().unwrap()]);
+    let out = mrl(&[
+        "eval",
+        "--model",
+        "unused",
+        "--task",
+        "sts",
+        "--data",
+        data.to_str().unwrap(),
+    ]);
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("has no data rows"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("has no data rows"),
+        "{}",
+        stderr(&out)
+    );
 
     let input = tmp.0.join("empty.txt");
     std::fs::write(&input, "\n\n").unwrap();
     let out = mrl(&[
-        "encode", "--model", "unused", "--input", input.to_str().unwrap(), "--dim", "8",
-        "--output", tmp.0.join("o.jsonl").to_str().unwrap(),
+        "encode",
+        "--model",
+        "unused",
+        "--input",
+        input.to_str().unwrap(),
+        "--dim",
+        "8",
+        "--output",
+        tmp.0.join("o.jsonl").to_str().unwrap(),
     ]);
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("has no sentences"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("has no sentences"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -95,16 +134,31 @@ fn a_model_that_is_nowhere_lists_where_it_looked() {
     std::fs::write(&data, "score\tsentence1\tsentence2\n1\ta\tb\n2\tc\td\n").unwrap();
     let cache = tmp.0.join("hub");
     let out = Command::new(env!("CARGO_BIN_EXE_mrl"))
-        .args(["eval", "--model", "acme/missing-model", "--task", "sts", "--data"])
+        .args([
+            "eval",
+            "--model",
+            "acme/missing-model",
+            "--task",
+            "sts",
+            "--data",
+        ])
         .arg(&data)
         .env("HF_HUB_CACHE", &cache)
         .output()
         .unwrap();
     assert!(!out.status.success());
     let err = stderr(&out);
-    assert!(err.contains("model `acme/missing-model` not found"), "{err}");
     assert!(
-        err.contains(&cache.join("models--acme--missing-model").display().to_string()),
+        err.contains("model `acme/missing-model` not found"),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            &cache
+                .join("models--acme--missing-model")
+                .display()
+                .to_string()
+        ),
         "{err}"
     );
 }
@@ -116,8 +170,15 @@ fn a_dim_larger_than_the_hidden_size_is_an_error() {
     let model = shared.join("models/all-MiniLM-L6-v2");
     let data = shared.join("data/stsb_dev.tsv");
     let out = mrl(&[
-        "eval", "--model", model.to_str().unwrap(), "--task", "sts", "--data",
-        data.to_str().unwrap(), "--dims", "384,512",
+        "eval",
+        "--model",
+        model.to_str().unwrap(),
+        "--task",
+        "sts",
+        "--data",
+        data.to_str().unwrap(),
+        "--dims",
+        "384,512",
     ]);
     assert!(!out.status.success());
     assert!(
@@ -135,10 +196,23 @@ fn encode_writes_one_truncated_unit_vector_per_line() {
     let tmp = TempDir::new("encode");
     let input = tmp.0.join("in.txt");
     let output = tmp.0.join("out.jsonl");
-    std::fs::write(&input, "A man is playing a guitar.\n\nA woman is slicing an onion.\n").unwrap();
+    std::fs::write(
+        &input,
+        "A man is playing a guitar.\n\nA woman is slicing an onion.\n",
+    )
+    .unwrap();
     let out = mrl(&[
-        "encode", "--model", model.to_str().unwrap(), "--input", input.to_str().unwrap(),
-        "--dim", "64", "--output", output.to_str().unwrap(), "--device", "ndarray",
+        "encode",
+        "--model",
+        model.to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+        "--dim",
+        "64",
+        "--output",
+        output.to_str().unwrap(),
+        "--device",
+        "ndarray",
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let lines: Vec<Vec<f32>> = std::fs::read_to_string(&output)
@@ -179,8 +253,17 @@ fn minilm_reproduces_the_reference_stsb_test_spearman_on_flex() {
     let tmp = TempDir::new("parity");
     let json = tmp.0.join("scores.json");
     let out = mrl(&[
-        "eval", "--model", model.to_str().unwrap(), "--task", "sts", "--data",
-        data.to_str().unwrap(), "--device", "flex", "--json", json.to_str().unwrap(),
+        "eval",
+        "--model",
+        model.to_str().unwrap(),
+        "--task",
+        "sts",
+        "--data",
+        data.to_str().unwrap(),
+        "--device",
+        "flex",
+        "--json",
+        json.to_str().unwrap(),
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     println!("{}", String::from_utf8_lossy(&out.stdout));

@@ -92,7 +92,10 @@ mod tests {
 
     #[test]
     fn average_ranks_share_tied_positions() {
-        assert_eq!(average_ranks(&[10.0, 20.0, 20.0, 30.0]), [1.0, 2.5, 2.5, 4.0]);
+        assert_eq!(
+            average_ranks(&[10.0, 20.0, 20.0, 30.0]),
+            [1.0, 2.5, 2.5, 4.0]
+        );
         assert_eq!(average_ranks(&[3.0, 1.0, 2.0]), [3.0, 1.0, 2.0]);
         assert_eq!(average_ranks(&[5.0, 5.0, 5.0]), [2.0, 2.0, 2.0]);
         assert_eq!(
@@ -107,7 +110,11 @@ mod tests {
         // (scipy.stats.pearsonr agrees: scripts/make_correlation_reference.py)
         let x = [1.0, 2.0, 3.0, 4.0, 5.0];
         let y = [2.0, 4.0, 5.0, 4.0, 5.0];
-        assert!(close(pearson(&x, &y).unwrap(), 0.774_596_669_241_483_4, 1e-12));
+        assert!(close(
+            pearson(&x, &y).unwrap(),
+            0.774_596_669_241_483_4,
+            1e-12
+        ));
     }
 
     #[test]
@@ -125,8 +132,16 @@ mod tests {
         // scripts/make_correlation_reference.py (scipy 1.17.1)
         let gold = [0.0, 0.5, 0.5, 1.2, 2.0, 2.0, 2.0, 3.8, 4.0, 5.0];
         let cos = [0.10, 0.32, 0.25, 0.40, 0.38, 0.55, 0.51, 0.80, 0.79, 0.93];
-        assert!(close(spearman(&gold, &cos).unwrap(), 0.947_804_480_540_862, 1e-12));
-        assert!(close(pearson(&gold, &cos).unwrap(), 0.976_922_999_326_951_7, 1e-12));
+        assert!(close(
+            spearman(&gold, &cos).unwrap(),
+            0.947_804_480_540_862,
+            1e-12
+        ));
+        assert!(close(
+            pearson(&gold, &cos).unwrap(),
+            0.976_922_999_326_951_7,
+            1e-12
+        ));
     }
 
     #[test]

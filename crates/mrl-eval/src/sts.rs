@@ -254,9 +254,15 @@ mod tests {
         );
         assert!(err.to_string().contains("mem.tsv:3"), "{err}");
         let err = parse("score\tsentence1\tsentence2\nhigh\ta\tb\n").unwrap_err();
-        assert!(matches!(err, EvalError::MalformedRow { line: 2, .. }), "{err}");
+        assert!(
+            matches!(err, EvalError::MalformedRow { line: 2, .. }),
+            "{err}"
+        );
         let err = parse("a\tb\tc\n1\ta\tb\n").unwrap_err();
-        assert!(matches!(err, EvalError::MalformedRow { line: 1, .. }), "{err}");
+        assert!(
+            matches!(err, EvalError::MalformedRow { line: 1, .. }),
+            "{err}"
+        );
     }
 
     #[test]
@@ -303,8 +309,20 @@ mod tests {
         let report = StsReport {
             n_pairs: 2,
             dims: vec![
-                (384, DimScores { spearman: 82.0, pearson: 80.0 }),
-                (8, DimScores { spearman: 62.5, pearson: 60.0 }),
+                (
+                    384,
+                    DimScores {
+                        spearman: 82.0,
+                        pearson: 80.0,
+                    },
+                ),
+                (
+                    8,
+                    DimScores {
+                        spearman: 62.5,
+                        pearson: 60.0,
+                    },
+                ),
             ],
         };
         assert_eq!(
@@ -318,7 +336,10 @@ mod tests {
         let data = parse("score\tsentence1\tsentence2\n1\ta\tb\n2\ta\tb\n").unwrap();
         let (_, index) = data.unique_sentences();
         let err = score_sts(&data.pairs, &[vec![1.0; 4], vec![0.5; 4]], &index, &[8]).unwrap_err();
-        assert!(matches!(err, EvalError::DimTooLarge { dim: 8, width: 4 }), "{err}");
+        assert!(
+            matches!(err, EvalError::DimTooLarge { dim: 8, width: 4 }),
+            "{err}"
+        );
     }
 
     #[test]

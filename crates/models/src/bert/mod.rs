@@ -15,9 +15,8 @@ use burn::tensor::Device;
 
 pub use config::{BertConfig, HiddenAct};
 pub use model::{
-    AttentionMask, BertAttention, BertEmbeddings, BertEncoder, BertFeedForwardOutput,
-    BertInput, BertIntermediate, BertLayer, BertModel, BertOutput, BertSelfAttention,
-    BertSelfOutput,
+    AttentionMask, BertAttention, BertEmbeddings, BertEncoder, BertFeedForwardOutput, BertInput,
+    BertIntermediate, BertLayer, BertModel, BertOutput, BertSelfAttention, BertSelfOutput,
 };
 
 use crate::error::{ModelError, Result};

@@ -187,11 +187,12 @@ impl BertSelfAttention {
             (context, output_attentions.then_some(probs))
         } else {
             // Inference: the backend's fused scaled-dot-product attention (1/sqrt(head_dim)).
-            let keep_out = mask
-                .padding
-                .clone()
-                .reshape([batch, 1, 1, seq])
-                .expand([batch, self.num_heads, seq, seq]);
+            let keep_out = mask.padding.clone().reshape([batch, 1, 1, seq]).expand([
+                batch,
+                self.num_heads,
+                seq,
+                seq,
+            ]);
             let context = attention(
                 q,
                 k,

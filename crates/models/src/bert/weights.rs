@@ -29,8 +29,8 @@ pub const KEY_REMAPS: &[(&str, &str)] = &[
 
 /// Checkpoint keys (after [`KEY_REMAPS`]) that are deliberately left unused.
 pub const SKIPPED_KEYS: &[&str] = &[
-    "pooler.",                // the NSP pooler: sentence embeddings use our own pooling
-    "cls.",                   // MLM / NSP heads of pre-training checkpoints
+    "pooler.",                 // the NSP pooler: sentence embeddings use our own pooling
+    "cls.",                    // MLM / NSP heads of pre-training checkpoints
     "embeddings.position_ids", // a constant buffer (0..max_positions), recomputed in forward
 ];
 
@@ -178,7 +178,10 @@ mod tests {
             "bert.embeddings.LayerNorm.bias"
         );
         assert_eq!(
-            checkpoint_key("encoder.layer.0.attention.self_attention.query.weight", false),
+            checkpoint_key(
+                "encoder.layer.0.attention.self_attention.query.weight",
+                false
+            ),
             "encoder.layer.0.attention.self.query.weight"
         );
     }

@@ -116,24 +116,48 @@ pub fn tiny_checkpoint() -> BTreeMap<String, (Vec<usize>, Vec<f32>)> {
         seed += 1;
         t.insert(name, (shape, data));
     };
-    add("embeddings.word_embeddings.weight".into(), vec![VOCAB, HIDDEN]);
-    add("embeddings.position_embeddings.weight".into(), vec![POSITIONS, HIDDEN]);
-    add("embeddings.token_type_embeddings.weight".into(), vec![2, HIDDEN]);
+    add(
+        "embeddings.word_embeddings.weight".into(),
+        vec![VOCAB, HIDDEN],
+    );
+    add(
+        "embeddings.position_embeddings.weight".into(),
+        vec![POSITIONS, HIDDEN],
+    );
+    add(
+        "embeddings.token_type_embeddings.weight".into(),
+        vec![2, HIDDEN],
+    );
     add("embeddings.LayerNorm.weight".into(), vec![HIDDEN]);
     add("embeddings.LayerNorm.bias".into(), vec![HIDDEN]);
     for l in 0..LAYERS {
         let p = format!("encoder.layer.{l}");
         for name in ["query", "key", "value"] {
-            add(format!("{p}.attention.self.{name}.weight"), vec![HIDDEN, HIDDEN]);
+            add(
+                format!("{p}.attention.self.{name}.weight"),
+                vec![HIDDEN, HIDDEN],
+            );
             add(format!("{p}.attention.self.{name}.bias"), vec![HIDDEN]);
         }
-        add(format!("{p}.attention.output.dense.weight"), vec![HIDDEN, HIDDEN]);
+        add(
+            format!("{p}.attention.output.dense.weight"),
+            vec![HIDDEN, HIDDEN],
+        );
         add(format!("{p}.attention.output.dense.bias"), vec![HIDDEN]);
-        add(format!("{p}.attention.output.LayerNorm.weight"), vec![HIDDEN]);
+        add(
+            format!("{p}.attention.output.LayerNorm.weight"),
+            vec![HIDDEN],
+        );
         add(format!("{p}.attention.output.LayerNorm.bias"), vec![HIDDEN]);
-        add(format!("{p}.intermediate.dense.weight"), vec![INTERMEDIATE, HIDDEN]);
+        add(
+            format!("{p}.intermediate.dense.weight"),
+            vec![INTERMEDIATE, HIDDEN],
+        );
         add(format!("{p}.intermediate.dense.bias"), vec![INTERMEDIATE]);
-        add(format!("{p}.output.dense.weight"), vec![HIDDEN, INTERMEDIATE]);
+        add(
+            format!("{p}.output.dense.weight"),
+            vec![HIDDEN, INTERMEDIATE],
+        );
         add(format!("{p}.output.dense.bias"), vec![HIDDEN]);
         add(format!("{p}.output.LayerNorm.weight"), vec![HIDDEN]);
         add(format!("{p}.output.LayerNorm.bias"), vec![HIDDEN]);
@@ -158,7 +182,7 @@ pub fn safetensors_bytes(tensors: &BTreeMap<String, (Vec<usize>, Vec<f32>)>) -> 
         );
     }
     let mut header = serde_json::to_vec(&serde_json::Value::Object(header)).unwrap();
-    while header.len() % 8 != 0 {
+    while !header.len().is_multiple_of(8) {
         header.push(b' ');
     }
     let mut out = (header.len() as u64).to_le_bytes().to_vec();
