@@ -1,9 +1,13 @@
 //! `cargo xtask` — everything CI and the benchmarks run.
 //!
-//! - `cargo xtask ci` — format check, clippy `-D warnings` (default features, and `cka-kernels`
-//!   with `wgpu` so the `#[cube]` kernels type-check), every test on ndarray and flex (ignored
-//!   ones included, so tests that need `MRL_SHARED` data run and fail loudly when it is
-//!   missing), and the doc build with warnings denied.
+//! - `cargo xtask ci` — format check; clippy `-D warnings` with default features and with
+//!   `cka-kernels/wgpu`; `cargo check` of `cka-kernels` with `cuda` (the CUDA path keeps
+//!   compiling; there is no GPU to run it); every test of the workspace with `cka-kernels/wgpu`
+//!   compiled in, so the CKA tests run on ndarray, flex **and** the `#[cube]` kernels through
+//!   wgpu (Mesa lavapipe on a CPU-only machine), ignored tests included (tests that need
+//!   `MRL_SHARED` data run and fail loudly when it is missing); the doc build with warnings
+//!   denied. One feature set (`cka-kernels/wgpu`) for clippy and tests keeps it to one Burn
+//!   build.
 //! - `cargo xtask bench cka [ARGS]` — the CKA benchmark (release build); ARGS go to the bench
 //!   program, e.g. `--devices flex,ndarray --iters 10`.
 
@@ -47,6 +51,18 @@ fn shared_dir() -> String {
     })
 }
 
+/// The feature that adds the wgpu device to the CKA tests (and makes the kernels run).
+const WGPU_LANE: &str = "cka-kernels/wgpu";
+
+/// The CUDA check builds a different CubeCL feature set; its own target dir keeps it from
+/// invalidating the main one.
+fn cuda_target_dir() -> String {
+    let base = env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| workspace_root().join("target"));
+    base.join("cuda-check").to_string_lossy().into_owned()
+}
+
 fn ci() {
     let shared = shared_dir();
     if !Path::new(&shared).join("README.md").exists() {
@@ -75,11 +91,10 @@ fn ci() {
         "cargo",
         &[
             "clippy",
-            "-p",
-            "cka-kernels",
-            "--features",
-            "wgpu",
+            "--workspace",
             "--all-targets",
+            "--features",
+            WGPU_LANE,
             "--",
             "-D",
             "warnings",
@@ -87,9 +102,28 @@ fn ci() {
         &[],
     );
     run(
+        "check cuda",
+        "cargo",
+        &["check", "-p", "cka-kernels", "--features", "cuda"],
+        // cubecl-cuda 0.11 pulls cubecl-llvm, whose build script downloads an LLVM bundle
+        // (no network here); `DOCS_RS` makes it and llvm-sys skip the native set-up, which a
+        // type-check does not need.
+        &[
+            ("CARGO_TARGET_DIR", cuda_target_dir()),
+            ("DOCS_RS", "1".to_string()),
+        ],
+    );
+    run(
         "test",
         "cargo",
-        &["test", "--workspace", "--", "--include-ignored"],
+        &[
+            "test",
+            "--workspace",
+            "--features",
+            WGPU_LANE,
+            "--",
+            "--include-ignored",
+        ],
         &envs,
     );
     run(

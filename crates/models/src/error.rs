@@ -73,6 +73,30 @@ pub enum ModelError {
         /// The model's hidden size.
         hidden_size: usize,
     },
+    /// A GGUF file cannot be parsed or holds a tensor type that cannot be dequantised.
+    #[error("GGUF file {path}: {source}")]
+    Gguf {
+        /// The GGUF file.
+        path: PathBuf,
+        /// What is wrong with it.
+        #[source]
+        source: crate::gguf::GgufError,
+    },
+    /// A prompt does not fit the model's context window.
+    #[error(
+        "the prompt has {prompt_tokens} tokens; with max_new_tokens = {max_new_tokens} it needs \
+         {needed} positions, but the context window is {context} tokens"
+    )]
+    ContextOverflow {
+        /// Tokens in the prompt.
+        prompt_tokens: usize,
+        /// Requested new tokens.
+        max_new_tokens: usize,
+        /// `prompt_tokens + max_new_tokens`, or the prompt alone when it already overflows.
+        needed: usize,
+        /// The model's `max_position_embeddings`.
+        context: usize,
+    },
     /// An argument has a value outside its domain.
     #[error("invalid {name}: {message}")]
     InvalidArgument {

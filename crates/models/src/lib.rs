@@ -2,6 +2,10 @@
 //!
 //! - [`bert`] — BERT-family encoders (BERT, MiniLM, TinyBERT, BGE-en): every hidden state,
 //!   optional attention probabilities, dropout on autodiff devices;
+//! - [`llama`] — Llama-family decoders (SmolLM2, Qwen2, Qwen3) from safetensors or GGUF:
+//!   logits, every hidden state, attention probabilities, KV-cached generation steps;
+//! - [`generation`] — KV-cached greedy / sampled generation and chat templates;
+//! - [`gguf`] — a reader for llama.cpp GGUF files (F32/F16/BF16/Q8_0/Q4_0/Q4_1 to f32);
 //! - [`tokenizer`] — `tokenizer.json` with longest-in-batch padding, truncation and offsets;
 //! - [`pooling`] — CLS / mean / last-token pooling and the Matryoshka truncate-then-normalise;
 //! - [`resolve`] — a local directory or a Hugging Face id in the hub cache;
@@ -26,6 +30,9 @@
 
 pub mod bert;
 pub mod error;
+pub mod generation;
+pub mod gguf;
+pub mod llama;
 pub mod pooling;
 pub mod resolve;
 pub mod sentence_encoder;
@@ -33,6 +40,7 @@ pub mod tokenizer;
 
 pub use bert::{BertConfig, BertInput, BertModel, BertOutput};
 pub use error::{ModelError, Result};
+pub use llama::{LayerSelection, LlamaConfig, LlamaInput, LlamaModel, LlamaOutput};
 pub use pooling::{check_dim, truncate_normalize, Pooling};
 pub use resolve::resolve_model_dir;
 pub use sentence_encoder::{EncoderOptions, SentenceEncoder};

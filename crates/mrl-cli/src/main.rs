@@ -5,8 +5,10 @@
 mod device;
 mod encode;
 mod eval;
+mod generate;
 mod model_args;
 mod progress;
+mod train;
 
 use clap::{Parser, Subcommand};
 
@@ -24,6 +26,10 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Embed sentences (one per line) at one dim, truncated and L2-normalised, to JSON lines.
     Encode(encode::EncodeArgs),
+    /// Generate text with a Llama-family decoder (GGUF or safetensors), optionally as a chat.
+    Generate(generate::GenerateArgs),
+    /// Fine-tune an encoder with a Matryoshka objective (MRL, ESE, 2D, MIPIC) from a TOML config.
+    Train(train::TrainArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -31,6 +37,8 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Eval(args) => eval::run(args),
         Command::Encode(args) => encode::run(args),
+        Command::Generate(args) => generate::run(args),
+        Command::Train(args) => train::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

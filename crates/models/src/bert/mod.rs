@@ -6,6 +6,7 @@
 //! - [`weights`] — the checked mapping from `model.safetensors` keys to module paths.
 
 mod config;
+mod export;
 mod model;
 pub mod weights;
 
@@ -14,6 +15,7 @@ use std::path::Path;
 use burn::tensor::Device;
 
 pub use config::{BertConfig, HiddenAct};
+pub use export::EXPORT_KEY_REMAPS;
 pub use model::{
     AttentionMask, BertAttention, BertEmbeddings, BertEncoder, BertFeedForwardOutput, BertInput,
     BertIntermediate, BertLayer, BertModel, BertOutput, BertSelfAttention, BertSelfOutput,

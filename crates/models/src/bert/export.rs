@@ -1,0 +1,79 @@
+//! Writing a [`BertModel`] back in the Hugging Face layout: `config.json` and a
+//! `model.safetensors` whose keys are the checkpoint's own names.
+//!
+//! The inverse of [`super::weights`]: Burn's `[in, out]` Linear weights are transposed back to
+//! PyTorch's `[out, in]` and LayerNorm `gamma`/`beta` become `weight`/`bias`
+//! (`BurnToPyTorchAdapter`), then the module paths are renamed by [`EXPORT_KEY_REMAPS`]
+//! (`layer_norm` → `LayerNorm`, `attention.self_attention` → `attention.self`). Keys carry no
+//! `bert.` prefix, as in sentence-transformers checkpoints; the file's metadata says
+//! `format = pt`, which `transformers` requires.
+
+use std::path::Path;
+
+use burn::store::{BurnToPyTorchAdapter, ModuleSnapshot, SafetensorsStore};
+
+use super::config::{BertConfig, HiddenAct};
+use super::model::BertModel;
+use crate::error::{ModelError, Result};
+
+/// Module path → checkpoint key rewrites applied when saving, in this order.
+pub const EXPORT_KEY_REMAPS: &[(&str, &str)] = &[
+    (r"\.layer_norm\.", ".LayerNorm."),
+    (r"\.attention\.self_attention\.", ".attention.self."),
+];
+
+impl BertConfig {
+    /// The Hugging Face `config.json` of this configuration (`model_type = "bert"`,
+    /// `architectures = ["BertModel"]`, absolute position embeddings).
+    pub fn to_hf_json(&self) -> serde_json::Value {
+        let hidden_act = match self.hidden_act {
+            HiddenAct::Gelu => "gelu",
+            HiddenAct::GeluTanh => "gelu_new",
+            HiddenAct::Relu => "relu",
+        };
+        serde_json::json!({
+            "architectures": ["BertModel"],
+            "model_type": "bert",
+            "vocab_size": self.vocab_size,
+            "hidden_size": self.hidden_size,
+            "num_hidden_layers": self.num_hidden_layers,
+            "num_attention_heads": self.num_attention_heads,
+            "intermediate_size": self.intermediate_size,
+            "max_position_embeddings": self.max_position_embeddings,
+            "type_vocab_size": self.type_vocab_size,
+            "layer_norm_eps": self.layer_norm_eps,
+            "hidden_dropout_prob": self.hidden_dropout_prob,
+            "attention_probs_dropout_prob": self.attention_probs_dropout_prob,
+            "hidden_act": hidden_act,
+            "position_embedding_type": "absolute",
+            "initializer_range": 0.02,
+            "pad_token_id": 0,
+        })
+    }
+}
+
+impl BertModel {
+    /// Writes the weights to `path` as a Hugging Face `model.safetensors` (f32, keys as in
+    /// [`super::weights`] without the `bert.` prefix), readable by
+    /// [`BertModel::load_safetensors`] and by PyTorch `transformers`.
+    ///
+    /// The file is written to a scratch sibling and renamed into place, so an existing file at
+    /// `path` is either kept or replaced whole.
+    ///
+    /// # Errors
+    /// [`ModelError::Weights`] naming `path` when the file cannot be written.
+    pub fn save_hf_safetensors(&self, path: &Path) -> Result<()> {
+        let mut store = SafetensorsStore::from_file(path)
+            .clear_metadata()
+            .metadata("format", "pt")
+            .with_to_adapter(BurnToPyTorchAdapter)
+            .overwrite(true);
+        for (from, to) in EXPORT_KEY_REMAPS {
+            store = store.with_key_remapping(*from, *to);
+        }
+        self.save_into(&mut store).map_err(|e| ModelError::Weights {
+            path: path.to_path_buf(),
+            message: format!("cannot write: {e}"),
+        })
+    }
+}

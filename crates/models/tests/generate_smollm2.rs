@@ -1,0 +1,93 @@
+//! Generation with the shared SmolLM2-135M-Instruct GGUF: the greedy chat answer to the
+//! capital-of-France question names Paris; the KV-cached generation equals greedy decoding by
+//! full forward passes; a prompt that does not fit the context is a clear error.
+
+mod common;
+
+use burn::tensor::{Int, Tensor, TensorData};
+use models::generation::{generate, GenerationOptions, SamplingOptions, StopReason, TextGenerator};
+use models::{LlamaInput, ModelError};
+
+fn generator(device: &burn::tensor::Device) -> TextGenerator {
+    let dir = common::shared_dir().join("models/SmolLM2-135M-Instruct-Q4_1");
+    TextGenerator::load(&dir, device).unwrap()
+}
+
+#[test]
+#[ignore = "needs MRL_SHARED"]
+fn the_greedy_chat_answer_names_paris() {
+    for (name, device) in common::devices() {
+        let g = generator(&device);
+        let options = GenerationOptions {
+            max_new_tokens: 24,
+            ..GenerationOptions::default()
+        };
+        let (text, generation) = g
+            .generate_text("What is the capital of France?", true, &options, |_| {})
+            .unwrap();
+        println!("{name}: {text:?} ({:?})", generation.stop_reason);
+        assert!(text.contains("Paris"), "{name}: {text:?}");
+    }
+}
+
+#[test]
+#[ignore = "needs MRL_SHARED"]
+fn cached_generation_equals_uncached_greedy_decoding() {
+    let device = burn::tensor::Device::flex();
+    let g = generator(&device);
+    let prompt = g.prompt_ids("Name three colours.", true).unwrap();
+    let options = GenerationOptions {
+        max_new_tokens: 6,
+        ..GenerationOptions::default()
+    };
+    let cached = generate(&g.model, &prompt, &options, &device, |_| {}).unwrap();
+    assert_eq!(cached.stop_reason, StopReason::MaxNewTokens);
+    // Reference: the arg-max of a full forward pass over the whole sequence, token by token.
+    let mut seq = prompt.clone();
+    for _ in 0..6 {
+        let ids: Vec<i64> = seq.iter().map(|&t| t as i64).collect();
+        let input = LlamaInput {
+            input_ids: Tensor::<2, Int>::from_data(TensorData::new(ids, [1, seq.len()]), &device),
+            attention_mask: Tensor::ones([1, seq.len()], &device),
+        };
+        let logits = g.model.forward(input, false).logits.unwrap();
+        let [_, len, vocab] = logits.dims();
+        let last = logits.slice([0..1, len - 1..len]).reshape([vocab]);
+        seq.push(last.argmax(0).into_scalar::<i64>() as u32);
+    }
+    assert_eq!(cached.tokens, seq[prompt.len()..]);
+
+    // Sampling with a seed is reproducible.
+    let sampled = GenerationOptions {
+        max_new_tokens: 5,
+        sampling: SamplingOptions {
+            temperature: 0.8,
+            top_p: Some(0.95),
+            ..SamplingOptions::default()
+        },
+        seed: 11,
+        ..GenerationOptions::default()
+    };
+    let a = generate(&g.model, &prompt, &sampled, &device, |_| {}).unwrap();
+    let b = generate(&g.model, &prompt, &sampled, &device, |_| {}).unwrap();
+    assert_eq!(a, b);
+}
+
+#[test]
+#[ignore = "needs MRL_SHARED"]
+fn a_prompt_beyond_the_context_is_a_clear_error() {
+    let device = burn::tensor::Device::flex();
+    let g = generator(&device);
+    let long = "Paris ".repeat(9000);
+    let options = GenerationOptions::default();
+    let err = g.generate_text(&long, false, &options, |_| {}).unwrap_err();
+    assert!(
+        matches!(err, ModelError::ContextOverflow { context: 8192, .. }),
+        "{err:?}"
+    );
+    let message = err.to_string();
+    assert!(
+        message.contains("context window is 8192 tokens"),
+        "{message}"
+    );
+}

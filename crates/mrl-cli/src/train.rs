@@ -1,0 +1,285 @@
+//! `mrl train`: fine-tune an encoder with a Matryoshka objective from a TOML config, with a
+//! progress bar showing the loss breakdown, checkpoints, `--resume`, a sentence-transformers
+//! export and a before/after table of Spearman at every dim.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use mrl_eval::{StsDataset, StsReport};
+use mrl_train::report::{RunReport, Series};
+use mrl_train::{StepReport, TrainConfig, TrainObserver, Trainer};
+
+/// Arguments of `mrl train`.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// The TOML config (see `configs/`; `configs/mipic-minilm.toml` is the default job).
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Continue from the newest checkpoint in `<output_dir>/checkpoints` (same data order,
+    /// optimizer state and step).
+    #[arg(long)]
+    pub resume: bool,
+    /// Override a config key, e.g. `--set training.steps=50` (repeatable; TOML values).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub overrides: Vec<String>,
+    /// Stop after this many steps (a checkpoint is written; continue with `--resume`).
+    #[arg(long)]
+    pub stop_after: Option<usize>,
+    /// Extra STS sets (TSV `score, sentence1, sentence2`) evaluated before and after training,
+    /// e.g. `../shared/data/stsb_test.tsv` (repeatable).
+    #[arg(long = "eval", value_name = "TSV")]
+    pub extra_eval: Vec<PathBuf>,
+    /// Do not export the model at the end.
+    #[arg(long)]
+    pub no_export: bool,
+}
+
+/// Draws the progress bar (or prints a line every 10 % when stderr is not a terminal).
+struct Progress {
+    bar: Option<ProgressBar>,
+    every: usize,
+    start: Instant,
+}
+
+/// The total and the top-level terms of a breakdown, e.g.
+/// `loss 3.412 | mrl 5.1 sia 1.9 pic 2.7 | dim8 0.98`.
+fn summarize(report: &StepReport) -> String {
+    let mut parts = vec![format!("loss {:.4}", report.loss())];
+    for (name, v) in report.terms.iter().skip(1) {
+        let segments: Vec<&str> = name.split('/').collect();
+        let top_level = segments.len() == 2 && segments[1] == "total";
+        let narrowest =
+            segments.len() == 2 && segments[0] == "mrl" && segments[1].starts_with("dim_");
+        if top_level {
+            parts.push(format!("{} {v:.3}", segments[0]));
+        } else if narrowest && !parts.iter().any(|p| p.starts_with("dim")) {
+            parts.push(format!("{} {v:.3}", segments[1].replace('_', "")));
+        }
+    }
+    parts.join(" ")
+}
+
+impl TrainObserver for Progress {
+    fn on_start(&mut self, step: usize, total: usize) {
+        self.every = (total / 10).max(1);
+        let bar = ProgressBar::new(total as u64);
+        if bar.is_hidden() {
+            return;
+        }
+        bar.set_style(
+            ProgressStyle::with_template(
+                "train [{elapsed_precise}] {wide_bar} {pos}/{len} ({per_sec}, eta {eta}) {msg}",
+            )
+            .expect("a valid progress template"),
+        );
+        bar.set_position(step as u64);
+        bar.reset_eta();
+        self.bar = Some(bar);
+    }
+
+    fn on_step(&mut self, report: &StepReport) {
+        let line = format!(
+            "{} lr {:.2e} |g| {:.2}",
+            summarize(report),
+            report.lr,
+            report.grad_norm
+        );
+        match &self.bar {
+            Some(bar) => {
+                bar.set_position(report.step as u64);
+                bar.set_message(line);
+            }
+            None if report.step.is_multiple_of(self.every) || report.step == report.total_steps => {
+                eprintln!(
+                    "step {}/{} ({:.0} s): {line}",
+                    report.step,
+                    report.total_steps,
+                    self.start.elapsed().as_secs_f64()
+                );
+            }
+            None => {}
+        }
+    }
+
+    fn on_eval(&mut self, step: usize, report: &StsReport) {
+        let scores: Vec<String> = report
+            .dims
+            .iter()
+            .map(|(d, s)| format!("{d}:{:.2}", s.spearman))
+            .collect();
+        let line = format!("dev Spearman after {step} steps: {}", scores.join(" "));
+        match &self.bar {
+            Some(bar) => bar.println(line),
+            None => eprintln!("{line}"),
+        }
+    }
+
+    fn on_checkpoint(&mut self, step: usize, dir: &std::path::Path) {
+        let line = format!("checkpoint after {step} steps: {}", dir.display());
+        match &self.bar {
+            Some(bar) => bar.println(line),
+            None => eprintln!("{line}"),
+        }
+    }
+}
+
+/// Runs `mrl train`.
+pub fn run(args: TrainArgs) -> anyhow::Result<()> {
+    let wall = Instant::now();
+    let config = TrainConfig::from_file(&args.config, &args.overrides)?;
+    let device = config.device.device()?;
+    let mut trainer = if args.resume {
+        Trainer::resume(config, &device)?
+    } else {
+        Trainer::new(config, &device)?
+    };
+    let config = trainer.config().clone();
+    let out_dir = trainer.output_dir();
+    eprintln!(
+        "model {} ({} layers, hidden {}, pooling {}); {:?} objective; {} examples from {}; \
+         {} steps of batch {} (starting at {}); device {:?}; output {}",
+        trainer.model_dir().display(),
+        trainer.bert_config().num_hidden_layers,
+        trainer.bert_config().hidden_size,
+        trainer.pooling(),
+        config.objective.kind,
+        trainer.corpus_len(),
+        config.data.path,
+        trainer.total_steps(),
+        config.training.batch_size,
+        trainer.step(),
+        config.device,
+        out_dir.display()
+    );
+
+    let dims = trainer.eval_dims();
+    let extra: Vec<(String, StsDataset)> = args
+        .extra_eval
+        .iter()
+        .map(|p| {
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| p.display().to_string());
+            StsDataset::from_tsv(p)
+                .with_context(|| format!("--eval {}", p.display()))
+                .map(|d| (name, d))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let eval_batch = config.eval.as_ref().map(|e| e.batch_size).unwrap_or(64);
+    let mut extra_before = Vec::new();
+    if trainer.step() == 0 {
+        for (name, data) in &extra {
+            eprintln!("evaluating {name} before training");
+            extra_before.push(trainer.evaluate(data, &dims, eval_batch)?);
+        }
+    }
+
+    let mut progress = Progress {
+        bar: None,
+        every: 1,
+        start: Instant::now(),
+    };
+    let until = args.stop_after.map(|n| trainer.step() + n);
+    let summary = trainer.run(&mut progress, until)?;
+    if let Some(bar) = &progress.bar {
+        bar.finish_and_clear();
+    }
+    let steps_per_s = summary.steps_run as f64 / summary.train_seconds.max(1e-9);
+    eprintln!(
+        "{} steps in {:.1} s of training ({steps_per_s:.3} steps/s); step {}/{}",
+        summary.steps_run,
+        summary.train_seconds,
+        trainer.step(),
+        trainer.total_steps()
+    );
+    if trainer.step() < trainer.total_steps() {
+        eprintln!(
+            "stopped early; continue with `mrl train --config {} --resume`",
+            args.config.display()
+        );
+        return Ok(());
+    }
+
+    if !args.no_export {
+        let dir = out_dir.join("model");
+        trainer.export(&dir)?;
+        eprintln!(
+            "exported {} (sentence-transformers layout; `mrl eval --model {}`)",
+            dir.display(),
+            dir.display()
+        );
+    }
+
+    let mut reports = Vec::new();
+    if let (Some(eval), Some((_, after))) = (&config.eval, summary.evals.last()) {
+        let name = mrl_train::config::expand_path(&eval.dev)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        reports.push((name, summary.before.clone(), after.clone()));
+    }
+    for (i, (name, data)) in extra.iter().enumerate() {
+        eprintln!("evaluating {name} after training");
+        let after = trainer.evaluate(data, &dims, eval_batch)?;
+        reports.push((name.clone(), extra_before.get(i).cloned(), after));
+    }
+    let report_dir = out_dir.join("report");
+    for (name, before, after) in reports {
+        let mut series = Vec::new();
+        if let Some(b) = before {
+            series.push(Series {
+                label: "before".into(),
+                report: b,
+            });
+        }
+        series.push(Series {
+            label: format!("after {} steps", trainer.step()),
+            report: after,
+        });
+        let report = RunReport {
+            dataset: name.clone(),
+            series,
+        };
+        println!("\n{}", report.markdown());
+        let stem = name.trim_end_matches(".tsv").to_string();
+        report.write(&report_dir, &stem)?;
+    }
+    eprintln!(
+        "reports in {}; wall time {:.1} s",
+        report_dir.display(),
+        wall.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_summary_shows_the_top_level_terms_and_the_narrowest_dim() {
+        let report = StepReport {
+            step: 1,
+            total_steps: 2,
+            lr: 1e-5,
+            grad_norm: 1.0,
+            terms: vec![
+                ("total".into(), 3.0),
+                ("mrl/total".into(), 5.0),
+                ("mrl/dim_8".into(), 1.0),
+                ("mrl/dim_16".into(), 0.5),
+                ("sia/total".into(), 2.0),
+                ("sia/layer_1/dim_8/cka".into(), 0.1),
+                ("pic/total".into(), 4.0),
+            ],
+        };
+        assert_eq!(
+            summarize(&report),
+            "loss 3.0000 mrl 5.000 dim8 1.000 sia 2.000 pic 4.000"
+        );
+    }
+}
