@@ -98,7 +98,7 @@ def main():
         f = time_it(lambda h, s, ds: batched(cka_feature, h, s, ds), hidden, scores, dims, a.iters)
         s = time_it(lambda h, s, ds: batched(cka_sample, h, s, ds), hidden, scores, dims, a.iters)
         e = time_it(per_example_f64, hidden, scores, dims, max(2, a.iters // 3))
-        print(f"| (16, {m}, {d}) | {f:.1} | {s:.1} | {e:.1} |")
+        print(f"| (16, {m}, {d}) | {f:.1f} | {s:.1f} | {e:.1f} |")
 
 
 if __name__ == "__main__":
