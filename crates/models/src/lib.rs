@@ -29,6 +29,7 @@
 //! ```
 
 pub mod bert;
+mod cast;
 pub mod error;
 pub mod generation;
 pub mod gguf;

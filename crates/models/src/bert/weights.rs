@@ -12,12 +12,13 @@
 
 use std::path::Path;
 
-use burn::module::{Module, ModuleMapper, Param};
+use burn::module::Module;
 use burn::store::{ApplyError, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
-use burn::tensor::{DType, Device, FloatDType, Tensor};
+use burn::tensor::Device;
 
 use super::config::BertConfig;
 use super::model::BertModel;
+use crate::cast::CastToF32;
 use crate::error::{ModelError, Result};
 
 /// Checkpoint key → module path rewrites, applied in this order.
@@ -54,22 +55,6 @@ fn checkpoint_key(module_path: &str, bert_prefix: bool) -> String {
 /// Whether a remapped checkpoint key is one of the deliberately unused ones.
 fn is_skipped(key: &str) -> bool {
     SKIPPED_KEYS.iter().any(|prefix| key.starts_with(prefix))
-}
-
-/// Casts every float parameter to f32 (a checkpoint stored in f16/bf16 keeps its dtype when
-/// loaded; the encoder computes in f32).
-struct CastToF32;
-
-impl ModuleMapper for CastToF32 {
-    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        param.map(|t| {
-            if t.dtype() == DType::F32 {
-                t
-            } else {
-                t.cast(FloatDType::F32)
-            }
-        })
-    }
 }
 
 impl BertModel {

@@ -16,14 +16,15 @@
 
 use std::path::Path;
 
-use burn::module::{Module, ModuleMapper, Param};
+use burn::module::Module;
 use burn::store::{
     bridge, ApplyError, ApplyResult, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore,
 };
-use burn::tensor::{DType, Device, FloatDType, Tensor, TensorData};
+use burn::tensor::{Device, TensorData};
 
 use super::config::{LlamaConfig, LlamaVariant};
 use super::model::LlamaModel;
+use crate::cast::CastToF32;
 use crate::error::{ModelError, Result};
 use crate::gguf::GgufFile;
 
@@ -130,21 +131,6 @@ pub fn unpermute_rope_rows(values: &[f32], heads: usize, cols: usize) -> Vec<f32
         }
     }
     out
-}
-
-/// Casts every float parameter to f32 (safetensors in f16/bf16 keep their dtype on load).
-struct CastToF32;
-
-impl ModuleMapper for CastToF32 {
-    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        param.map(|t| {
-            if t.dtype() == DType::F32 {
-                t
-            } else {
-                t.cast(FloatDType::F32)
-            }
-        })
-    }
 }
 
 impl LlamaModel {

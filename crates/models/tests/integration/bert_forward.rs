@@ -1,10 +1,8 @@
 //! Forward-pass behaviour on a tiny synthetic checkpoint: hidden-state convention, attention
 //! probabilities, padding invariance, tokenizer padding, dropout only under autodiff.
 
-mod common;
-
+use crate::common::*;
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use common::*;
 use models::{BertInput, BertModel, EncoderOptions, SentenceEncoder, TextTokenizer};
 
 fn values_of<const D: usize>(t: Tensor<D>) -> Vec<f32> {

@@ -1,8 +1,6 @@
 //! Loading a checkpoint directory: the weight map, and the errors for every kind of broken file.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use models::{BertConfig, BertModel, EncoderOptions, ModelError, SentenceEncoder};
 
 fn tensor_values<const D: usize>(t: burn::tensor::Tensor<D>) -> Vec<f32> {

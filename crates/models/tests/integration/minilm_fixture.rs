@@ -2,10 +2,8 @@
 //! (`tests/fixtures/minilm_embeddings.json`, written by `scripts/make_minilm_embeddings_fixture.py`).
 //! Needs the shared model: `MRL_SHARED=../shared cargo test -p models -- --include-ignored`.
 
-mod common;
-
+use crate::common::*;
 use burn::tensor::Tensor;
-use common::*;
 use models::{truncate_normalize, EncoderOptions, SentenceEncoder};
 use serde::Deserialize;
 

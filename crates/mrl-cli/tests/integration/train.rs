@@ -2,35 +2,8 @@
 //! resume, export, report, and `mrl eval` on the export; config errors name the key.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("mrl-cli-train-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn mrl(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mrl"))
-        .args(args)
-        .output()
-        .expect("run mrl")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use crate::common::*;
 
 fn setup(root: &Path) -> PathBuf {
     #[allow(deprecated)]

@@ -4,7 +4,7 @@
 //! states follow the Hugging Face convention, and the first-K-layers student shares the teacher's
 //! first layers.
 
-mod common;
+use crate::common;
 
 use burn::tensor::{Device, Int, Tensor, TensorData, Tolerance};
 use models::llama::{KvCache, LlamaConfig, LlamaVariant};

@@ -1,10 +1,10 @@
 //! Tiny random Llama / Qwen2 / Qwen3 checkpoints saved by transformers
-//! (`fixtures/make_tiny_decoders.py`): our logits and every hidden state match transformers'
+//! (`tests/fixtures/make_tiny_decoders.py`): our logits and every hidden state match transformers'
 //! at the real positions of a right-padded batch, loaded from `model.safetensors` and, for the
 //! llama one, from a GGUF written with llama.cpp's names and q/k permutation. Also: a
 //! checkpoint that does not fit its config is refused with the offending keys named.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

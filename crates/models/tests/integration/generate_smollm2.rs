@@ -2,7 +2,7 @@
 //! capital-of-France question names Paris; the KV-cached generation equals greedy decoding by
 //! full forward passes; a prompt that does not fit the context is a clear error.
 
-mod common;
+use crate::common;
 
 use burn::tensor::{Int, Tensor, TensorData};
 use models::generation::{generate, GenerationOptions, SamplingOptions, StopReason, TextGenerator};

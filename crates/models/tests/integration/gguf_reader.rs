@@ -1,12 +1,12 @@
-//! The GGUF reader against a tiny file written by `fixtures/make_gguf_fixture.py`, whose
+//! The GGUF reader against a tiny file written by `tests/fixtures/make_gguf_fixture.py`, whose
 //! expected values NumPy decoded independently; and against hand-built corrupt buffers.
 
 use std::collections::BTreeMap;
 
 use models::gguf::{GgmlType, GgufError, GgufFile, GgufValue};
 
-const FIXTURE: &[u8] = include_bytes!("fixtures/tiny_quant.gguf");
-const EXPECTED: &str = include_str!("fixtures/tiny_quant_expected.json");
+const FIXTURE: &[u8] = include_bytes!("../fixtures/tiny_quant.gguf");
+const EXPECTED: &str = include_str!("../fixtures/tiny_quant_expected.json");
 
 #[derive(serde::Deserialize)]
 struct Expected {

@@ -3,11 +3,11 @@
 //! response positions of the teacher (all 30 layers) and of the "first 10 layers" student.
 //!
 //! The CI test runs a few examples against per-example references that
-//! `fixtures/make_smollm2_per_example_ce.py` computed with transformers; the full 64 are in the
+//! `tests/fixtures/make_smollm2_per_example_ce.py` computed with transformers; the full 64 are in the
 //! ignored-by-default `full_64_examples_match_the_reference_means` (or run
 //! `cargo run --release -p models --example decoder_parity`).
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 
@@ -106,8 +106,10 @@ fn teacher_and_student(device: &Device) -> (LlamaModel, LlamaModel) {
 #[ignore = "needs MRL_SHARED"]
 fn a_few_examples_match_transformers_per_example() {
     let reference = reference();
-    let per_example: PerExample =
-        serde_json::from_str(include_str!("fixtures/smollm2_dolly64_per_example_ce.json")).unwrap();
+    let per_example: PerExample = serde_json::from_str(include_str!(
+        "../fixtures/smollm2_dolly64_per_example_ce.json"
+    ))
+    .unwrap();
     // Four short examples keep the debug-build CI cost down.
     let picked = [5usize, 19, 0, 17];
     let examples: Vec<Example> = picked

@@ -1,9 +1,7 @@
 //! Pooling and Matryoshka truncation against hand-computed values, on every device.
 
-mod common;
-
+use crate::common::*;
 use burn::tensor::{Int, Tensor, TensorData};
-use common::*;
 use models::{truncate_normalize, ModelError, Pooling};
 
 /// Batch of 2 sequences of 3 tokens, hidden 2; the second sequence has one padding token.

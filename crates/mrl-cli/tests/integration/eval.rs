@@ -1,9 +1,7 @@
-//! End-to-end tests of the `mrl` binary. The ignored ones need the shared model and data
-//! (`MRL_SHARED`, default `../shared` next to the workspace root); CI runs them with
-//! `--include-ignored`.
+//! `mrl eval` and `mrl encode` through the binary: errors on bad input, and STS-B test parity of
+//! all-MiniLM-L6-v2 with sentence-transformers (ignored: needs `MRL_SHARED`).
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use crate::common::*;
 
 /// Reference Spearman ×100 of all-MiniLM-L6-v2 on STS-B test (shared/README.md,
 /// sentence-transformers 6.2, mean pooling, truncate → L2-normalise → cosine).
@@ -16,48 +14,6 @@ const MINILM_STSB_TEST: [(usize, f64); 7] = [
     (16, 72.02),
     (8, 62.46),
 ];
-
-fn shared_dir() -> PathBuf {
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let dir = match std::env::var_os("MRL_SHARED") {
-        Some(p) if Path::new(&p).is_absolute() => PathBuf::from(p),
-        Some(p) => workspace.join(p),
-        None => workspace.join("../shared"),
-    };
-    let model = dir.join("models/all-MiniLM-L6-v2/model.safetensors");
-    assert!(
-        model.is_file(),
-        "shared model not found at {} (set MRL_SHARED to the shared/ directory)",
-        model.display()
-    );
-    dir
-}
-
-struct TempDir(PathBuf);
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("mrl-cli-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-}
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn mrl(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mrl"))
-        .args(args)
-        .output()
-        .expect("run mrl")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
 
 #[test]
 fn a_malformed_tsv_row_is_reported_with_its_line_number() {

@@ -1,0 +1,16 @@
+//! Integration tests of `models`, linked into one test binary (each binary links all of Burn,
+//! wgpu and CubeCL; one binary instead of nine saves minutes of linking and gigabytes of disk).
+//!
+//! Run one group with a name filter, e.g. `cargo test -p models --test integration llama_smollm2`.
+
+mod common;
+
+mod bert_forward;
+mod generate_smollm2;
+mod gguf_reader;
+mod llama_decoder;
+mod llama_safetensors;
+mod llama_smollm2;
+mod loading;
+mod minilm_fixture;
+mod pooling;
