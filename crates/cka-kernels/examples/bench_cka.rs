@@ -4,6 +4,7 @@
 //! ```text
 //! cargo xtask bench cka --devices flex,ndarray --iters 10
 //! cargo run --release -p cka-kernels --example bench_cka -- --devices flex --iters 10
+//! cargo run --release -p cka-kernels --example bench_cka -- --shapes 128x768 --skip-reference
 //! ```
 //!
 //! Shapes: B = 16, m ∈ {64, 128}, D ∈ {384, 768}, every token real, six truncated dims
@@ -78,6 +79,8 @@ fn time_one(
 fn main() {
     let mut devices = vec!["flex".to_string(), "ndarray".to_string()];
     let mut iters = 10usize;
+    let mut shapes = vec![(64, 384), (128, 384), (64, 768), (128, 768)];
+    let mut skip_reference = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -96,29 +99,51 @@ fn main() {
                     .parse()
                     .expect("--iters takes a number")
             }
-            other => panic!("unknown argument `{other}` (known: --devices LIST, --iters N)"),
+            "--shapes" => {
+                shapes = args
+                    .next()
+                    .expect("--shapes MxD,...")
+                    .split(',')
+                    .map(|s| {
+                        let (m, d) = s.split_once('x').expect("--shapes takes MxD, e.g. 128x768");
+                        (
+                            m.parse().expect("m is a number"),
+                            d.parse().expect("D is a number"),
+                        )
+                    })
+                    .collect()
+            }
+            "--skip-reference" => skip_reference = true,
+            other => panic!(
+                "unknown argument `{other}` (known: --devices LIST, --iters N, --shapes MxD,..., --skip-reference)"
+            ),
         }
     }
     println!("| device | shape (B, m, D) | pass | reference ms | nested-prefix ms | speed-up |");
     println!("|---|---|---|---:|---:|---:|");
     for name in &devices {
         let dev = device(name);
-        for (m, d) in [(64, 384), (128, 384), (64, 768), (128, 768)] {
-            let dims: Vec<usize> = if d == 384 {
-                vec![8, 16, 32, 64, 128, 256]
-            } else {
-                vec![16, 32, 64, 128, 256, 512]
-            };
+        for &(m, d) in &shapes {
+            // Six truncated dims: D/48 … D/1.5 (8 … 256 for 384, 16 … 512 for 768).
+            let dims: Vec<usize> = [48, 24, 12, 6, 3]
+                .iter()
+                .map(|q| d / q)
+                .chain([d * 2 / 3])
+                .collect();
             let spec = TopKCkaSpec::paper(dims);
             for backward in [false, true] {
-                let reference = time_one(
-                    top_k_cka_reference,
-                    &dev,
-                    [16, m, d],
-                    &spec,
-                    backward,
-                    iters,
-                );
+                let reference = if skip_reference {
+                    f64::NAN
+                } else {
+                    time_one(
+                        top_k_cka_reference,
+                        &dev,
+                        [16, m, d],
+                        &spec,
+                        backward,
+                        iters,
+                    )
+                };
                 let fused = time_one(top_k_cka, &dev, [16, m, d], &spec, backward, iters);
                 println!(
                     "| {name} | (16, {m}, {d}) | {} | {reference:.1} | {fused:.1} | {:.2}x |",

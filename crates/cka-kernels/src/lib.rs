@@ -41,13 +41,25 @@
 //!
 //! Cost: `O(K² · D)` per example instead of `O(n · K² · D)`.
 //!
+//! # Implementations
+//! The same algorithm exists three times behind [`CkaOps`]:
+//! - **host** (flex, ndarray): per example, the prefix Grams and the backward products are GEMMs
+//!   (`matrixmultiply`, AVX/FMA picked at run time) and the centring and statistics are loops
+//!   over `K × K` buffers; examples are split across the cores. The tensors are read to host
+//!   memory and the result written back (both backends live there anyway).
+//! - **portable** ([`CkaOps::nested_prefix_cka_portable`]): backend ops only — batched matmuls
+//!   per feature block, a cumulative sum, element-wise centring over `[B, n, K, K]`. The default
+//!   body for any other backend; tested against the other two.
+//! - **fused** (`#[cube]` kernels, feature `cube`): kernels for the prefix Grams, the row means,
+//!   the statistics, the per-block gradient matrices `M_j` and the backward products.
+//!
 //! # Backends and features
 //! | feature | what it enables |
 //! |---|---|
-//! | `ndarray` (default) | [`CkaOps`] on NdArray through the portable default bodies |
+//! | `ndarray` (default) | [`CkaOps`] on NdArray through the host implementation |
 //! | `flex` (default) | the same on Flex, Burn's default CPU backend |
-//! | `wgpu` | the `#[cube]` kernels on WebGPU / Vulkan / Metal devices (type-checked in CI; not yet run there) |
-//! | `cuda` | the `#[cube]` kernels on CUDA devices (not yet compiled in CI) |
+//! | `wgpu` | the `#[cube]` kernels on WebGPU / Vulkan / Metal devices (tested in CI on Mesa lavapipe) |
+//! | `cuda` | the `#[cube]` kernels on CUDA devices (type-checked in CI; never run: no GPU) |
 //!
 //! `Autodiff` of any of them uses the hand-written backward ([`CkaOps::nested_prefix_cka_backward`]).
 //! The op is not registered for Burn's `fusion` wrapper yet: build wgpu/cuda with fusion off
@@ -56,6 +68,8 @@
 
 mod backends;
 mod error;
+#[cfg(any(feature = "flex", feature = "ndarray"))]
+mod host;
 #[cfg(feature = "cube")]
 pub mod kernels;
 mod linear_cka;

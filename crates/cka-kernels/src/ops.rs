@@ -1,11 +1,16 @@
 //! The backend extension behind [`top_k_cka`](crate::top_k_cka): nested-prefix CKA.
 //!
 //! `nested_prefix_cka(H, W, dims)` computes, for every example `b` and truncated dim `i`,
-//! `CKA(H[b, rows_i, :d_i], H[b, rows_i, :])` where `rows_i = {a : W[b, i, a] = 1}`. The default
-//! method bodies below are the portable implementation, written with backend primitive ops
-//! (used by NdArray and Flex, and by any backend without an override); CubeCL backends
-//! override both methods with fused kernels (module `kernels`, feature `cube`), and `Autodiff<B>` routes the
-//! backward pass to [`CkaOps::nested_prefix_cka_backward`].
+//! `CKA(H[b, rows_i, :d_i], H[b, rows_i, :])` where `rows_i = {a : W[b, i, a] = 1}`. Three
+//! implementations:
+//! - the portable one, written with backend primitive ops — the default method bodies, for any
+//!   backend without an override, and always callable as
+//!   [`CkaOps::nested_prefix_cka_portable`] / [`CkaOps::nested_prefix_cka_portable_backward`];
+//! - flex and ndarray: a host implementation (module `host`: per-example GEMMs and loops);
+//! - CubeCL backends (feature `cube`): fused `#[cube]` kernels (module `kernels`).
+//!
+//! `Autodiff<B>` runs `B`'s forward and routes the backward pass to
+//! [`CkaOps::nested_prefix_cka_backward`] of `B`.
 
 use burn::backend::TensorMetadata;
 use burn::backend::{backend_extension, tensor::FloatTensor, Backend};
@@ -28,6 +33,8 @@ pub trait CkaOps: Backend {
     ///
     /// `detach_teacher` only matters under autodiff: the full-width side then carries no
     /// gradient.
+    ///
+    /// Default: [`CkaOps::nested_prefix_cka_portable`].
     fn nested_prefix_cka(
         hidden: FloatTensor<Self>,
         row_mask: FloatTensor<Self>,
@@ -35,16 +42,44 @@ pub trait CkaOps: Backend {
         detach_teacher: bool,
     ) -> FloatTensor<Self> {
         let _ = detach_teacher;
-        let stats = NestedStats::<Self>::compute(&hidden, row_mask, &dims);
-        let [batch, n, _, _] = stats.cka.shape().dims::<4>();
-        Self::float_reshape(stats.cka, Shape::new([batch, n]))
+        Self::nested_prefix_cka_portable(hidden, row_mask, dims)
     }
 
     /// Gradient of `Σ_{b,i} grad[b, i] · CKA[b, i]` with respect to `hidden`: `[B, K, D]`.
     ///
     /// One pass over the features: for features in `(d_{j-1}, d_j]`,
     /// `dH = M_j H` with `M_j = 2 (Σ_{i ≥ j} ∂CKA_i/∂Gx_i + Σ_i ∂CKA_i/∂Gy_i)`.
+    ///
+    /// Default: [`CkaOps::nested_prefix_cka_portable_backward`].
     fn nested_prefix_cka_backward(
+        hidden: FloatTensor<Self>,
+        row_mask: FloatTensor<Self>,
+        dims: Vec<usize>,
+        grad: FloatTensor<Self>,
+        detach_teacher: bool,
+    ) -> FloatTensor<Self> {
+        Self::nested_prefix_cka_portable_backward(hidden, row_mask, dims, grad, detach_teacher)
+    }
+
+    /// The portable forward, composed of backend ops (batched matmuls over the feature blocks, a
+    /// cumulative sum, element-wise centring over `[B, n, K, K]`): the fallback body of
+    /// [`CkaOps::nested_prefix_cka`] for backends without their own. It stays callable where a
+    /// backend overrides that method (flex and ndarray run a host implementation, CubeCL
+    /// backends fused kernels), so tests and benchmarks can compare the implementations; under
+    /// `Autodiff` it is differentiated op by op. Not meant to be overridden.
+    fn nested_prefix_cka_portable(
+        hidden: FloatTensor<Self>,
+        row_mask: FloatTensor<Self>,
+        dims: Vec<usize>,
+    ) -> FloatTensor<Self> {
+        let stats = NestedStats::<Self>::compute(&hidden, row_mask, &dims);
+        let [batch, n, _, _] = stats.cka.shape().dims::<4>();
+        Self::float_reshape(stats.cka, Shape::new([batch, n]))
+    }
+
+    /// The portable backward (see [`CkaOps::nested_prefix_cka_portable`]): the fallback body of
+    /// [`CkaOps::nested_prefix_cka_backward`]. Not meant to be overridden.
+    fn nested_prefix_cka_portable_backward(
         hidden: FloatTensor<Self>,
         row_mask: FloatTensor<Self>,
         dims: Vec<usize>,

@@ -817,3 +817,105 @@ fn paper_schedule_matches_the_spec() {
     assert_eq!(ks, vec![5; 6]);
     assert_eq!(spec, TopKCkaSpec::new());
 }
+
+// ---------------------------------------------------------------- implementations of CkaOps
+
+/// `[B, n, K]` row masks: prefix masks (as `top_k_cka` builds them) with the example's own
+/// ks, or (`general`) arbitrary 0/1 rows, which the op also accepts.
+fn row_mask(b: usize, n: usize, k: usize, general: bool, device: &Device) -> Tensor<3> {
+    let mut values = Vec::with_capacity(b * n * k);
+    for e in 0..b {
+        for i in 0..n {
+            for a in 0..k {
+                let keep = if general {
+                    (a * 7 + i * 3 + e) % 5 != 0
+                } else {
+                    a < (2 + i * 2 + e).min(k)
+                };
+                values.push(if keep { 1.0f32 } else { 0.0 });
+            }
+        }
+    }
+    Tensor::from_data(TensorData::new(values, [b, n, k]), device)
+}
+
+/// The CPU backends' host implementation (`nested_prefix_cka` there) agrees with the portable
+/// body of backend ops, forward and backward, in f32 and f64, with a trailing feature block
+/// and without, with prefix and arbitrary row masks, with and without `detach_teacher`.
+#[test]
+fn host_and_portable_implementations_agree() {
+    use burn::backend::Dispatch;
+    use cka_kernels::CkaOps;
+
+    for (name, device) in f64_devices() {
+        for dtype in [DType::F32, DType::F64] {
+            let tol = if dtype == DType::F64 { 1e-10 } else { 2e-4 };
+            for dims in [vec![4, 8, 16], vec![4, 12, 24]] {
+                for general in [false, true] {
+                    let (b, k, d, n) = (3, 10, 24, dims.len());
+                    let hidden = random3([b, k, d], &device).cast(dtype);
+                    let mask = row_mask(b, n, k, general, &device).cast(dtype);
+                    let grad = Tensor::<2>::random([b, n], Distribution::Normal(0.0, 1.0), &device)
+                        .cast(dtype);
+                    let what = format!("{name} {dtype:?} dims {dims:?} general {general}");
+                    let host_fwd =
+                        Tensor::<2>::from_dispatch(<Dispatch as CkaOps>::nested_prefix_cka(
+                            hidden.clone().into_dispatch(),
+                            mask.clone().into_dispatch(),
+                            dims.clone(),
+                            false,
+                        ));
+                    let portable_fwd = Tensor::<2>::from_dispatch(
+                        <Dispatch as CkaOps>::nested_prefix_cka_portable(
+                            hidden.clone().into_dispatch(),
+                            mask.clone().into_dispatch(),
+                            dims.clone(),
+                        ),
+                    );
+                    assert_eq!(host_fwd.dtype(), dtype, "{what}");
+                    assert_close(
+                        &format!("{what} forward"),
+                        &host(host_fwd),
+                        &host(portable_fwd),
+                        tol,
+                    );
+                    for detach in [false, true] {
+                        let run = |portable: bool| -> Vec<f64> {
+                            let args = (
+                                hidden.clone().into_dispatch(),
+                                mask.clone().into_dispatch(),
+                                dims.clone(),
+                                grad.clone().into_dispatch(),
+                                detach,
+                            );
+                            let out = if portable {
+                                <Dispatch as CkaOps>::nested_prefix_cka_portable_backward(
+                                    args.0, args.1, args.2, args.3, args.4,
+                                )
+                            } else {
+                                <Dispatch as CkaOps>::nested_prefix_cka_backward(
+                                    args.0, args.1, args.2, args.3, args.4,
+                                )
+                            };
+                            Tensor::<3>::from_dispatch(out)
+                                .into_data()
+                                .convert::<f64>()
+                                .into_vec::<f64>()
+                                .unwrap()
+                        };
+                        let (got, want) = (run(false), run(true));
+                        let scale = want.iter().fold(1e-3f64, |a, v| a.max(v.abs()));
+                        let rel: Vec<f64> = got.iter().map(|v| v / scale).collect();
+                        let rel_want: Vec<f64> = want.iter().map(|v| v / scale).collect();
+                        assert_close(
+                            &format!("{what} detach {detach} backward"),
+                            &rel,
+                            &rel_want,
+                            tol,
+                        );
+                    }
+                }
+            }
+        }
+    }
+}

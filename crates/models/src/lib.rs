@@ -44,5 +44,5 @@ pub use error::{ModelError, Result};
 pub use llama::{LayerSelection, LlamaConfig, LlamaInput, LlamaModel, LlamaOutput};
 pub use pooling::{check_dim, truncate_normalize, Pooling};
 pub use resolve::resolve_model_dir;
-pub use sentence_encoder::{EncoderOptions, SentenceEncoder};
+pub use sentence_encoder::{Backbone, EncoderOptions, SentenceEncoder};
 pub use tokenizer::{TextTokenizer, TokenBatch};

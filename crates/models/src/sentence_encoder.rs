@@ -1,5 +1,8 @@
-//! [`SentenceEncoder`]: a BERT-family model, its tokenizer and its pooling, loaded from one
+//! [`SentenceEncoder`]: a model, its tokenizer and its pooling, loaded from one
 //! sentence-transformers / Hugging Face model directory, turning texts into vectors.
+//!
+//! The model is a BERT-family encoder or a Llama-family decoder ([`Backbone`]); which one is
+//! read from `model_type` in `config.json` (a directory with only a `*.gguf` file is a decoder).
 
 use std::path::{Path, PathBuf};
 
@@ -8,8 +11,122 @@ use serde::Deserialize;
 
 use crate::bert::{BertConfig, BertModel};
 use crate::error::{read_json, ModelError, Result};
+use crate::llama::{LayerSelection, LlamaConfig, LlamaInput, LlamaModel};
 use crate::pooling::Pooling;
 use crate::tokenizer::{TextTokenizer, TOKENIZER_FILE};
+
+/// `model_type`s loaded as a BERT-family encoder.
+const ENCODER_TYPES: [&str; 1] = ["bert"];
+/// `model_type`s loaded as a Llama-family decoder.
+const DECODER_TYPES: [&str; 4] = ["llama", "mistral", "qwen2", "qwen3"];
+
+/// The network behind a [`SentenceEncoder`].
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
+pub enum Backbone {
+    /// A BERT-family encoder (bidirectional attention; mean or CLS pooling).
+    Bert {
+        /// The encoder.
+        model: BertModel,
+        /// Its architecture.
+        config: BertConfig,
+    },
+    /// A Llama-family decoder used as an embedder (causal attention, so only the last real
+    /// token has seen the whole text: last-token pooling by default, as Qwen3-Embedding).
+    Decoder {
+        /// The decoder (its output head is not used).
+        model: LlamaModel,
+        /// Its architecture.
+        config: LlamaConfig,
+    },
+}
+
+impl Backbone {
+    /// Width of the pooled embedding.
+    pub fn hidden_size(&self) -> usize {
+        match self {
+            Backbone::Bert { config, .. } => config.hidden_size,
+            Backbone::Decoder { config, .. } => config.hidden_size,
+        }
+    }
+
+    /// Number of transformer layers.
+    pub fn num_layers(&self) -> usize {
+        match self {
+            Backbone::Bert { model, .. } => model.num_layers(),
+            Backbone::Decoder { model, .. } => model.num_layers(),
+        }
+    }
+
+    /// Longest input the position encoding covers.
+    pub fn max_position_embeddings(&self) -> usize {
+        match self {
+            Backbone::Bert { config, .. } => config.max_position_embeddings,
+            Backbone::Decoder { config, .. } => config.max_position_embeddings,
+        }
+    }
+
+    /// `bert` or the decoder family (`llama`, `qwen2`, `qwen3`).
+    pub fn architecture(&self) -> &'static str {
+        match self {
+            Backbone::Bert { .. } => "bert",
+            Backbone::Decoder { config, .. } => match config.variant {
+                crate::llama::LlamaVariant::Llama => "llama",
+                crate::llama::LlamaVariant::Qwen2 => "qwen2",
+                crate::llama::LlamaVariant::Qwen3 => "qwen3",
+            },
+        }
+    }
+
+    /// The pooling used when neither the caller nor `1_Pooling/config.json` chooses one.
+    pub fn default_pooling(&self) -> Pooling {
+        match self {
+            Backbone::Bert { .. } => Pooling::Mean,
+            Backbone::Decoder { .. } => Pooling::LastToken,
+        }
+    }
+
+    /// Reads `model_type` from `dir/config.json` and loads the matching network.
+    fn load(dir: &Path, device: &Device) -> Result<Self> {
+        let config_path = dir.join(crate::bert::CONFIG_FILE);
+        let is_decoder = if config_path.is_file() {
+            let json: serde_json::Value = read_json(&config_path)?;
+            match json.get("model_type").and_then(|v| v.as_str()) {
+                None => false,
+                Some(t) if ENCODER_TYPES.contains(&t) => false,
+                Some(t) if DECODER_TYPES.contains(&t) => true,
+                Some(other) => {
+                    return Err(ModelError::Unsupported {
+                        path: config_path,
+                        message: format!(
+                            "model_type `{other}` (sentence encoders: {}; decoders: {})",
+                            ENCODER_TYPES.join(", "),
+                            DECODER_TYPES.join(", ")
+                        ),
+                    })
+                }
+            }
+        } else {
+            has_gguf(dir)
+        };
+        if is_decoder {
+            let (config, model) = LlamaModel::from_pretrained(dir, LayerSelection::All, device)?;
+            Ok(Backbone::Decoder { model, config })
+        } else {
+            let (config, model) = BertModel::from_pretrained(dir, device)?;
+            Ok(Backbone::Bert { model, config })
+        }
+    }
+}
+
+/// Whether `dir` holds a `*.gguf` file.
+fn has_gguf(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|entries| {
+        entries
+            .filter_map(|e| e.ok())
+            .any(|e| e.path().extension().is_some_and(|x| x == "gguf"))
+    })
+}
 
 /// sentence-transformers' `sentence_bert_config.json` (the fields we read).
 #[derive(Deserialize)]
@@ -30,8 +147,7 @@ pub struct EncoderOptions {
 /// Texts in, pooled sentence vectors out.
 #[derive(Debug)]
 pub struct SentenceEncoder {
-    model: BertModel,
-    config: BertConfig,
+    backbone: Backbone,
     tokenizer: TextTokenizer,
     pooling: Pooling,
     device: Device,
@@ -39,8 +155,11 @@ pub struct SentenceEncoder {
 }
 
 impl SentenceEncoder {
-    /// Loads `config.json`, `model.safetensors`, `tokenizer.json` and the pooling choice from
-    /// `dir` onto `device`.
+    /// Loads `config.json`, the weights (`model.safetensors`, or a `*.gguf` file for a
+    /// decoder), `tokenizer.json` and the pooling choice from `dir` onto `device`.
+    ///
+    /// Pooling: `options.pooling`, else `1_Pooling/config.json`, else mean for an encoder and
+    /// last-token for a decoder.
     ///
     /// # Errors
     /// A [`ModelError`] naming the missing or malformed file, or the offending option
@@ -52,17 +171,17 @@ impl SentenceEncoder {
                 searched: vec![dir.to_path_buf()],
             });
         }
-        let (config, model) = BertModel::from_pretrained(dir, device)?;
+        let backbone = Backbone::load(dir, device)?;
+        let max_positions = backbone.max_position_embeddings();
         let max_length = match options.max_length {
             Some(n) => n,
-            None => default_max_length(dir, &config)?,
+            None => default_max_length(dir, max_positions)?,
         };
-        if max_length == 0 || max_length > config.max_position_embeddings {
+        if max_length == 0 || max_length > max_positions {
             return Err(ModelError::InvalidArgument {
                 name: "max_length",
                 message: format!(
-                    "{max_length} is outside 1..={} (max_position_embeddings of {})",
-                    config.max_position_embeddings,
+                    "{max_length} is outside 1..={max_positions} (max_position_embeddings of {})",
                     dir.join(crate::bert::CONFIG_FILE).display()
                 ),
             });
@@ -70,11 +189,10 @@ impl SentenceEncoder {
         let tokenizer = TextTokenizer::from_file(&dir.join(TOKENIZER_FILE), max_length)?;
         let pooling = match options.pooling {
             Some(p) => p,
-            None => Pooling::from_model_dir(dir)?.unwrap_or(Pooling::Mean),
+            None => Pooling::from_model_dir(dir)?.unwrap_or(backbone.default_pooling()),
         };
         Ok(Self {
-            model,
-            config,
+            backbone,
             tokenizer,
             pooling,
             device: device.clone(),
@@ -82,7 +200,7 @@ impl SentenceEncoder {
         })
     }
 
-    /// Builds an encoder from parts already in memory.
+    /// Builds an encoder around a BERT-family model already in memory.
     pub fn from_parts(
         model: BertModel,
         config: BertConfig,
@@ -90,9 +208,18 @@ impl SentenceEncoder {
         pooling: Pooling,
         device: Device,
     ) -> Self {
+        Self::from_backbone(Backbone::Bert { model, config }, tokenizer, pooling, device)
+    }
+
+    /// Builds an encoder around any [`Backbone`] already in memory.
+    pub fn from_backbone(
+        backbone: Backbone,
+        tokenizer: TextTokenizer,
+        pooling: Pooling,
+        device: Device,
+    ) -> Self {
         Self {
-            model,
-            config,
+            backbone,
             tokenizer,
             pooling,
             device,
@@ -102,7 +229,12 @@ impl SentenceEncoder {
 
     /// Embedding width (the model's hidden size).
     pub fn hidden_size(&self) -> usize {
-        self.config.hidden_size
+        self.backbone.hidden_size()
+    }
+
+    /// Number of transformer layers.
+    pub fn num_layers(&self) -> usize {
+        self.backbone.num_layers()
     }
 
     /// The pooling in use.
@@ -115,14 +247,25 @@ impl SentenceEncoder {
         self.tokenizer.max_length()
     }
 
-    /// The architecture config.
-    pub fn config(&self) -> &BertConfig {
-        &self.config
+    /// The network.
+    pub fn backbone(&self) -> &Backbone {
+        &self.backbone
     }
 
-    /// The encoder.
-    pub fn model(&self) -> &BertModel {
-        &self.model
+    /// The BERT-family encoder, if that is the backbone.
+    pub fn bert(&self) -> Option<&BertModel> {
+        match &self.backbone {
+            Backbone::Bert { model, .. } => Some(model),
+            Backbone::Decoder { .. } => None,
+        }
+    }
+
+    /// The Llama-family decoder, if that is the backbone.
+    pub fn decoder(&self) -> Option<&LlamaModel> {
+        match &self.backbone {
+            Backbone::Decoder { model, .. } => Some(model),
+            Backbone::Bert { .. } => None,
+        }
     }
 
     /// The tokenizer.
@@ -147,9 +290,21 @@ impl SentenceEncoder {
     pub fn embed_batch(&self, texts: &[&str]) -> Result<Tensor<2>> {
         let batch = self.tokenizer.encode_batch(texts)?;
         let input = batch.to_bert_input(&self.device);
-        let mask = input.attention_mask.clone();
-        let output = self.model.forward(input, false);
-        Ok(self.pooling.pool(output.last_hidden_state(), mask))
+        match &self.backbone {
+            Backbone::Bert { model, .. } => {
+                let mask = input.attention_mask.clone();
+                let output = model.forward(input, false);
+                Ok(self.pooling.pool(output.last_hidden_state(), mask))
+            }
+            Backbone::Decoder { model, .. } => {
+                // Right padding: positions 0.. of every row are the text's own.
+                let input = LlamaInput {
+                    input_ids: input.input_ids,
+                    attention_mask: input.attention_mask,
+                };
+                Ok(model.embed(input, self.pooling))
+            }
+        }
     }
 
     /// Pooled, full-width, un-normalised embeddings of `texts`, in input order.
@@ -193,13 +348,13 @@ impl SentenceEncoder {
 }
 
 /// `max_seq_length` of `sentence_bert_config.json` if present, else `max_position_embeddings`.
-fn default_max_length(dir: &Path, config: &BertConfig) -> Result<usize> {
+fn default_max_length(dir: &Path, max_positions: usize) -> Result<usize> {
     let path = dir.join("sentence_bert_config.json");
     if path.is_file() {
         let st: SentenceBertConfig = read_json(&path)?;
         if let Some(n) = st.max_seq_length {
-            return Ok(n.min(config.max_position_embeddings));
+            return Ok(n.min(max_positions));
         }
     }
-    Ok(config.max_position_embeddings)
+    Ok(max_positions)
 }

@@ -73,9 +73,10 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         models::check_dim(dim, hidden).context("--dims")?;
     }
     eprintln!(
-        "model {} ({} layers, hidden {}, pooling {}, max length {}) on {:?}; {} pairs from {}",
+        "model {} ({}, {} layers, hidden {}, pooling {}, max length {}) on {:?}; {} pairs from {}",
         dir.display(),
-        encoder.model().num_layers(),
+        encoder.backbone().architecture(),
+        encoder.num_layers(),
         hidden,
         encoder.pooling(),
         encoder.max_length(),

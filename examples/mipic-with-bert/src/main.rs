@@ -71,7 +71,10 @@ fn main() -> Result<()> {
         encoder.hidden_size()
     );
     let mut model = Trainable {
-        encoder: encoder.model().clone(),
+        encoder: encoder
+            .bert()
+            .context("this example trains a BERT-family encoder")?
+            .clone(),
         loss: config.try_init(&device)?,
     };
     let mut optimizer = AdamWConfig::new().with_weight_decay(0.01).init();

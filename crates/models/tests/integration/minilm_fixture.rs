@@ -84,7 +84,10 @@ fn minilm_hidden_states_and_attention_match_transformers() {
             .tokenizer()
             .encode_batch(&[fixture.sentences[0].as_str()])
             .unwrap();
-        let out = encoder.model().forward(batch.to_bert_input(&device), true);
+        let out = encoder
+            .bert()
+            .expect("a BERT backbone")
+            .forward(batch.to_bert_input(&device), true);
         assert_eq!(
             out.hidden_states.len(),
             fixture.first_sentence_hidden_states_prefix16.len()

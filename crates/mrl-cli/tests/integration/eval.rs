@@ -1,6 +1,9 @@
 //! `mrl eval` and `mrl encode` through the binary: errors on bad input, and STS-B test parity of
 //! all-MiniLM-L6-v2 with sentence-transformers (ignored: needs `MRL_SHARED`).
 
+use std::path::Path;
+use std::process::Command;
+
 use crate::common::*;
 
 /// Reference Spearman ×100 of all-MiniLM-L6-v2 on STS-B test (shared/README.md,
