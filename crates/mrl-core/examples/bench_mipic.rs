@@ -108,7 +108,7 @@ fn main() {
             for it in 0..args.warmup + args.iters {
                 let (a, b) = (make_view(), make_view());
                 let start = Instant::now();
-                let out = loss.forward(&a, &b, mask.clone());
+                let out = loss.forward(&a, &b, mask.clone(), 0);
                 let grads = out.total.clone().backward();
                 let g = a.hidden_states[n_hidden - 1]
                     .grad(&grads)

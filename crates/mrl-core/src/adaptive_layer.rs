@@ -71,20 +71,35 @@ impl AdaptiveLayerConfig {
     /// Wraps `base`.
     ///
     /// # Panics
-    /// When a weight is negative or not finite.
+    /// With the [`MrlError`] message of [`AdaptiveLayerConfig::try_init`].
     pub fn init<L: EmbeddingLoss + Module>(&self, base: L) -> AdaptiveLayerLoss<L> {
-        for (name, v) in [
+        self.try_init(base)
+            .unwrap_or_else(|e| panic!("AdaptiveLayerConfig: {e}"))
+    }
+
+    /// Wraps `base`, or reports a malformed config.
+    ///
+    /// # Errors
+    /// [`MrlError::InvalidConfig`] naming the field when a weight or the KL temperature is
+    /// negative or not finite.
+    pub fn try_init<L: EmbeddingLoss + Module>(
+        &self,
+        base: L,
+    ) -> Result<AdaptiveLayerLoss<L>, MrlError> {
+        for (field, v) in [
             ("last_layer_weight", self.last_layer_weight),
             ("prior_layers_weight", self.prior_layers_weight),
             ("kl_div_weight", self.kl_div_weight),
             ("kl_temperature", self.kl_temperature),
         ] {
-            assert!(
-                v.is_finite() && v >= 0.0,
-                "AdaptiveLayerConfig: {name} must be finite and >= 0, got {v}"
-            );
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(MrlError::InvalidConfig {
+                    field,
+                    reason: format!("must be finite and >= 0, got {v}"),
+                });
+            }
         }
-        AdaptiveLayerLoss {
+        Ok(AdaptiveLayerLoss {
             base,
             n_layers_per_step: self.n_layers_per_step,
             last_layer_weight: self.last_layer_weight,
@@ -94,7 +109,7 @@ impl AdaptiveLayerConfig {
             layer_weighting: self.layer_weighting,
             pooling: self.pooling,
             seed: self.seed,
-        }
+        })
     }
 }
 

@@ -67,7 +67,7 @@
 //! let view_a = MipicView::pooled(encode(), mask.clone(), Pooling::Cls)?;
 //! let view_b = MipicView::pooled(encode(), mask.clone(), Pooling::Cls)?;
 //!
-//! let out = loss.try_forward(&view_a, &view_b, mask)?;
+//! let out = loss.try_forward(&view_a, &view_b, mask, 0)?; // at step 0
 //! let _grads = out.total.backward();
 //! for (name, value) in out.to_f64() {
 //!     assert!(value.is_finite(), "{name}");

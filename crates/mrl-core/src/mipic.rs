@@ -71,6 +71,18 @@ pub struct MipicConfig {
     /// loss itself takes pooled vectors). Default `Cls` (paper).
     #[config(default = "Pooling::Cls")]
     pub pooling: Pooling,
+    /// When set, the MRL term uses only this many dims per step, drawn without replacement from
+    /// `(seed, step)` (as sentence-transformers' `n_dims_per_step`); SIA and PIC keep every
+    /// dim. Default: every dim every step (the paper).
+    #[config(default = "None")]
+    pub mrl_dims_per_step: Option<usize>,
+    /// PIC curriculum length in steps ([`PicConfig::warmup_steps`]). Default `0` (the paper:
+    /// every link from step 0).
+    #[config(default = 0)]
+    pub pic_warmup_steps: usize,
+    /// Seed of the per-step sampling. Default `42` (MIPIC Table 7).
+    #[config(default = 42)]
+    pub seed: u64,
 }
 
 impl MipicConfig {
@@ -113,6 +125,7 @@ impl MipicConfig {
             .with_chain(self.chain.clone())
             .with_temperature(self.temperature)
             .with_aggregation(self.aggregation)
+            .with_warmup_steps(self.pic_warmup_steps)
     }
 
     /// The MRL part of this config.
@@ -121,6 +134,8 @@ impl MipicConfig {
             .with_dims(self.dims.clone())
             .with_weights(self.dim_weights.clone())
             .with_aggregation(self.aggregation)
+            .with_n_dims_per_step(self.mrl_dims_per_step)
+            .with_seed(self.seed)
     }
 
     /// Checks the config.
@@ -142,6 +157,12 @@ impl MipicConfig {
             return Err(MrlError::InvalidConfig {
                 field: "lambda_pic",
                 reason: format!("must be finite and >= 0, got {}", self.lambda_pic),
+            });
+        }
+        if self.mrl_dims_per_step == Some(0) {
+            return Err(MrlError::InvalidConfig {
+                field: "mrl_dims_per_step",
+                reason: "must be >= 1 (or None for every dim)".into(),
             });
         }
         if self.sia_dims().is_empty() {
@@ -290,7 +311,8 @@ pub struct MipicLoss {
 }
 
 impl MipicLoss {
-    /// The MIPIC loss of one batch and all its terms.
+    /// The MIPIC loss of one batch at training step `step` and all its terms (the step only
+    /// matters with [`MipicConfig::mrl_dims_per_step`] or [`MipicConfig::pic_warmup_steps`]).
     ///
     /// # Panics
     /// With the [`MrlError`] message of [`MipicLoss::try_forward`].
@@ -299,8 +321,9 @@ impl MipicLoss {
         view_a: &MipicView,
         view_b: &MipicView,
         mask: Tensor<2>,
+        step: usize,
     ) -> MipicBreakdown {
-        self.try_forward(view_a, view_b, mask)
+        self.try_forward(view_a, view_b, mask, step)
             .unwrap_or_else(|e| panic!("MipicLoss: {e}"))
     }
 
@@ -315,6 +338,7 @@ impl MipicLoss {
         view_a: &MipicView,
         view_b: &MipicView,
         mask: Tensor<2>,
+        step: usize,
     ) -> Result<MipicBreakdown, MrlError> {
         let dims_a = check_hidden_states(&view_a.hidden_states, &mask)?;
         let dims_b = check_hidden_states(&view_b.hidden_states, &mask)?;
@@ -348,15 +372,15 @@ impl MipicLoss {
         }
         let mrl = self.mrl.try_forward(
             &EmbeddingInputs::pair(view_a.pooled.clone(), view_b.pooled.clone()),
-            0,
+            step as u64,
         )?;
         let sia = SiaBreakdown::average(vec![
             self.sia.try_forward(&view_a.hidden_states, mask.clone())?,
             self.sia.try_forward(&view_b.hidden_states, mask)?,
         ]);
         let pic = PicBreakdown::average(vec![
-            self.pic.try_forward(&view_a.hidden_states)?,
-            self.pic.try_forward(&view_b.hidden_states)?,
+            self.pic.try_forward(&view_a.hidden_states, step)?,
+            self.pic.try_forward(&view_b.hidden_states, step)?,
         ]);
         let total = mrl.total.clone().mul_scalar(self.alpha)
             + (sia.total.clone() + pic.total.clone().mul_scalar(self.lambda_pic))

@@ -31,6 +31,11 @@ pub struct PicConfig {
     /// `Sum` over links (paper) or `Mean` (notebook). Default `Sum`.
     #[config(default = "Aggregation::Sum")]
     pub aggregation: Aggregation,
+    /// Curriculum length `W` in steps: link `i` of `n` (0-based, shallowest first) joins the
+    /// loss at step `⌊i · W / n⌋`, so the chain grows from the shallow end and is complete from
+    /// step `⌊(n − 1) W / n⌋` on. `0` (default, the paper) = every link from step 0.
+    #[config(default = 0)]
+    pub warmup_steps: usize,
 }
 
 impl PicConfig {
@@ -98,6 +103,7 @@ impl PicConfig {
             chain: self.chain.clone(),
             temperature: self.temperature,
             aggregation: self.aggregation,
+            warmup_steps: self.warmup_steps,
         })
     }
 }
@@ -155,7 +161,9 @@ impl PicProjector {
 /// ```
 ///
 /// with `φ_i` a [`PicProjector`] (hidden width `max(d_i, d_{i+1}) / 2`). Every link is active
-/// from step 0.
+/// from step 0 unless [`PicConfig::warmup_steps`] sets a curriculum: then link `i` of `n` starts
+/// at step `⌊i · W / n⌋` ([`PicLoss::link_start`]); the links not started yet are reported with
+/// `active = false` and a zero loss, and the total aggregates the active links only.
 ///
 /// # Shapes
 /// - `hidden_states[l]`: `[B, m, D]`, `B >= 2`, `D >=` the largest chain dim
@@ -172,6 +180,9 @@ pub struct PicLoss {
     /// Sum or mean over links.
     #[module(skip)]
     pub aggregation: Aggregation,
+    /// Curriculum length in steps (`0` = off).
+    #[module(skip)]
+    pub warmup_steps: usize,
 }
 
 /// One link term of PIC.
@@ -181,8 +192,10 @@ pub struct PicLinkTerm {
     pub from: (usize, usize),
     /// `(dim, layer)` the link predicts (detached).
     pub to: (usize, usize),
-    /// `L_chain`, `[1]`.
+    /// `L_chain`, `[1]` (zero while the link has not started).
     pub loss: Tensor<1>,
+    /// Whether the link is part of the loss at this step (see [`PicConfig::warmup_steps`]).
+    pub active: bool,
 }
 
 /// The total and every link term of PIC.
@@ -220,6 +233,7 @@ impl PicBreakdown {
                 from: views[0].links[k].from,
                 to: views[0].links[k].to,
                 loss: mean_of(views.iter().map(|v| v.links[k].loss.clone()).collect()),
+                active: views[0].links[k].active,
             })
             .collect();
         PicBreakdown { total, links }
@@ -227,12 +241,19 @@ impl PicBreakdown {
 }
 
 impl PicLoss {
-    /// PIC of one forward pass (one SimCSE view).
+    /// The step at which link `i` (0-based, shallowest first) joins the loss:
+    /// `⌊i · warmup_steps / n_links⌋` (0 for every link without a curriculum).
+    pub fn link_start(&self, i: usize) -> usize {
+        i * self.warmup_steps / self.projectors.len().max(1)
+    }
+
+    /// PIC of one forward pass (one SimCSE view) at training step `step` (the step only
+    /// matters with a curriculum, [`PicConfig::warmup_steps`]).
     ///
     /// # Panics
     /// With the [`MrlError`] message of [`PicLoss::try_forward`].
-    pub fn forward(&self, hidden_states: &[Tensor<3>]) -> PicBreakdown {
-        self.try_forward(hidden_states)
+    pub fn forward(&self, hidden_states: &[Tensor<3>], step: usize) -> PicBreakdown {
+        self.try_forward(hidden_states, step)
             .unwrap_or_else(|e| panic!("PicLoss: {e}"))
     }
 
@@ -242,7 +263,11 @@ impl PicLoss {
     /// [`MrlError::Shape`] (hidden states of different shapes), [`MrlError::InvalidChain`] (a
     /// chain layer `>=` the number of hidden states, a chain dim `>` D),
     /// [`MrlError::BatchTooSmall`] (`B < 2`).
-    pub fn try_forward(&self, hidden_states: &[Tensor<3>]) -> Result<PicBreakdown, MrlError> {
+    pub fn try_forward(
+        &self,
+        hidden_states: &[Tensor<3>],
+        step: usize,
+    ) -> Result<PicBreakdown, MrlError> {
         let first = hidden_states.first().ok_or(MrlError::Shape {
             arg: "hidden_states",
             detail: "no hidden state given".into(),
@@ -295,21 +320,38 @@ impl PicLoss {
             .chain
             .windows(2)
             .zip(&self.projectors)
-            .map(|(w, projector)| {
+            .enumerate()
+            .map(|(i, (w, projector))| {
                 let (from, to) = (w[0], w[1]);
+                if step < self.link_start(i) {
+                    let device = first.device();
+                    let loss = Tensor::<1>::zeros([1], (&device, first.dtype()));
+                    return PicLinkTerm {
+                        from,
+                        to,
+                        loss,
+                        active: false,
+                    };
+                }
                 let u = cls_prefix(from.1, from.0);
                 let v = cls_prefix(to.1, to.0).detach();
                 let loss =
                     in_batch_cross_entropy(projector.forward(u), v, 1.0 / self.temperature).mean();
-                PicLinkTerm { from, to, loss }
+                PicLinkTerm {
+                    from,
+                    to,
+                    loss,
+                    active: true,
+                }
             })
             .collect();
-        let weights = vec![1.0; links.len()];
-        let total = aggregate(
-            links.iter().map(|t| t.loss.clone()).collect(),
-            &weights,
-            self.aggregation,
-        );
+        let active: Vec<Tensor<1>> = links
+            .iter()
+            .filter(|t| t.active)
+            .map(|t| t.loss.clone())
+            .collect();
+        let weights = vec![1.0; active.len()];
+        let total = aggregate(active, &weights, self.aggregation);
         Ok(PicBreakdown { total, links })
     }
 }

@@ -639,7 +639,7 @@ fn mipic_matches_numpy_fixture_in_every_variant() {
                 let want = &case.fx["variants"][variant];
                 let what = format!("{name} {dtype:?} {variant}");
                 let loss = case.loss(variant, &device, dtype);
-                let out = loss.forward(&view_a, &view_b, case.mask.clone());
+                let out = loss.forward(&view_a, &view_b, case.mask.clone(), 0);
 
                 let mrl: Vec<f64> = out.mrl.terms.iter().map(|t| scalar(&t.loss)).collect();
                 assert_all_close(
@@ -746,7 +746,7 @@ fn mipic_with_alpha_one_is_mrl() {
         let config = case.config("paper_sum").with_alpha(1.0);
         let out = config
             .init(&device)
-            .forward(&view_a, &view_b, case.mask.clone());
+            .forward(&view_a, &view_b, case.mask.clone(), 0);
         let mrl = config
             .mrl_config()
             .init(
@@ -774,6 +774,95 @@ fn mipic_with_alpha_one_is_mrl() {
         assert!(
             scalar(&out.sia.total) > 0.0,
             "{name}: SIA is still reported"
+        );
+    }
+}
+
+#[test]
+fn pic_curriculum_adds_links_shallow_first() {
+    for (name, device) in devices() {
+        let chain = vec![(3, 1), (6, 2), (9, 3), (12, 4)]; // 3 links
+        let hs: Vec<Tensor<3>> = (0..5).map(|_| random3([4, 5, 12], &device)).collect();
+        let full = PicConfig::new().with_chain(chain.clone()).init(&device);
+        let mut warm = PicConfig::new()
+            .with_chain(chain.clone())
+            .with_warmup_steps(10)
+            .init(&device);
+        warm.projectors = full.projectors.clone();
+        // link i of 3 starts at floor(i * 10 / 3): 0, 3, 6
+        assert_eq!(
+            (0..3).map(|i| warm.link_start(i)).collect::<Vec<_>>(),
+            [0, 3, 6]
+        );
+        let reference = full.forward(&hs, 0);
+        let link = |i: usize| scalar(&reference.links[i].loss);
+        for (step, active) in [(0, 1), (2, 1), (3, 2), (5, 2), (6, 3), (1000, 3)] {
+            let out = warm.forward(&hs, step);
+            let flags: Vec<bool> = out.links.iter().map(|t| t.active).collect();
+            let want: Vec<bool> = (0..3).map(|i| i < active).collect();
+            assert_eq!(flags, want, "{name}: step {step}");
+            let sum: f64 = (0..active).map(link).sum();
+            assert_close(
+                &format!("{name} step {step}"),
+                scalar(&out.total),
+                sum,
+                1e-6,
+            );
+            for t in out.links.iter().filter(|t| !t.active) {
+                assert_eq!(scalar(&t.loss), 0.0, "{name}: an inactive link reports 0");
+            }
+        }
+        // Without a curriculum the step does not matter.
+        assert_eq!(
+            scalar(&full.forward(&hs, 7).total),
+            scalar(&reference.total)
+        );
+    }
+}
+
+#[test]
+fn mipic_can_sample_mrl_dims_per_step() {
+    for (name, device) in devices() {
+        let case = MipicCase::new(&device, DType::F32);
+        let (view_a, view_b) = case.views();
+        let config = case.config("paper_sum");
+        let n_dims = config.dims.len();
+        let sampled = config.clone().with_mrl_dims_per_step(Some(2)).with_seed(3);
+        let every = config.init(&device);
+        let mut loss = sampled.init(&device);
+        loss.sia = every.sia.clone();
+        loss.pic = every.pic.clone();
+        let mut seen = std::collections::BTreeSet::new();
+        for step in 0..8 {
+            let out = loss.forward(&view_a, &view_b, case.mask.clone(), step);
+            assert_eq!(out.mrl.terms.len(), 2, "{name}: step {step}");
+            seen.extend(out.mrl.terms.iter().map(|t| t.dim));
+            // The same step draws the same dims; SIA and PIC are untouched by the sampling.
+            let again = loss.forward(&view_a, &view_b, case.mask.clone(), step);
+            assert_eq!(
+                out.mrl.terms.iter().map(|t| t.dim).collect::<Vec<_>>(),
+                again.mrl.terms.iter().map(|t| t.dim).collect::<Vec<_>>()
+            );
+            let full = every.forward(&view_a, &view_b, case.mask.clone(), step);
+            assert_eq!(scalar(&out.sia.total), scalar(&full.sia.total));
+            assert_eq!(scalar(&out.pic.total), scalar(&full.pic.total));
+        }
+        assert!(seen.len() > 2, "{name}: sampling varies with the step");
+        assert!(seen.len() <= n_dims);
+        let err = case
+            .config("paper_sum")
+            .with_mrl_dims_per_step(Some(0))
+            .try_init(&device)
+            .expect_err("rejected");
+        assert!(
+            matches!(
+                err,
+                MrlError::InvalidConfig {
+                    field: "mrl_dims_per_step",
+                    ..
+                }
+            ),
+            "{err}"
         );
     }
 }
@@ -891,7 +980,7 @@ fn mipic_gradients_match_finite_differences() {
                     let b =
                         MipicView::pooled(case.view_b.clone(), case.mask.clone(), Pooling::Mean)
                             .unwrap();
-                    scalar(&loss.forward(&a, &b, case.mask.clone()).total)
+                    scalar(&loss.forward(&a, &b, case.mask.clone(), 0).total)
                 };
                 let mut hs = case.view_a.clone();
                 let h = tensor(a_values[layer].clone(), shape, &ad, DType::F64).require_grad();
@@ -899,7 +988,7 @@ fn mipic_gradients_match_finite_differences() {
                 let a = MipicView::pooled(hs, case.mask.clone(), Pooling::Mean).unwrap();
                 let b = MipicView::pooled(case.view_b.clone(), case.mask.clone(), Pooling::Mean)
                     .unwrap();
-                let grads = loss.forward(&a, &b, case.mask.clone()).total.backward();
+                let grads = loss.forward(&a, &b, case.mask.clone(), 0).total.backward();
                 let analytic = host(h.grad(&grads).unwrap());
                 let n = shape.iter().product::<usize>();
                 let numeric = finite_differences(&a_values[layer], (0..n).step_by(5), eval);
@@ -911,7 +1000,7 @@ fn mipic_gradients_match_finite_differences() {
             }
             // The lifts and projectors are trained with the encoder: they get gradients.
             let (a, b) = case.views();
-            let grads = loss.forward(&a, &b, case.mask.clone()).total.backward();
+            let grads = loss.forward(&a, &b, case.mask.clone(), 0).total.backward();
             let g = host(
                 loss.pic.projectors[0]
                     .fc1
@@ -946,7 +1035,7 @@ fn pic_target_is_detached_and_detach_teacher_changes_sia_gradient() {
         let hs: Vec<Tensor<3>> = (0..4)
             .map(|_| random3([4, 5, 12], &ad).require_grad())
             .collect();
-        let grads = pic.forward(&hs).total.backward();
+        let grads = pic.forward(&hs, 0).total.backward();
         assert!(
             hs[3]
                 .grad(&grads)
@@ -1196,6 +1285,23 @@ fn bad_inputs_give_clear_errors() {
                 .contains("the largest dim 32 exceeds the embedding / hidden width 16"),
             "{err}"
         );
+        // a negative or non-finite adaptive-layer weight names the field
+        for (config, field) in [
+            (
+                AdaptiveLayerConfig::new().with_kl_div_weight(-1.0),
+                "kl_div_weight",
+            ),
+            (
+                AdaptiveLayerConfig::new().with_kl_temperature(f64::NAN),
+                "kl_temperature",
+            ),
+        ] {
+            let err = config.try_init(base.clone()).expect_err("rejected");
+            assert!(
+                matches!(err, MrlError::InvalidConfig { field: f, .. } if f == field),
+                "{err}"
+            );
+        }
         // batch of 1
         let err = base
             .try_forward_no_reduction(random2([1, 8], &device), random2([1, 8], &device))
@@ -1237,7 +1343,7 @@ fn bad_inputs_give_clear_errors() {
             .with_chain(vec![(3, 1), (6, 2), (12, 7)]);
         let err = bad_chain
             .init(&device)
-            .try_forward(&a, &b, case.mask.clone())
+            .try_forward(&a, &b, case.mask.clone(), 0)
             .unwrap_err();
         assert!(matches!(err, MrlError::InvalidChain { .. }), "{err}");
         assert!(
@@ -1248,7 +1354,7 @@ fn bad_inputs_give_clear_errors() {
         let bad_layers = case.config("paper_sum").with_sia_layers(vec![1, 9]);
         let err = bad_layers
             .init(&device)
-            .try_forward(&a, &b, case.mask.clone())
+            .try_forward(&a, &b, case.mask.clone(), 0)
             .unwrap_err();
         assert!(err.to_string().contains("layer 9 does not exist"), "{err}");
         let loss = case.config("paper_sum").init(&device);
@@ -1256,7 +1362,9 @@ fn bad_inputs_give_clear_errors() {
             hidden_states: b.hidden_states[..3].to_vec(),
             pooled: b.pooled.clone(),
         };
-        let err = loss.try_forward(&a, &short, case.mask.clone()).unwrap_err();
+        let err = loss
+            .try_forward(&a, &short, case.mask.clone(), 0)
+            .unwrap_err();
         assert!(
             err.to_string()
                 .contains("the two views must have the same hidden states"),
@@ -1271,14 +1379,14 @@ fn bad_inputs_give_clear_errors() {
             pooled: v.pooled.clone().slice([0..1, 0..12]),
         };
         let err = loss
-            .try_forward(&one(&a), &one(&b), case.mask.clone().slice([0..1, 0..7]))
+            .try_forward(&one(&a), &one(&b), case.mask.clone().slice([0..1, 0..7]), 0)
             .unwrap_err();
         assert!(
             matches!(err, MrlError::BatchTooSmall { batch: 1, .. }),
             "{err}"
         );
         let err = loss
-            .try_forward(&a, &b, case.mask.clone().slice([0..4, 0..6]))
+            .try_forward(&a, &b, case.mask.clone().slice([0..4, 0..6]), 0)
             .unwrap_err();
         assert!(
             err.to_string().contains("`mask`") && err.to_string().contains("[4, 6]"),
@@ -1316,7 +1424,7 @@ fn bad_inputs_give_clear_errors() {
         );
         // A mask that is not 0/1 is reported by top-k CKA.
         let bad_mask = case.mask.clone().mul_scalar(0.5);
-        let err = loss.try_forward(&a, &b, bad_mask).unwrap_err();
+        let err = loss.try_forward(&a, &b, bad_mask, 0).unwrap_err();
         assert!(matches!(err, MrlError::Cka(_)), "{err}");
     }
 }

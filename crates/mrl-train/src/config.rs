@@ -200,6 +200,13 @@ pub struct ObjectiveSection {
     /// `sum` or `mean` over dims (and SIA terms, PIC links).
     #[serde(default)]
     pub aggregation: Option<String>,
+    /// MIPIC: MRL dims sampled per step (default: every dim; SIA and PIC keep every dim).
+    #[serde(default)]
+    pub mrl_dims_per_step: Option<usize>,
+    /// MIPIC: PIC curriculum length in steps (link `i` of `n` joins at `i · W / n`).
+    /// Default `0` (every link from step 0, the paper).
+    #[serde(default)]
+    pub pic_warmup_steps: Option<usize>,
     /// 2D: prior layers sampled per step. Default `1`.
     #[serde(default)]
     pub n_layers_per_step: Option<usize>,
@@ -537,7 +544,7 @@ impl TrainConfig {
     fn validate_objective(&self) -> Result<()> {
         let obj = &self.objective;
         let kind = obj.kind;
-        let mipic_only: [(&str, bool); 8] = [
+        let mipic_only: [(&str, bool); 11] = [
             ("preset", obj.preset.is_some()),
             ("variant", obj.variant.is_some()),
             ("alpha", obj.alpha.is_some()),
@@ -545,7 +552,10 @@ impl TrainConfig {
             ("lambda_cka", obj.lambda_cka.is_some()),
             ("lambda_pic", obj.lambda_pic.is_some()),
             ("sia_layers", obj.sia_layers.is_some()),
-            ("chain", obj.chain.is_some() || obj.detach_teacher.is_some()),
+            ("chain", obj.chain.is_some()),
+            ("detach_teacher", obj.detach_teacher.is_some()),
+            ("mrl_dims_per_step", obj.mrl_dims_per_step.is_some()),
+            ("pic_warmup_steps", obj.pic_warmup_steps.is_some()),
         ];
         if kind != ObjectiveKind::Mipic {
             if let Some((key, _)) = mipic_only.iter().find(|(_, set)| *set) {

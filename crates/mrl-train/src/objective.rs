@@ -173,6 +173,7 @@ impl Objective {
             }
             ObjectiveKind::Mipic => Objective::Mipic(
                 mipic_config(section, hidden_size, num_layers, pooling)?
+                    .with_seed(seed)
                     .try_init(device)
                     .map_err(wrap("preset"))?,
             ),
@@ -232,7 +233,7 @@ impl Objective {
                     MipicView::pooled(out.hidden_states[r].clone(), out.masks[r].clone(), pooling)
                 };
                 let (a, b) = (view(0)?, view(1)?);
-                terms(&loss.try_forward(&a, &b, out.masks[0].clone())?)
+                terms(&loss.try_forward(&a, &b, out.masks[0].clone(), step as usize)?)
             }
         })
     }
@@ -329,6 +330,12 @@ pub fn mipic_config(
     }
     if let Some(v) = section.detach_teacher {
         config = config.with_detach_teacher(v);
+    }
+    if let Some(n) = section.mrl_dims_per_step {
+        config = config.with_mrl_dims_per_step(Some(n));
+    }
+    if let Some(w) = section.pic_warmup_steps {
+        config = config.with_pic_warmup_steps(w);
     }
     if let Some(a) = parse_aggregation(&section.aggregation) {
         config = config.with_aggregation(a);

@@ -182,6 +182,14 @@ fn bad_values_are_rejected_naming_the_key() {
             "objective.dims",
         ),
         (
+            MINIMAL.replace("kind = \"mrl\"", "kind = \"mrl\"\npic_warmup_steps = 100"),
+            "objective.pic_warmup_steps",
+        ),
+        (
+            MINIMAL.replace("kind = \"mrl\"", "kind = \"ese\"\ndetach_teacher = true"),
+            "objective.detach_teacher",
+        ),
+        (
             MINIMAL.replace("path = \"m\"", "path = \"m\"\npooling = \"max\""),
             "model.pooling",
         ),
@@ -599,4 +607,19 @@ fn the_export_loads_back_with_the_same_embeddings() {
             .unwrap();
         assert!(a.iter().zip(&c).any(|(x, y)| (x - y).abs() > 1e-6));
     }
+}
+
+#[test]
+fn mipic_sampling_and_curriculum_keys_reach_the_loss_config() {
+    let text = MINIMAL.replace(
+        "kind = \"mrl\"",
+        "kind = \"mipic\"\nmrl_dims_per_step = 3\npic_warmup_steps = 120",
+    );
+    let c = parse(&text).unwrap();
+    let config =
+        mrl_train::objective::mipic_config(&c.objective, 384, 6, mrl_core::Pooling::Mean).unwrap();
+    assert_eq!(config.mrl_dims_per_step, Some(3));
+    assert_eq!(config.pic_warmup_steps, 120);
+    assert_eq!(config.mrl_config().n_dims_per_step, Some(3));
+    assert_eq!(config.pic_config().warmup_steps, 120);
 }

@@ -91,7 +91,7 @@ fn main() -> Result<()> {
             })
             .collect::<Result<_, _>>()?;
         let mask: Tensor<2> = batch.to_bert_input(&device).attention_mask.float();
-        let breakdown = model.loss.try_forward(&views[0], &views[1], mask)?;
+        let breakdown = model.loss.try_forward(&views[0], &views[1], mask, step)?;
 
         println!("step {step}");
         for (name, value) in breakdown.to_f64() {
