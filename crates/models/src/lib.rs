@@ -9,7 +9,9 @@
 //! - [`tokenizer`] — `tokenizer.json` with longest-in-batch padding, truncation and offsets;
 //! - [`pooling`] — CLS / mean / last-token pooling and the Matryoshka truncate-then-normalise;
 //! - [`resolve`] — a local directory or a Hugging Face id in the hub cache;
-//! - [`sentence_encoder`] — model + tokenizer + pooling: texts in, vectors out.
+//! - [`sentence_encoder`] — model + tokenizer + pooling: texts in, vectors out; the model is a
+//!   BERT-family encoder or a Llama-family decoder ([`Backbone`], from `model_type`), so a
+//!   decoder embedder (last-token pooling) is evaluated like an encoder.
 //!
 //! # Features
 //! `ndarray` and `flex` (default) and `wgpu` enable the corresponding Burn backends; the
