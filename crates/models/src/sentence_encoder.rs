@@ -107,7 +107,7 @@ impl Backbone {
                 }
             }
         } else {
-            has_gguf(dir)
+            crate::llama::weights::find_gguf(dir)?.is_some()
         };
         if is_decoder {
             let (config, model) = LlamaModel::from_pretrained(dir, LayerSelection::All, device)?;
@@ -117,15 +117,6 @@ impl Backbone {
             Ok(Backbone::Bert { model, config })
         }
     }
-}
-
-/// Whether `dir` holds a `*.gguf` file.
-fn has_gguf(dir: &Path) -> bool {
-    std::fs::read_dir(dir).is_ok_and(|entries| {
-        entries
-            .filter_map(|e| e.ok())
-            .any(|e| e.path().extension().is_some_and(|x| x == "gguf"))
-    })
 }
 
 /// sentence-transformers' `sentence_bert_config.json` (the fields we read).

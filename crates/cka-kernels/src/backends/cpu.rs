@@ -19,33 +19,27 @@ fn read<B: Backend, T: Element>(tensor: FloatTensor<B>, what: &str) -> Vec<T> {
         .unwrap_or_else(|e| panic!("nested_prefix_cka: `{what}`: {e:?}"))
 }
 
-fn forward<B: Backend, T: NdFloat + Element>(
+/// Runs the host implementation in the input's precision: the forward (`[B, n]`) when `grad`
+/// is `None`, else the backward (`[B, K, D]`).
+fn on_host<B: Backend>(
     hidden: FloatTensor<B>,
     row_mask: FloatTensor<B>,
     dims: &[usize],
+    grad: Option<FloatTensor<B>>,
+    detach_teacher: bool,
 ) -> FloatTensor<B> {
-    let device = hidden.device();
-    let dtype = hidden.dtype();
-    let [batch, rows, width] = hidden.shape().dims::<3>();
-    let hidden = read::<B, T>(hidden, "hidden");
-    let row_mask = read::<B, T>(row_mask, "row_mask");
-    let problem = Problem {
-        hidden: &hidden,
-        row_mask: &row_mask,
-        batch,
-        rows,
-        width,
-        dims,
-    };
-    let out = TensorData::new(problem.forward(), Shape::new([batch, dims.len()]));
-    B::float_from_data(out.convert_dtype(dtype), &device)
+    if hidden.dtype() == DType::F64 {
+        on_host_as::<B, f64>(hidden, row_mask, dims, grad, detach_teacher)
+    } else {
+        on_host_as::<B, f32>(hidden, row_mask, dims, grad, detach_teacher)
+    }
 }
 
-fn backward<B: Backend, T: NdFloat + Element>(
+fn on_host_as<B: Backend, T: NdFloat + Element>(
     hidden: FloatTensor<B>,
     row_mask: FloatTensor<B>,
     dims: &[usize],
-    grad: FloatTensor<B>,
+    grad: Option<FloatTensor<B>>,
     detach_teacher: bool,
 ) -> FloatTensor<B> {
     let device = hidden.device();
@@ -53,7 +47,6 @@ fn backward<B: Backend, T: NdFloat + Element>(
     let [batch, rows, width] = hidden.shape().dims::<3>();
     let hidden = read::<B, T>(hidden, "hidden");
     let row_mask = read::<B, T>(row_mask, "row_mask");
-    let grad = read::<B, T>(grad, "grad");
     let problem = Problem {
         hidden: &hidden,
         row_mask: &row_mask,
@@ -62,10 +55,13 @@ fn backward<B: Backend, T: NdFloat + Element>(
         width,
         dims,
     };
-    let out = TensorData::new(
-        problem.backward(&grad, detach_teacher),
-        Shape::new([batch, rows, width]),
-    );
+    let out = match grad {
+        None => TensorData::new(problem.forward(), Shape::new([batch, dims.len()])),
+        Some(grad) => TensorData::new(
+            problem.backward(&read::<B, T>(grad, "grad"), detach_teacher),
+            Shape::new([batch, rows, width]),
+        ),
+    };
     B::float_from_data(out.convert_dtype(dtype), &device)
 }
 
@@ -78,11 +74,7 @@ macro_rules! host_cka_ops {
                 dims: Vec<usize>,
                 _detach_teacher: bool,
             ) -> FloatTensor<Self> {
-                if hidden.dtype() == DType::F64 {
-                    forward::<Self, f64>(hidden, row_mask, &dims)
-                } else {
-                    forward::<Self, f32>(hidden, row_mask, &dims)
-                }
+                on_host::<Self>(hidden, row_mask, &dims, None, false)
             }
 
             fn nested_prefix_cka_backward(
@@ -92,11 +84,7 @@ macro_rules! host_cka_ops {
                 grad: FloatTensor<Self>,
                 detach_teacher: bool,
             ) -> FloatTensor<Self> {
-                if hidden.dtype() == DType::F64 {
-                    backward::<Self, f64>(hidden, row_mask, &dims, grad, detach_teacher)
-                } else {
-                    backward::<Self, f32>(hidden, row_mask, &dims, grad, detach_teacher)
-                }
+                on_host::<Self>(hidden, row_mask, &dims, Some(grad), detach_teacher)
             }
         }
     };

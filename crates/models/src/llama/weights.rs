@@ -290,7 +290,7 @@ impl LlamaModel {
 }
 
 /// The single `*.gguf` file in `dir`, if any.
-fn find_gguf(dir: &Path) -> Result<Option<std::path::PathBuf>> {
+pub(crate) fn find_gguf(dir: &Path) -> Result<Option<std::path::PathBuf>> {
     let entries = std::fs::read_dir(dir).map_err(|source| ModelError::Io {
         path: dir.to_path_buf(),
         source,
