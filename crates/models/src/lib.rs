@@ -4,6 +4,7 @@
 //!   optional attention probabilities, dropout on autodiff devices;
 //! - [`llama`] — Llama-family decoders (SmolLM2, Qwen2, Qwen3) from safetensors or GGUF:
 //!   logits, every hidden state, attention probabilities, KV-cached generation steps;
+//! - [`gelu`] — the exact GELU as a backend operation (vectorised, multi-core on flex/ndarray);
 //! - [`generation`] — KV-cached greedy / sampled generation and chat templates;
 //! - [`gguf`] — a reader for llama.cpp GGUF files (F32/F16/BF16/Q8_0/Q4_0/Q4_1 to f32);
 //! - [`tokenizer`] — `tokenizer.json` with longest-in-batch padding, truncation and offsets;
@@ -33,6 +34,8 @@
 pub mod bert;
 mod cast;
 pub mod error;
+#[allow(deprecated)] // the generated dispatch names NdArray, deprecated upstream
+pub mod gelu;
 pub mod generation;
 pub mod gguf;
 pub mod llama;
@@ -43,6 +46,7 @@ pub mod tokenizer;
 
 pub use bert::{BertConfig, BertInput, BertModel, BertOutput};
 pub use error::{ModelError, Result};
+pub use gelu::gelu_exact;
 pub use llama::{LayerSelection, LlamaConfig, LlamaInput, LlamaModel, LlamaOutput};
 pub use pooling::{check_dim, truncate_normalize, Pooling};
 pub use resolve::resolve_model_dir;

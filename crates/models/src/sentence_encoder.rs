@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
+use burn::backend::DispatchDevice;
 use burn::tensor::{Device, Tensor};
 use serde::Deserialize;
 
@@ -298,11 +299,39 @@ impl SentenceEncoder {
         }
     }
 
+    /// [`SentenceEncoder::embed_batch`] of `texts[rows]`, read back row-major.
+    fn embed_rows(&self, texts: &[&str], rows: &[usize]) -> Result<Vec<f32>> {
+        let batch: Vec<&str> = rows.iter().map(|&i| texts[i]).collect();
+        Ok(self
+            .embed_batch(&batch)?
+            .into_data()
+            .try_into_vec_as::<f32>()
+            .expect("converted to f32"))
+    }
+
+    /// How many batches [`SentenceEncoder::encode`] runs at once: one per core on the CPU
+    /// backends (flex, ndarray), whose element-wise and copy kernels run on one thread, so a
+    /// second batch fills the other core meanwhile; one elsewhere.
+    fn batches_in_flight(&self) -> usize {
+        match self.device.clone().without_autodiff().as_dispatch() {
+            #[cfg(feature = "flex")]
+            DispatchDevice::Flex(_) => rayon::current_num_threads().max(1),
+            #[cfg(feature = "ndarray")]
+            #[allow(deprecated)]
+            DispatchDevice::NdArray(_) => rayon::current_num_threads().max(1),
+            #[allow(unreachable_patterns)]
+            _ => 1,
+        }
+    }
+
     /// Pooled, full-width, un-normalised embeddings of `texts`, in input order.
     ///
     /// Like sentence-transformers, texts are sorted by length (longest first) before batching,
     /// so that each batch pads little; `progress` is called with the number of texts finished
-    /// after each batch.
+    /// after each batch (in the order batches finish). On the CPU backends (flex, ndarray) one
+    /// batch runs per core, each on its own one-thread rayon pool, so the single-threaded
+    /// kernels of one batch overlap with the other's work; elsewhere batches run one at a time.
+    /// Either way every batch is the same forward pass, so the vectors do not depend on it.
     ///
     /// # Errors
     /// [`ModelError::InvalidArgument`] for `batch_size == 0`; tokenisation errors.
@@ -321,20 +350,56 @@ impl SentenceEncoder {
         let mut order: Vec<usize> = (0..texts.len()).collect();
         order.sort_by_key(|&i| std::cmp::Reverse(texts[i].chars().count()));
         let mut out = vec![Vec::new(); texts.len()];
-        for chunk in order.chunks(batch_size) {
-            let batch: Vec<&str> = chunk.iter().map(|&i| texts[i]).collect();
-            let pooled = self.embed_batch(&batch)?;
-            let width = pooled.dims()[1];
-            let values: Vec<f32> = pooled
-                .into_data()
-                .try_into_vec_as::<f32>()
-                .expect("converted to f32");
-            for (row, &i) in values.chunks(width).zip(chunk) {
-                out[i] = row.to_vec();
+        let chunks: Vec<&[usize]> = order.chunks(batch_size).collect();
+        let workers = self.batches_in_flight().min(chunks.len()).max(1);
+        if workers == 1 {
+            for chunk in &chunks {
+                let values = self.embed_rows(texts, chunk)?;
+                scatter(&mut out, chunk, &values);
+                progress(chunk.len());
             }
-            progress(chunk.len());
+            return Ok(out);
         }
+        // One batch per core, each on its own one-thread rayon pool: the backend's kernels see
+        // one thread, and the cores never wait on each other inside a forward pass.
+        let pools = (0..workers)
+            .map(|_| rayon::ThreadPoolBuilder::new().num_threads(1).build())
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| ModelError::InvalidArgument {
+                name: "threads",
+                message: format!("cannot start the encoding threads: {e}"),
+            })?;
+        let (sender, receiver) = std::sync::mpsc::channel();
+        std::thread::scope(|scope| {
+            for (w, pool) in pools.iter().enumerate() {
+                let (sender, chunks) = (sender.clone(), &chunks);
+                scope.spawn(move || {
+                    for c in (w..chunks.len()).step_by(workers) {
+                        let values = pool.install(|| self.embed_rows(texts, chunks[c]));
+                        let failed = values.is_err();
+                        if sender.send((c, values)).is_err() || failed {
+                            return;
+                        }
+                    }
+                });
+            }
+            drop(sender);
+            for (c, values) in receiver {
+                let values = values?;
+                scatter(&mut out, chunks[c], &values);
+                progress(chunks[c].len());
+            }
+            Ok(())
+        })?;
         Ok(out)
+    }
+}
+
+/// Writes the rows of one batch's `values` (`[rows.len(), width]`, row-major) to `out[rows[r]]`.
+fn scatter(out: &mut [Vec<f32>], rows: &[usize], values: &[f32]) {
+    let width = values.len() / rows.len();
+    for (row, &i) in values.chunks(width).zip(rows) {
+        out[i] = row.to_vec();
     }
 }
 

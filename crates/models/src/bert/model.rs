@@ -8,12 +8,13 @@ use burn::nn::{
     Dropout, DropoutConfig, Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear,
     LinearConfig,
 };
-use burn::tensor::activation::{gelu, gelu_approximate, relu, softmax};
+use burn::tensor::activation::{gelu_approximate, relu, softmax};
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Bool, Device, Int, Tensor};
 
 use super::config::{BertConfig, HiddenAct};
+use crate::gelu::gelu_exact;
 
 /// Token ids, padding mask and (optional) segment ids of one batch.
 ///
@@ -173,9 +174,9 @@ impl BertSelfAttention {
         output_attentions: bool,
     ) -> (Tensor<3>, Option<Tensor<4>>) {
         let [batch, seq, hidden] = x.dims();
-        let q = self.split_heads(self.query.forward(x.clone()));
-        let k = self.split_heads(self.key.forward(x.clone()));
-        let v = self.split_heads(self.value.forward(x));
+        let q = self.split_heads(linear_rows(&self.query, x.clone()));
+        let k = self.split_heads(linear_rows(&self.key, x.clone()));
+        let v = self.split_heads(linear_rows(&self.value, x));
         let training = x_is_training(&q) && self.dropout.prob > 0.0;
 
         let (context, probs) = if output_attentions || training {
@@ -210,6 +211,18 @@ impl BertSelfAttention {
     fn head_dim(&self, hidden: usize) -> usize {
         hidden / self.num_heads
     }
+}
+
+/// `linear` applied to `[batch, seq, in]` as one `[batch·seq, in] × [in, out]` product.
+///
+/// Burn's `Linear` keeps the batched form when `seq` is a multiple of 32, which on the CPU
+/// backends runs one small GEMM per sequence and re-packs the weight each time; folding the
+/// rows gives the GEMM one large product it can split over the cores.
+fn linear_rows(linear: &Linear, x: Tensor<3>) -> Tensor<3> {
+    let [batch, seq, d_in] = x.dims();
+    let y = linear.forward(x.reshape([batch * seq, d_in]));
+    let d_out = y.dims()[1];
+    y.reshape([batch, seq, d_out])
 }
 
 /// Whether tensors on this device record gradients (dropout is active only then).
@@ -267,7 +280,7 @@ impl BertSelfOutput {
 
     /// `LayerNorm(dropout(dense(context)) + residual)`, all `[batch, seq, hidden]`.
     pub fn forward(&self, context: Tensor<3>, residual: Tensor<3>) -> Tensor<3> {
-        let x = self.dropout.forward(self.dense.forward(context));
+        let x = self.dropout.forward(linear_rows(&self.dense, context));
         self.layer_norm.forward(x + residual)
     }
 }
@@ -294,9 +307,9 @@ pub struct BertIntermediate {
 impl BertIntermediate {
     /// `[batch, seq, hidden]` → `[batch, seq, intermediate]`.
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let x = self.dense.forward(x);
+        let x = linear_rows(&self.dense, x);
         match self.hidden_act {
-            HiddenAct::Gelu => gelu(x),
+            HiddenAct::Gelu => gelu_exact(x),
             HiddenAct::GeluTanh => gelu_approximate(x),
             HiddenAct::Relu => relu(x),
         }
@@ -317,7 +330,7 @@ pub struct BertFeedForwardOutput {
 impl BertFeedForwardOutput {
     /// `LayerNorm(dropout(dense(x)) + residual)`.
     pub fn forward(&self, x: Tensor<3>, residual: Tensor<3>) -> Tensor<3> {
-        let x = self.dropout.forward(self.dense.forward(x));
+        let x = self.dropout.forward(linear_rows(&self.dense, x));
         self.layer_norm.forward(x + residual)
     }
 }

@@ -159,9 +159,19 @@ fn sentence_encoder_pools_in_input_order() {
     for (name, device) in devices() {
         let encoder = SentenceEncoder::load(&tmp.0, &device, &EncoderOptions::default()).unwrap();
         assert_eq!(encoder.max_length(), POSITIONS, "{name}");
-        let texts = ["the cat", "a big red bird flies fast", "dog", "the cat"];
-        let batched = encoder.encode(&texts, 2, |_| {}).unwrap();
-        assert_eq!(batched.len(), 4);
+        let texts = [
+            "the cat",
+            "a big red bird flies fast",
+            "dog",
+            "the cat",
+            "a b c",
+        ];
+        // Three batches: on the CPU backends they run on one thread per core.
+        let mut reported = Vec::new();
+        let batched = encoder.encode(&texts, 2, |n| reported.push(n)).unwrap();
+        assert_eq!(batched.len(), 5);
+        reported.sort_unstable();
+        assert_eq!(reported, [1, 2, 2], "{name}: progress once per batch");
         for (text, got) in texts.iter().zip(&batched) {
             let alone = values_of(encoder.embed_batch(&[text]).unwrap());
             let diff = max_abs_diff(&alone, got);

@@ -7,6 +7,7 @@ mod common;
 
 mod bert_forward;
 mod decoder_embedder;
+mod gelu;
 mod generate_smollm2;
 mod gguf_reader;
 mod llama_decoder;
