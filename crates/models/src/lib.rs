@@ -38,6 +38,7 @@ pub mod error;
 pub mod gelu;
 pub mod generation;
 pub mod gguf;
+mod host_device;
 pub mod llama;
 pub mod pooling;
 pub mod resolve;

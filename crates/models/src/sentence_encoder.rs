@@ -6,12 +6,12 @@
 
 use std::path::{Path, PathBuf};
 
-use burn::backend::DispatchDevice;
 use burn::tensor::{Device, Tensor};
 use serde::Deserialize;
 
 use crate::bert::{BertConfig, BertModel};
 use crate::error::{read_json, ModelError, Result};
+use crate::host_device::is_host_cpu;
 use crate::llama::{LayerSelection, LlamaConfig, LlamaInput, LlamaModel};
 use crate::pooling::Pooling;
 use crate::tokenizer::{TextTokenizer, TOKENIZER_FILE};
@@ -313,14 +313,10 @@ impl SentenceEncoder {
     /// backends (flex, ndarray), whose element-wise and copy kernels run on one thread, so a
     /// second batch fills the other core meanwhile; one elsewhere.
     fn batches_in_flight(&self) -> usize {
-        match self.device.clone().without_autodiff().as_dispatch() {
-            #[cfg(feature = "flex")]
-            DispatchDevice::Flex(_) => rayon::current_num_threads().max(1),
-            #[cfg(feature = "ndarray")]
-            #[allow(deprecated)]
-            DispatchDevice::NdArray(_) => rayon::current_num_threads().max(1),
-            #[allow(unreachable_patterns)]
-            _ => 1,
+        if is_host_cpu(&self.device) {
+            rayon::current_num_threads().max(1)
+        } else {
+            1
         }
     }
 

@@ -216,8 +216,8 @@ impl BertSelfAttention {
 /// `linear` applied to `[batch, seq, in]` as one `[batch·seq, in] × [in, out]` product.
 ///
 /// Burn's `Linear` keeps the batched form when `seq` is a multiple of 32, which on the CPU
-/// backends runs one small GEMM per sequence and re-packs the weight each time; folding the
-/// rows gives the GEMM one large product it can split over the cores.
+/// backends runs one small GEMM per sequence; folding the rows always gives the GEMM one large
+/// product it can split over the cores.
 fn linear_rows(linear: &Linear, x: Tensor<3>) -> Tensor<3> {
     let [batch, seq, d_in] = x.dims();
     let y = linear.forward(x.reshape([batch * seq, d_in]));

@@ -11,9 +11,9 @@
 //! implementation (module `host`): a branch-free `erf` (Maclaurin series below 1, Abramowitz &
 //! Stegun 7.1.26 — the polynomial PyTorch's vectorised CPU GELU uses — beyond; absolute error
 //! ≤ 1.8e-7 in f32) and a Cephes-style `exp`, written so the compiler vectorises them, over
-//! chunks split across the cores. Other backends
-//! (CubeCL, and flex/ndarray tensors that are not f32) use Burn's own `gelu`, and autodiff
-//! routes the backward to [`GeluOps::gelu_exact_backward`] of the inner backend.
+//! chunks split across the cores. Other backends (CubeCL, and flex/ndarray tensors that are
+//! not f32) use Burn's own `gelu`, and autodiff routes the backward to
+//! [`GeluOps::gelu_exact_backward`] of the inner backend.
 //!
 //! [`docs/benchmarks.md`]: https://github.com/burn-mrl/burn-mrl/blob/main/docs/benchmarks.md
 
@@ -21,8 +21,10 @@ mod autodiff;
 #[cfg(any(feature = "flex", feature = "ndarray"))]
 mod host;
 
-use burn::backend::{backend_extension, tensor::FloatTensor, Backend, Dispatch, DispatchDevice};
+use burn::backend::{backend_extension, tensor::FloatTensor, Backend, Dispatch};
 use burn::tensor::Tensor;
+
+use crate::host_device::is_host_cpu;
 
 /// The exact GELU as a backend operation (forward and hand-written backward).
 #[backend_extension(
@@ -63,23 +65,9 @@ pub trait GeluOps: Backend {
 /// # assert!((y.into_data().try_to_vec::<f32>().unwrap()[2] - 0.841_344_7).abs() < 1e-6);
 /// ```
 pub fn gelu_exact<const D: usize>(tensor: Tensor<D>) -> Tensor<D> {
-    if has_host_path(&tensor) {
+    if is_host_cpu(&tensor.device()) {
         Tensor::from_dispatch(<Dispatch as GeluOps>::gelu_exact(tensor.into_dispatch()))
     } else {
         burn::tensor::activation::gelu(tensor)
-    }
-}
-
-/// Whether the tensor lives on a backend with the host implementation (flex or ndarray, also
-/// under autodiff); other devices take Burn's `gelu`.
-fn has_host_path<const D: usize>(tensor: &Tensor<D>) -> bool {
-    match tensor.device().without_autodiff().as_dispatch() {
-        #[cfg(feature = "flex")]
-        DispatchDevice::Flex(_) => true,
-        #[cfg(feature = "ndarray")]
-        #[allow(deprecated)]
-        DispatchDevice::NdArray(_) => true,
-        #[allow(unreachable_patterns)]
-        _ => false,
     }
 }

@@ -1,0 +1,19 @@
+//! Which devices run on the CPU backends that have this crate's host implementations.
+
+use burn::backend::DispatchDevice;
+use burn::tensor::Device;
+
+/// Whether `device` is flex or ndarray (also under autodiff): the backends whose element-wise
+/// kernels run on the host thread that calls them, and for which [`crate::gelu`] has a host
+/// implementation and [`crate::SentenceEncoder::encode`] runs one batch per core.
+pub(crate) fn is_host_cpu(device: &Device) -> bool {
+    match device.clone().without_autodiff().as_dispatch() {
+        #[cfg(feature = "flex")]
+        DispatchDevice::Flex(_) => true,
+        #[cfg(feature = "ndarray")]
+        #[allow(deprecated)]
+        DispatchDevice::NdArray(_) => true,
+        #[allow(unreachable_patterns)]
+        _ => false,
+    }
+}
