@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""transformers side of the issue-5 decoder benchmarks (docs/notes-issue5.md), to run in the
+"""transformers side of the decoder benchmarks (docs/benchmarks.md), to run in the
 same session as, and alternating with, the Burn examples `decoder_parity` and
 `decoder_generate`:
 

@@ -4,7 +4,7 @@
 Usage:
   cargo run --release -p mrl-cli -- encode --model runs/mipic-minilm/model \
       --input sentences.txt --dim 384 --output ours.jsonl
-  HF_HUB_OFFLINE=1 /tmp/ref-venv/bin/python scripts/check_export_st.py \
+  HF_HUB_OFFLINE=1 "$REF_VENV"/bin/python scripts/check_export_st.py \
       runs/mipic-minilm/model sentences.txt ours.jsonl
 
 Loads the directory with `SentenceTransformer(dir)`, embeds the sentences (one per line),

@@ -1,13 +1,13 @@
 //! `cargo xtask` — everything CI and the benchmarks run.
 //!
 //! - `cargo xtask ci` — format check; clippy `-D warnings` with default features and with
-//!   `cka-kernels/wgpu`; `cargo check` of `cka-kernels` with `cuda` (the CUDA path keeps
-//!   compiling; there is no GPU to run it); every test of the workspace with `cka-kernels/wgpu`
-//!   compiled in, so the CKA tests run on ndarray, flex **and** the `#[cube]` kernels through
-//!   wgpu (Mesa lavapipe on a CPU-only machine), ignored tests included (tests that need
-//!   `MRL_SHARED` data run and fail loudly when it is missing); the doc build with warnings
-//!   denied. One feature set (`cka-kernels/wgpu`) for clippy and tests keeps it to one Burn
-//!   build.
+//!   the wgpu lane ([`WGPU_LANE`]); `cargo check` of `cka-kernels` with `cuda` (the CUDA path
+//!   keeps compiling; there is no GPU to run it); every test of the workspace with the wgpu
+//!   lane compiled in, so the CKA tests run on ndarray, flex **and** the `#[cube]` kernels
+//!   through wgpu (Mesa lavapipe on a CPU-only machine) and a MIPIC training run is checked on
+//!   wgpu against flex, ignored tests included (tests that need `MRL_SHARED` data run and fail
+//!   loudly when it is missing); the doc build with warnings denied. One feature set for
+//!   clippy and tests keeps it to one Burn build.
 //! - `cargo xtask bench cka [ARGS]` — the CKA benchmark (release build); ARGS go to the bench
 //!   program, e.g. `--devices flex,ndarray --iters 10`.
 
@@ -51,8 +51,11 @@ fn shared_dir() -> String {
     })
 }
 
-/// The feature that adds the wgpu device to the CKA tests (and makes the kernels run).
-const WGPU_LANE: &str = "cka-kernels/wgpu";
+/// The features that add the wgpu device to the CKA tests (the `#[cube]` kernels run on
+/// lavapipe) and to the training tests (a MIPIC run on wgpu, CKA kernels inside autodiff).
+/// They enable no other Burn feature than `cka-kernels/wgpu` alone, so the lanes share one
+/// build of Burn.
+const WGPU_LANE: &str = "cka-kernels/wgpu,training/wgpu";
 
 /// The CUDA check builds a different CubeCL feature set; its own target dir keeps it from
 /// invalidating the main one.

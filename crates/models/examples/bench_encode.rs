@@ -1,6 +1,6 @@
 //! Encode throughput (sentences/s) of a sentence encoder on one Burn device.
 //!
-//! Protocol of `docs/notes-issue4.md`: the distinct sentences of STS-B test (both columns, file
+//! Protocol of `docs/benchmarks.md`: the distinct sentences of STS-B test (both columns, file
 //! order), batch 32, max length 64, mean pooling; model loading is not timed, tokenisation is.
 //!
 //! ```text

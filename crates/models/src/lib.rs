@@ -10,6 +10,8 @@
 //! - [`tokenizer`] — `tokenizer.json` with longest-in-batch padding, truncation and offsets;
 //! - [`pooling`] — CLS / mean / last-token pooling and the Matryoshka truncate-then-normalise;
 //! - [`resolve`] — a local directory or a Hugging Face id in the hub cache;
+//! - [`backbone`] — the network behind an embedding (encoder or decoder) as one trainable
+//!   Burn module;
 //! - [`sentence_encoder`] — model + tokenizer + pooling: texts in, vectors out; the model is a
 //!   BERT-family encoder or a Llama-family decoder ([`Backbone`], from `model_type`), so a
 //!   decoder embedder (last-token pooling) is evaluated like an encoder.
@@ -31,6 +33,7 @@
 //! # Ok::<(), models::ModelError>(())
 //! ```
 
+pub mod backbone;
 pub mod bert;
 mod cast;
 pub mod error;
@@ -45,11 +48,12 @@ pub mod resolve;
 pub mod sentence_encoder;
 pub mod tokenizer;
 
+pub use backbone::Backbone;
 pub use bert::{BertConfig, BertInput, BertModel, BertOutput};
 pub use error::{ModelError, Result};
 pub use gelu::gelu_exact;
 pub use llama::{LayerSelection, LlamaConfig, LlamaInput, LlamaModel, LlamaOutput};
 pub use pooling::{check_dim, truncate_normalize, Pooling};
 pub use resolve::resolve_model_dir;
-pub use sentence_encoder::{Backbone, EncoderOptions, SentenceEncoder};
+pub use sentence_encoder::{EncoderOptions, SentenceEncoder};
 pub use tokenizer::{TextTokenizer, TokenBatch};

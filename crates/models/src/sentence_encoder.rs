@@ -9,116 +9,13 @@ use std::path::{Path, PathBuf};
 use burn::tensor::{Device, Tensor};
 use serde::Deserialize;
 
+use crate::backbone::Backbone;
 use crate::bert::{BertConfig, BertModel};
 use crate::error::{read_json, ModelError, Result};
 use crate::host_device::is_host_cpu;
-use crate::llama::{LayerSelection, LlamaConfig, LlamaInput, LlamaModel};
+use crate::llama::{LlamaInput, LlamaModel};
 use crate::pooling::Pooling;
 use crate::tokenizer::{TextTokenizer, TOKENIZER_FILE};
-
-/// `model_type`s loaded as a BERT-family encoder.
-const ENCODER_TYPES: [&str; 1] = ["bert"];
-/// `model_type`s loaded as a Llama-family decoder.
-const DECODER_TYPES: [&str; 4] = ["llama", "mistral", "qwen2", "qwen3"];
-
-/// The network behind a [`SentenceEncoder`].
-#[derive(Debug)]
-#[allow(clippy::large_enum_variant)]
-pub enum Backbone {
-    /// A BERT-family encoder (bidirectional attention; mean or CLS pooling).
-    Bert {
-        /// The encoder.
-        model: BertModel,
-        /// Its architecture.
-        config: BertConfig,
-    },
-    /// A Llama-family decoder used as an embedder (causal attention, so only the last real
-    /// token has seen the whole text: last-token pooling by default, as Qwen3-Embedding).
-    Decoder {
-        /// The decoder (its output head is not used).
-        model: LlamaModel,
-        /// Its architecture.
-        config: LlamaConfig,
-    },
-}
-
-impl Backbone {
-    /// Width of the pooled embedding.
-    pub fn hidden_size(&self) -> usize {
-        match self {
-            Backbone::Bert { config, .. } => config.hidden_size,
-            Backbone::Decoder { config, .. } => config.hidden_size,
-        }
-    }
-
-    /// Number of transformer layers.
-    pub fn num_layers(&self) -> usize {
-        match self {
-            Backbone::Bert { model, .. } => model.num_layers(),
-            Backbone::Decoder { model, .. } => model.num_layers(),
-        }
-    }
-
-    /// Longest input the position encoding covers.
-    pub fn max_position_embeddings(&self) -> usize {
-        match self {
-            Backbone::Bert { config, .. } => config.max_position_embeddings,
-            Backbone::Decoder { config, .. } => config.max_position_embeddings,
-        }
-    }
-
-    /// `bert` or the decoder family (`llama`, `qwen2`, `qwen3`).
-    pub fn architecture(&self) -> &'static str {
-        match self {
-            Backbone::Bert { .. } => "bert",
-            Backbone::Decoder { config, .. } => match config.variant {
-                crate::llama::LlamaVariant::Llama => "llama",
-                crate::llama::LlamaVariant::Qwen2 => "qwen2",
-                crate::llama::LlamaVariant::Qwen3 => "qwen3",
-            },
-        }
-    }
-
-    /// The pooling used when neither the caller nor `1_Pooling/config.json` chooses one.
-    pub fn default_pooling(&self) -> Pooling {
-        match self {
-            Backbone::Bert { .. } => Pooling::Mean,
-            Backbone::Decoder { .. } => Pooling::LastToken,
-        }
-    }
-
-    /// Reads `model_type` from `dir/config.json` and loads the matching network.
-    fn load(dir: &Path, device: &Device) -> Result<Self> {
-        let config_path = dir.join(crate::bert::CONFIG_FILE);
-        let is_decoder = if config_path.is_file() {
-            let json: serde_json::Value = read_json(&config_path)?;
-            match json.get("model_type").and_then(|v| v.as_str()) {
-                None => false,
-                Some(t) if ENCODER_TYPES.contains(&t) => false,
-                Some(t) if DECODER_TYPES.contains(&t) => true,
-                Some(other) => {
-                    return Err(ModelError::Unsupported {
-                        path: config_path,
-                        message: format!(
-                            "model_type `{other}` (sentence encoders: {}; decoders: {})",
-                            ENCODER_TYPES.join(", "),
-                            DECODER_TYPES.join(", ")
-                        ),
-                    })
-                }
-            }
-        } else {
-            crate::llama::weights::find_gguf(dir)?.is_some()
-        };
-        if is_decoder {
-            let (config, model) = LlamaModel::from_pretrained(dir, LayerSelection::All, device)?;
-            Ok(Backbone::Decoder { model, config })
-        } else {
-            let (config, model) = BertModel::from_pretrained(dir, device)?;
-            Ok(Backbone::Bert { model, config })
-        }
-    }
-}
 
 /// sentence-transformers' `sentence_bert_config.json` (the fields we read).
 #[derive(Deserialize)]
@@ -200,7 +97,7 @@ impl SentenceEncoder {
         pooling: Pooling,
         device: Device,
     ) -> Self {
-        Self::from_backbone(Backbone::Bert { model, config }, tokenizer, pooling, device)
+        Self::from_backbone(Backbone::bert(model, config), tokenizer, pooling, device)
     }
 
     /// Builds an encoder around any [`Backbone`] already in memory.
@@ -246,18 +143,12 @@ impl SentenceEncoder {
 
     /// The BERT-family encoder, if that is the backbone.
     pub fn bert(&self) -> Option<&BertModel> {
-        match &self.backbone {
-            Backbone::Bert { model, .. } => Some(model),
-            Backbone::Decoder { .. } => None,
-        }
+        self.backbone.as_bert().map(|b| &b.model)
     }
 
     /// The Llama-family decoder, if that is the backbone.
     pub fn decoder(&self) -> Option<&LlamaModel> {
-        match &self.backbone {
-            Backbone::Decoder { model, .. } => Some(model),
-            Backbone::Bert { .. } => None,
-        }
+        self.backbone.as_decoder().map(|d| &d.model)
     }
 
     /// The tokenizer.
@@ -283,18 +174,18 @@ impl SentenceEncoder {
         let batch = self.tokenizer.encode_batch(texts)?;
         let input = batch.to_bert_input(&self.device);
         match &self.backbone {
-            Backbone::Bert { model, .. } => {
+            Backbone::Bert(b) => {
                 let mask = input.attention_mask.clone();
-                let output = model.forward(input, false);
+                let output = b.model.forward(input, false);
                 Ok(self.pooling.pool(output.last_hidden_state(), mask))
             }
-            Backbone::Decoder { model, .. } => {
+            Backbone::Decoder(d) => {
                 // Right padding: positions 0.. of every row are the text's own.
                 let input = LlamaInput {
                     input_ids: input.input_ids,
                     attention_mask: input.attention_mask,
                 };
-                Ok(model.embed(input, self.pooling))
+                Ok(d.model.embed(input, self.pooling))
             }
         }
     }

@@ -9,8 +9,9 @@ use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use mrl_eval::{StsDataset, StsReport};
-use mrl_train::report::{RunReport, Series};
-use mrl_train::{StepReport, TrainConfig, TrainObserver, Trainer};
+use training::embedding::report::{RunReport, Series};
+use training::embedding::{EmbeddingConfig, EmbeddingTask};
+use training::{StepReport, TrainObserver};
 
 /// Arguments of `mrl train`.
 #[derive(Debug, Args)]
@@ -62,7 +63,7 @@ fn summarize(report: &StepReport) -> String {
     parts.join(" ")
 }
 
-impl TrainObserver for Progress {
+impl TrainObserver<StsReport> for Progress {
     fn on_start(&mut self, step: usize, total: usize) {
         self.every = (total / 10).max(1);
         let bar = ProgressBar::new(total as u64);
@@ -129,33 +130,36 @@ impl TrainObserver for Progress {
 /// Runs `mrl train`.
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     let wall = Instant::now();
-    let config = TrainConfig::from_file(&args.config, &args.overrides)?;
+    let config = EmbeddingConfig::from_file(&args.config, &args.overrides)?;
     let device = config.device.device()?;
     let mut trainer = if args.resume {
-        Trainer::resume(config, &device)?
+        EmbeddingTask::resume(config, &device)?
     } else {
-        Trainer::new(config, &device)?
+        EmbeddingTask::trainer(config, &device)?
     };
-    let config = trainer.config().clone();
-    let out_dir = trainer.output_dir();
-    eprintln!(
-        "model {} ({} layers, hidden {}, pooling {}); {:?} objective; {} examples from {}; \
-         {} steps of batch {} (starting at {}); device {:?}; output {}",
-        trainer.model_dir().display(),
-        trainer.bert_config().num_hidden_layers,
-        trainer.bert_config().hidden_size,
-        trainer.pooling(),
-        config.objective.kind,
-        trainer.corpus_len(),
-        config.data.path,
-        trainer.total_steps(),
-        config.training.batch_size,
-        trainer.step(),
-        config.device,
-        out_dir.display()
-    );
+    let config = trainer.task().config().clone();
+    let out_dir = config.output_dir();
+    {
+        let (task, model) = (trainer.task(), trainer.model());
+        eprintln!(
+            "model {} ({}, {} layers, hidden {}, pooling {}); {} objective; {} examples from {}; \
+             {} steps of batch {} (starting at {}); device {:?}; output {}",
+            task.model_dir().display(),
+            model.backbone.architecture(),
+            model.backbone.num_layers(),
+            model.backbone.hidden_size(),
+            task.pooling(),
+            config.objective.kind(),
+            task.corpus_len(),
+            config.data.path,
+            trainer.total_steps(),
+            config.training.batch_size,
+            trainer.step(),
+            config.device,
+            out_dir.display()
+        );
+    }
 
-    let dims = trainer.eval_dims();
     let extra: Vec<(String, StsDataset)> = args
         .extra_eval
         .iter()
@@ -169,12 +173,11 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
                 .map(|d| (name, d))
         })
         .collect::<anyhow::Result<_>>()?;
-    let eval_batch = config.eval.as_ref().map(|e| e.batch_size).unwrap_or(64);
     let mut extra_before = Vec::new();
     if trainer.step() == 0 {
         for (name, data) in &extra {
             eprintln!("evaluating {name} before training");
-            extra_before.push(trainer.evaluate(data, &dims, eval_batch)?);
+            extra_before.push(trainer.task().evaluate_on(trainer.model(), data)?);
         }
     }
 
@@ -206,7 +209,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
 
     if !args.no_export {
         let dir = out_dir.join("model");
-        trainer.export(&dir)?;
+        trainer.task().export(trainer.model(), &dir)?;
         eprintln!(
             "exported {} (sentence-transformers layout; `mrl eval --model {}`)",
             dir.display(),
@@ -216,7 +219,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
 
     let mut reports = Vec::new();
     if let (Some(eval), Some((_, after))) = (&config.eval, summary.evals.last()) {
-        let name = mrl_train::config::expand_path(&eval.dev)
+        let name = training::config::expand_path(&eval.dev)
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
@@ -224,7 +227,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     }
     for (i, (name, data)) in extra.iter().enumerate() {
         eprintln!("evaluating {name} after training");
-        let after = trainer.evaluate(data, &dims, eval_batch)?;
+        let after = trainer.task().evaluate_on(trainer.model(), data)?;
         reports.push((name.clone(), extra_before.get(i).cloned(), after));
     }
     let report_dir = out_dir.join("report");
@@ -267,6 +270,7 @@ mod tests {
             total_steps: 2,
             lr: 1e-5,
             grad_norm: 1.0,
+            items: 0,
             terms: vec![
                 ("total".into(), 3.0),
                 ("mrl/total".into(), 5.0),

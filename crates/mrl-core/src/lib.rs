@@ -78,7 +78,7 @@
 //! # Presets
 //! [`MipicPreset`] holds the paper's settings for TinyBERT-6L, BERT-base, BGE-M3 and
 //! Qwen3-Embedding-0.6B, and our MiniLM-L6 default; the same configs are TOML files under
-//! `configs/presets/`. [`MipicConfig::notebook`] switches any of them to the authors' notebook
+//! `crates/mrl-core/presets/`. [`MipicConfig::notebook`] switches any of them to the authors' notebook
 //! variant.
 //!
 //! # Features

@@ -20,7 +20,7 @@ use crate::weighting::{Aggregation, DimWeights};
 /// Configuration of [`MipicLoss`]; the defaults are the paper's BERT-base setting.
 ///
 /// Named presets for the paper's backbones and for MiniLM-L6 are in
-/// [`MipicPreset`](crate::MipicPreset) and as TOML under `configs/presets/`.
+/// [`MipicPreset`](crate::MipicPreset) and as TOML under `crates/mrl-core/presets/`.
 #[derive(Config, Debug)]
 pub struct MipicConfig {
     /// Hidden width `D` of the encoder.

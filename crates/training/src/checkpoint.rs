@@ -1,10 +1,10 @@
 //! Checkpoints: written atomically, verified when read.
 //!
-//! A checkpoint is a directory `<output_dir>/checkpoints/step-NNNNNNNN/` holding
-//! `encoder.bpk` and `objective.bpk` (Burn's burnpack: the weights with their parameter ids,
-//! which the optimizer state is keyed by), `optim-encoder.bpk` / `optim-objective.bpk` (AdamW
-//! moments) and `state.json` (step, seed, the losses so far, the length and FNV-1a hash of every
-//! other file). It is written into a hidden temporary directory that is renamed into place
+//! A checkpoint is a directory `<output_dir>/checkpoints/step-NNNNNNNN/` holding `model.bpk`
+//! (Burn's burnpack: every trained parameter — backbone and objective — with its parameter id,
+//! which the optimizer state is keyed by), `optim.bpk` (the AdamW moments of every parameter
+//! group) and `state.json` (format version, task, step, seed, the losses so far, the length and
+//! FNV-1a hash of every other file). It is written into a hidden temporary directory that is renamed into place
 //! once every file is on disk, and only then is `checkpoints/latest` (the name of the newest
 //! checkpoint) replaced — itself by writing a temporary file and renaming it. A crash at any
 //! point leaves the previous checkpoint intact and `latest` pointing at a complete one.
@@ -21,6 +21,8 @@ use crate::error::{io_err, Result, TrainError};
 pub const LATEST: &str = "latest";
 /// Name of the metadata file inside a checkpoint.
 pub const STATE_FILE: &str = "state.json";
+/// The checkpoint format written (2: one model and one optimizer file; 1 had one per module).
+pub const VERSION: u32 = 2;
 
 /// Writes `bytes` to `path` atomically: a temporary sibling is written and synced, then
 /// renamed over `path`. Readers see the old file or the new one, never a partial one.
@@ -68,8 +70,11 @@ pub struct FileDigest {
 /// `state.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CheckpointState {
-    /// Format version (1).
+    /// Format version ([`VERSION`]).
     pub version: u32,
+    /// The task that wrote it (`embedding`, …).
+    #[serde(default)]
+    pub task: String,
     /// Optimisation steps completed.
     pub step: usize,
     /// The run's seed.
@@ -170,10 +175,14 @@ impl Checkpoint {
             .map_err(|e| fail(&state_path, format!("cannot read ({e})")))?;
         let state: CheckpointState = serde_json::from_slice(&text)
             .map_err(|e| fail(&state_path, format!("corrupt: {e}")))?;
-        if state.version != 1 {
+        if state.version != VERSION {
             return Err(fail(
                 &state_path,
-                format!("unsupported checkpoint version {}", state.version),
+                format!(
+                    "checkpoint format {} (this build reads format {VERSION}); start the run \
+                     afresh or use the build that wrote it",
+                    state.version
+                ),
             ));
         }
         let mut files = BTreeMap::new();

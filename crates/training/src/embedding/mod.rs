@@ -1,0 +1,345 @@
+//! Embedding training (`mrl train`): a [`Backbone`] — BERT family or Llama family — and a
+//! Matryoshka objective (MRL, ESE, 2D, MIPIC) trained together as one [`EmbeddingModel`], on
+//! sentences (SimCSE), pairs, triplets or scored pairs, evaluated on an STS dev set at every
+//! nested dim.
+//!
+//! - [`config`] — the TOML config ([`EmbeddingConfig`]);
+//! - [`data`] — the corpus formats;
+//! - [`objectives`] — one file per objective, each owning its `[objective]` section;
+//! - [`export`] — the sentence-transformers layout;
+//! - [`report`] — before/after tables as JSON, Markdown and SVG.
+//!
+//! # Example
+//! ```no_run
+//! use training::embedding::{EmbeddingConfig, EmbeddingTask};
+//! use training::Silent;
+//!
+//! let config = EmbeddingConfig::from_file("configs/mipic-minilm.toml".as_ref(), &[])?;
+//! let device = config.device.device()?;
+//! let mut trainer = EmbeddingTask::trainer(config, &device)?;
+//! let summary = trainer.run(&mut Silent, None)?;
+//! trainer.task().export(trainer.model(), "runs/mipic-minilm/model".as_ref())?;
+//! # let _ = summary;
+//! # Ok::<(), training::TrainError>(())
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use burn::module::{Module, ParamGroup};
+use burn::tensor::Device;
+use models::{Backbone, SentenceEncoder, TextTokenizer};
+use mrl_eval::{StsDataset, StsReport};
+
+use crate::batching::{Batching, SplitMix64};
+use crate::error::{Result, TrainError};
+use crate::trainer::{LossTerms, ParamGroupSpec, Task, Trainer};
+
+pub mod config;
+pub mod data;
+pub mod export;
+pub mod objectives;
+pub mod report;
+
+pub use config::{DataFormat, DataSection, EmbeddingConfig, EvalSection, ModelSection};
+pub use data::{Corpus, Example};
+pub use objectives::{Objective, ObjectiveSection, RoleOutputs};
+
+/// Token length used for dev-set evaluation (MIPIC §5: 128 for STS).
+pub const EVAL_MAX_LENGTH: usize = 128;
+
+/// The hidden size, then every power of two below it down to 8, ascending.
+pub fn nested_dims(hidden_size: usize) -> Vec<usize> {
+    let mut dims = vec![hidden_size];
+    let mut p = 8;
+    while p < hidden_size {
+        dims.push(p);
+        p *= 2;
+    }
+    dims.sort_unstable();
+    dims
+}
+
+/// Everything an embedding run trains: the backbone and the objective's own parameters (MIPIC
+/// lifts and projectors; none for MRL, ESE, 2D).
+#[derive(Module, Debug)]
+pub struct EmbeddingModel {
+    /// The network.
+    pub backbone: Backbone,
+    /// The objective.
+    pub objective: Objective,
+}
+
+/// The embedding task of the training loop: see the [module docs](self).
+pub struct EmbeddingTask {
+    config: EmbeddingConfig,
+    model_dir: PathBuf,
+    tokenizer: TextTokenizer,
+    eval_tokenizer: TextTokenizer,
+    pooling: models::Pooling,
+    device: Device,
+    corpus: Corpus,
+    lengths: Vec<usize>,
+    batching: Batching,
+    epoch_batches: Option<(usize, Vec<Vec<usize>>)>,
+    dev: Option<(StsDataset, EvalSection)>,
+}
+
+fn to_core_pooling(p: models::Pooling) -> Result<mrl_core::Pooling> {
+    match p {
+        models::Pooling::Mean => Ok(mrl_core::Pooling::Mean),
+        models::Pooling::Cls => Ok(mrl_core::Pooling::Cls),
+        other => Err(TrainError::ConfigValue {
+            key: "model.pooling".into(),
+            message: format!("{other} pooling is not supported for training (mean or cls)"),
+        }),
+    }
+}
+
+impl EmbeddingTask {
+    /// Starts a run: resolves and loads the model onto `device` (autodiff is added here), reads
+    /// the corpus and the dev set, builds the objective, the optimizer and the schedule.
+    ///
+    /// # Errors
+    /// Model not found (listing where it looked) or not loadable, data errors, objective
+    /// settings that do not fit the model.
+    pub fn trainer(config: EmbeddingConfig, device: &Device) -> Result<Trainer<Self>> {
+        let model_dir = crate::resolve::resolve_model(&config.model.path)?;
+        let device = device.clone().autodiff();
+        let backbone = Backbone::load(&model_dir, &device)?;
+        let max_length = config.model.max_length;
+        let max_positions = backbone.max_position_embeddings();
+        if max_length > max_positions {
+            return Err(TrainError::ConfigValue {
+                key: "model.max_length".into(),
+                message: format!(
+                    "{max_length} exceeds the model's max_position_embeddings {max_positions}"
+                ),
+            });
+        }
+        let tok_path = model_dir.join(models::tokenizer::TOKENIZER_FILE);
+        let tokenizer = TextTokenizer::from_file(&tok_path, max_length)?;
+        let eval_tokenizer =
+            TextTokenizer::from_file(&tok_path, EVAL_MAX_LENGTH.min(max_positions))?;
+        let pooling = match &config.model.pooling {
+            Some(p) => p.parse::<models::Pooling>()?,
+            None => models::Pooling::from_model_dir(&model_dir)?
+                .unwrap_or_else(|| backbone.default_pooling()),
+        };
+        // The objective's own parameters (MIPIC lifts, projectors) start from the run's seed.
+        device.seed(SplitMix64::new(config.seed, 0x0B1E_C71E).next_u64());
+        let objective = config.objective.build(&objectives::ObjectiveContext {
+            hidden_size: backbone.hidden_size(),
+            num_layers: backbone.num_layers(),
+            pooling: to_core_pooling(pooling)?,
+            format: config.data.format,
+            seed: config.seed,
+            device: device.clone(),
+        })?;
+        let corpus = Corpus::load(&config.data)?;
+        let lengths: Vec<usize> = corpus.examples.iter().map(Example::length).collect();
+        let batching = Batching {
+            batch_size: config.training.batch_size,
+            length_grouping: config.training.length_grouping,
+            pool_batches: config.training.pool_batches,
+            seed: config.seed,
+        };
+        let dev = match &config.eval {
+            Some(e) => {
+                let path = crate::config::expand_path(&e.dev);
+                let data = StsDataset::from_tsv(&path)
+                    .map_err(|err| TrainError::Eval(format!("{}: {err}", path.display())))?;
+                Some((data, e.clone()))
+            }
+            None => None,
+        };
+        let settings = config.loop_settings(batching.batches_per_epoch(corpus.len()));
+        let task = Self {
+            config,
+            model_dir,
+            tokenizer,
+            eval_tokenizer,
+            pooling,
+            device: device.clone(),
+            corpus,
+            lengths,
+            batching,
+            epoch_batches: None,
+            dev,
+        };
+        let model = EmbeddingModel {
+            backbone,
+            objective,
+        };
+        Ok(Trainer::new(task, model, settings, &device))
+    }
+
+    /// [`EmbeddingTask::trainer`], then the newest checkpoint in `output_dir/checkpoints`.
+    ///
+    /// # Errors
+    /// As [`EmbeddingTask::trainer`] and [`Trainer::resume`].
+    pub fn resume(config: EmbeddingConfig, device: &Device) -> Result<Trainer<Self>> {
+        Self::trainer(config, device)?.resume()
+    }
+
+    /// The config.
+    pub fn config(&self) -> &EmbeddingConfig {
+        &self.config
+    }
+
+    /// The model directory the run started from.
+    pub fn model_dir(&self) -> &Path {
+        &self.model_dir
+    }
+
+    /// The pooling the backbone is trained and evaluated with.
+    pub fn pooling(&self) -> models::Pooling {
+        self.pooling
+    }
+
+    /// The number of training examples.
+    pub fn corpus_len(&self) -> usize {
+        self.corpus.len()
+    }
+
+    /// The dims to evaluate, widest first: `[eval] dims`, else the objective's dims.
+    pub fn eval_dims(&self, model: &EmbeddingModel) -> Vec<usize> {
+        let mut dims = self
+            .config
+            .eval
+            .as_ref()
+            .and_then(|e| e.dims.clone())
+            .unwrap_or_else(|| model.objective.dims());
+        dims.sort_unstable_by(|a, b| b.cmp(a));
+        dims
+    }
+
+    /// The model's backbone as an inference [`SentenceEncoder`] (no autodiff, no dropout; max
+    /// length [`EVAL_MAX_LENGTH`]).
+    pub fn sentence_encoder(&self, model: &EmbeddingModel) -> SentenceEncoder {
+        SentenceEncoder::from_backbone(
+            model.backbone.valid(),
+            self.eval_tokenizer.clone(),
+            self.pooling,
+            self.device.clone().inner(),
+        )
+    }
+
+    /// Spearman/Pearson ×100 of the model on an STS set at every evaluation dim.
+    ///
+    /// # Errors
+    /// [`TrainError::Eval`] when encoding or scoring fails.
+    pub fn evaluate_on(&self, model: &EmbeddingModel, dataset: &StsDataset) -> Result<StsReport> {
+        let encoder = self.sentence_encoder(model);
+        let batch_size = self.config.eval.as_ref().map_or(64, |e| e.batch_size);
+        mrl_eval::run_sts(dataset, &self.eval_dims(model), |sentences: &[&str]| {
+            encoder.encode(sentences, batch_size, |_| {})
+        })
+        .map_err(|e| TrainError::Eval(e.to_string()))
+    }
+
+    /// Writes the model's backbone to `dir` in the sentence-transformers layout (see
+    /// [`export`]).
+    ///
+    /// # Errors
+    /// As [`export::export_sentence_transformer`]; a decoder backbone is refused (its
+    /// sentence-transformers export is not written yet).
+    pub fn export(&self, model: &EmbeddingModel, dir: &Path) -> Result<()> {
+        let Some(bert) = model.backbone.as_bert() else {
+            return Err(TrainError::Data {
+                path: dir.to_path_buf(),
+                line: 0,
+                message: format!(
+                    "exporting a {} backbone in the sentence-transformers layout is not \
+                     supported; run with --no-export and keep the checkpoint",
+                    model.backbone.architecture()
+                ),
+            });
+        };
+        export::export_sentence_transformer(
+            &bert.model.valid(),
+            &bert.config,
+            &self.model_dir,
+            self.pooling,
+            self.config.model.max_length.max(EVAL_MAX_LENGTH),
+            dir,
+        )
+    }
+
+    /// The example indices of 0-based step `step`.
+    fn batch_at(&mut self, step: usize) -> Vec<usize> {
+        let per_epoch = self.batching.batches_per_epoch(self.corpus.len()).max(1);
+        let (epoch, index) = (step / per_epoch, step % per_epoch);
+        if self.epoch_batches.as_ref().map(|(e, _)| *e) != Some(epoch) {
+            self.epoch_batches = Some((epoch, self.batching.epoch(&self.lengths, epoch)));
+        }
+        self.epoch_batches.as_ref().expect("just set").1[index].clone()
+    }
+
+    /// Runs the backbone on the batch's texts (twice for SimCSE: two dropout views).
+    fn encode(&self, model: &EmbeddingModel, examples: &[&Example]) -> Result<RoleOutputs> {
+        let roles = examples[0].texts().len();
+        let views = model.objective.views(self.config.data.format);
+        let mut out = RoleOutputs {
+            hidden_states: Vec::new(),
+            masks: Vec::new(),
+            labels: None,
+        };
+        for role in 0..roles {
+            let texts: Vec<&str> = examples.iter().map(|e| e.texts()[role]).collect();
+            let batch = self.tokenizer.encode_batch(&texts)?;
+            let input = batch.to_bert_input(&self.device);
+            let mask = input.attention_mask.clone().float();
+            for _ in 0..views {
+                out.hidden_states
+                    .push(model.backbone.hidden_states(input.clone()));
+                out.masks.push(mask.clone());
+            }
+        }
+        if self.config.data.format == DataFormat::ScoredPairs {
+            out.labels = Some(
+                examples
+                    .iter()
+                    .map(|e| match e {
+                        Example::Scored(s, _, _) => *s,
+                        _ => unreachable!("scored-pairs corpus"),
+                    })
+                    .collect(),
+            );
+        }
+        Ok(out)
+    }
+}
+
+impl Task for EmbeddingTask {
+    type Model = EmbeddingModel;
+    type Eval = StsReport;
+
+    fn name(&self) -> &'static str {
+        "embedding"
+    }
+
+    fn param_groups(&self, model: &EmbeddingModel) -> Vec<ParamGroupSpec> {
+        vec![ParamGroupSpec {
+            name: "objective",
+            group: ParamGroup::ids_from_module(model.objective.clone()),
+            lr: self.config.optimizer.head_lr(),
+            weight_decay: None,
+        }]
+    }
+
+    fn step_loss(&mut self, model: &EmbeddingModel, step: usize) -> Result<LossTerms> {
+        let indices = self.batch_at(step);
+        let examples: Vec<&Example> = indices.iter().map(|&i| &self.corpus.examples[i]).collect();
+        let out = self.encode(model, &examples)?;
+        let mut loss = model.objective.forward(&out, step)?;
+        loss.items = examples.len();
+        Ok(loss)
+    }
+
+    fn evaluate(&mut self, model: &EmbeddingModel) -> Result<Option<StsReport>> {
+        match &self.dev {
+            Some((data, _)) => self.evaluate_on(model, data).map(Some),
+            None => Ok(None),
+        }
+    }
+}

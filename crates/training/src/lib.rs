@@ -1,0 +1,38 @@
+//! One training loop for every task, and the tasks it trains.
+//!
+//! - [`trainer`] — the loop, written once: AdamW over parameter groups, warm-up + cosine per
+//!   group ([`schedule`]), global-norm clipping ([`clipping`]), the NaN guard, `losses.jsonl`,
+//!   periodic evaluation, verified checkpoints ([`checkpoint`]) and exact resume. A [`Task`]
+//!   brings its trainable module, its batches, the loss of a step and its evaluation;
+//! - [`config`] — what every task's TOML shares (`--set` overrides, `[optimizer]`,
+//!   `[training]`, `[checkpoint]`), validated once;
+//! - [`batching`] — seeded, length-grouped batches as a pure function of `(seed, epoch)`;
+//! - [`observer`] — step reports, observers (progress bars) and run summaries;
+//! - [`embedding`] — the embedding task (`mrl train`): a BERT- or Llama-family backbone and a
+//!   Matryoshka objective (MRL, ESE, 2D, MIPIC), STS evaluation, sentence-transformers export;
+//! - [`tiny`] — a tiny random BERT and tokenizer built in code, for tests and smoke runs.
+//!
+//! # Determinism
+//! The data order, dropout masks and the losses' sampling are functions of `(seed, step)`, so
+//! a run resumed from a checkpoint takes exactly the steps of an uninterrupted one (a test
+//! checks the loss sequence).
+
+pub mod batching;
+pub mod checkpoint;
+pub mod clipping;
+pub mod config;
+pub mod embedding;
+pub mod error;
+pub mod observer;
+pub mod resolve;
+pub mod schedule;
+pub mod tiny;
+pub mod trainer;
+
+pub use batching::Batching;
+pub use config::{DeviceKind, LoopSettings};
+pub use error::{Result, TrainError};
+pub use observer::{RunSummary, Silent, StepReport, TrainObserver};
+pub use resolve::resolve_model;
+pub use schedule::lr_factor;
+pub use trainer::{LossTerms, ParamGroupSpec, Task, Trainer};
