@@ -109,8 +109,26 @@ fn bad_values_are_rejected_naming_the_key() {
             "objective.preset",
         ),
         (
-            MINIMAL.replace("kind = \"mrl\"", "kind = \"2d\"\nn_layers_per_step = 0"),
-            "objective.n_layers_per_step",
+            MINIMAL.replace(
+                "kind = \"mrl\"",
+                "kind = \"mipic\"\npreset = \"minilm-l6\"\nlambda_pic = -1.0",
+            ),
+            "objective.lambda_pic",
+        ),
+        (
+            MINIMAL.replace(
+                "kind = \"mrl\"",
+                "kind = \"mipic\"\npreset = \"minilm-l6\"\nchain = [[16, 1], [8, 2]]",
+            ),
+            "objective.chain",
+        ),
+        (
+            MINIMAL.replace("kind = \"mrl\"", "kind = \"ese\"\ntemperature = 0.0"),
+            "objective.temperature",
+        ),
+        (
+            MINIMAL.replace("kind = \"mrl\"", "kind = \"2d\"\nkl_temperature = -1.0"),
+            "objective.kl_temperature",
         ),
         (
             MINIMAL.replace("kind = \"mrl\"", "kind = \"mrl\"\ndims = [64, 32]"),

@@ -11,12 +11,12 @@
 //! ```
 
 use burn::module::Module;
-use mrl_core::{DimWeights, EseConfig, EseLoss};
+use mrl_core::{DimWeights, EseConfig, EseLoss, Pooling};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    check_dims, check_positive, config_error, dims_for, loss_terms, AggregationKey, BaseLoss,
-    ObjectiveContext, ObjectiveSpec, RoleOutputs, TrainObjective,
+    check_positive, config_error, dims_for, loss_terms, AggregationKey, BaseLoss, ObjectiveContext,
+    ObjectiveSpec, RoleOutputs, TrainObjective,
 };
 use crate::embedding::config::DataFormat;
 use crate::error::Result;
@@ -44,25 +44,41 @@ pub struct EseObjective {
     pub loss: EseLoss<BaseLoss>,
 }
 
+impl EseSection {
+    /// The loss over `dims`, validated by `mrl-core`.
+    fn loss(
+        &self,
+        format: DataFormat,
+        dims: Vec<usize>,
+        pooling: Pooling,
+        seed: u64,
+    ) -> Result<EseLoss<BaseLoss>> {
+        check_positive("temperature", self.temperature)?;
+        let base = BaseLoss::new(format, self.temperature.unwrap_or(0.05));
+        EseConfig::new()
+            .with_dims(dims)
+            .with_weights(DimWeights::EseLog)
+            .with_pooling(pooling)
+            .with_seed(seed)
+            .with_aggregation(self.aggregation.unwrap_or(AggregationKey::Sum).into())
+            .try_init(base)
+            .map_err(config_error)
+    }
+}
+
 impl ObjectiveSpec for EseSection {
     type Objective = EseObjective;
 
-    fn validate(&self, _format: DataFormat) -> Result<()> {
-        check_dims(&self.dims)?;
-        check_positive("temperature", self.temperature)
+    fn validate(&self, format: DataFormat) -> Result<()> {
+        let dims = self.dims.clone().unwrap_or_else(|| vec![8]);
+        self.loss(format, dims, Pooling::Mean, 0).map(|_| ())
     }
 
     fn build(&self, ctx: &ObjectiveContext) -> Result<EseObjective> {
-        let base = BaseLoss::new(ctx.format, self.temperature.unwrap_or(0.05));
-        let loss = EseConfig::new()
-            .with_dims(dims_for(&self.dims, ctx.hidden_size)?)
-            .with_weights(DimWeights::EseLog)
-            .with_pooling(ctx.pooling)
-            .with_seed(ctx.seed)
-            .with_aggregation(self.aggregation.unwrap_or(AggregationKey::Sum).into())
-            .try_init(base)
-            .map_err(config_error)?;
-        Ok(EseObjective { loss })
+        let dims = dims_for(&self.dims, ctx.hidden_size)?;
+        Ok(EseObjective {
+            loss: self.loss(ctx.format, dims, ctx.pooling, ctx.seed)?,
+        })
     }
 }
 

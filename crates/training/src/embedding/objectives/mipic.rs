@@ -24,8 +24,8 @@ use mrl_core::{MipicConfig, MipicLoss, MipicPreset, MipicView, Pooling, SiaCkaSc
 use serde::{Deserialize, Serialize};
 
 use super::{
-    check_dims, check_non_negative, check_positive, config_error, loss_terms, AggregationKey,
-    ObjectiveContext, ObjectiveSpec, RoleOutputs, TrainObjective,
+    check_positive, config_error, loss_terms, AggregationKey, ObjectiveContext, ObjectiveSpec,
+    RoleOutputs, TrainObjective,
 };
 use crate::config::bad;
 use crate::embedding::config::DataFormat;
@@ -132,6 +132,18 @@ impl MipicSection {
         num_layers: usize,
         pooling: Pooling,
     ) -> Result<MipicConfig> {
+        self.checked_config(hidden_size, Some(num_layers), pooling)
+    }
+
+    /// [`MipicSection::config`]; without `num_layers` the layers are not checked against a
+    /// model (config-time validation).
+    fn checked_config(
+        &self,
+        hidden_size: usize,
+        num_layers: Option<usize>,
+        pooling: Pooling,
+    ) -> Result<MipicConfig> {
+        check_positive("temperature", self.temperature)?;
         let preset = self.preset()?;
         let preset_name = preset.map(|p| p.name()).unwrap_or("(none)");
         if let Some(p) = preset {
@@ -195,12 +207,14 @@ impl MipicSection {
             config = config.with_aggregation(a.into());
         }
         config = config.with_pooling(pooling);
-        if let Some(&l) = config
-            .sia_layers
-            .iter()
-            .chain(config.chain.iter().map(|(_, l)| l))
-            .find(|&&l| l > num_layers)
-        {
+        if let Some((num_layers, &l)) = num_layers.and_then(|n| {
+            config
+                .sia_layers
+                .iter()
+                .chain(config.chain.iter().map(|(_, l)| l))
+                .find(|&&l| l > n)
+                .map(|l| (n, l))
+        }) {
             let key = if self.sia_layers.as_ref().is_some_and(|v| v.contains(&l)) {
                 "objective.sia_layers"
             } else if self
@@ -229,47 +243,33 @@ impl ObjectiveSpec for MipicSection {
     type Objective = MipicObjective;
 
     fn validate(&self, format: DataFormat) -> Result<()> {
-        self.preset()?;
-        if self.preset.is_none() && !self.explicit() {
-            return Err(bad(
-                "objective.preset",
-                format!(
-                    "set a preset (one of: {}) or all of `dims`, `sia_layers` and `chain`",
-                    MipicPreset::ALL
-                        .iter()
-                        .map(|p| p.name())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            ));
-        }
-        check_dims(&self.dims)?;
-        check_positive("temperature", self.temperature)?;
-        for (key, v) in [
-            ("lambda_att", self.lambda_att),
-            ("lambda_cka", self.lambda_cka),
-            ("lambda_pic", self.lambda_pic),
-        ] {
-            check_non_negative(key, v)?;
-        }
-        if let Some(a) = self.alpha {
-            if !(0.0..=1.0).contains(&a) {
-                return Err(bad(
-                    "objective.alpha",
-                    format!("must lie in [0, 1], got {a}"),
-                ));
-            }
-        }
-        if self.mrl_dims_per_step == Some(0) {
-            return Err(bad("objective.mrl_dims_per_step", "must be >= 1"));
-        }
+        let preset = self.preset()?;
         if format != DataFormat::Sentences {
             return Err(bad(
                 "data.format",
                 format!("MIPIC trains on unlabeled sentences (SimCSE views); got {format:?}"),
             ));
         }
-        Ok(())
+        // The width the values are checked against before the model is loaded: the preset's,
+        // else the widest dim (the model's is checked again when the objective is built).
+        let hidden = match (preset, self.dims.as_ref().and_then(|d| d.last())) {
+            (_, Some(&d)) if self.explicit() => d,
+            (Some(p), _) => p.config().hidden_size,
+            _ => {
+                return Err(bad(
+                    "objective.preset",
+                    format!(
+                        "set a preset (one of: {}) or all of `dims`, `sia_layers` and `chain`",
+                        MipicPreset::ALL
+                            .iter()
+                            .map(|p| p.name())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ))
+            }
+        };
+        self.checked_config(hidden, None, Pooling::Mean).map(|_| ())
     }
 
     fn build(&self, ctx: &ObjectiveContext) -> Result<MipicObjective> {

@@ -178,36 +178,12 @@ pub fn config_error(e: MrlError) -> TrainError {
     bad(&format!("objective.{field}"), e.to_string())
 }
 
-/// The dims of a section, checked: strictly increasing, `>= 1`.
-pub(crate) fn check_dims(dims: &Option<Vec<usize>>) -> Result<()> {
-    if let Some(dims) = dims {
-        if dims.is_empty() || dims[0] == 0 || dims.windows(2).any(|w| w[0] >= w[1]) {
-            return Err(bad(
-                "objective.dims",
-                format!("must be strictly increasing and >= 1, got {dims:?}"),
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// A positive, finite value.
+/// A positive, finite value (InfoNCE panics on any other temperature).
 pub(crate) fn check_positive(key: &str, v: Option<f64>) -> Result<()> {
     match v {
         Some(v) if !(v.is_finite() && v > 0.0) => Err(bad(
             &format!("objective.{key}"),
             format!("must be > 0, got {v}"),
-        )),
-        _ => Ok(()),
-    }
-}
-
-/// A non-negative, finite value.
-pub(crate) fn check_non_negative(key: &str, v: Option<f64>) -> Result<()> {
-    match v {
-        Some(v) if !(v.is_finite() && v >= 0.0) => Err(bad(
-            &format!("objective.{key}"),
-            format!("must be >= 0, got {v}"),
         )),
         _ => Ok(()),
     }

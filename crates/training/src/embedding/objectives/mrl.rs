@@ -16,8 +16,8 @@ use mrl_core::{MatryoshkaConfig, MatryoshkaLoss, Pooling};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    check_dims, check_positive, config_error, dims_for, loss_terms, AggregationKey, BaseLoss,
-    ObjectiveContext, ObjectiveSpec, RoleOutputs, TrainObjective,
+    check_positive, config_error, dims_for, loss_terms, AggregationKey, BaseLoss, ObjectiveContext,
+    ObjectiveSpec, RoleOutputs, TrainObjective,
 };
 use crate::embedding::config::DataFormat;
 use crate::error::Result;
@@ -49,24 +49,37 @@ pub struct MrlObjective {
     pub pooling: Pooling,
 }
 
+impl MrlSection {
+    /// The loss over `dims`, validated by `mrl-core`.
+    fn loss(
+        &self,
+        format: DataFormat,
+        dims: Vec<usize>,
+        seed: u64,
+    ) -> Result<MatryoshkaLoss<BaseLoss>> {
+        check_positive("temperature", self.temperature)?;
+        let base = BaseLoss::new(format, self.temperature.unwrap_or(0.05));
+        MatryoshkaConfig::new()
+            .with_dims(dims)
+            .with_seed(seed)
+            .with_aggregation(self.aggregation.unwrap_or(AggregationKey::Sum).into())
+            .try_init(base)
+            .map_err(config_error)
+    }
+}
+
 impl ObjectiveSpec for MrlSection {
     type Objective = MrlObjective;
 
-    fn validate(&self, _format: DataFormat) -> Result<()> {
-        check_dims(&self.dims)?;
-        check_positive("temperature", self.temperature)
+    fn validate(&self, format: DataFormat) -> Result<()> {
+        self.loss(format, self.dims.clone().unwrap_or_else(|| vec![8]), 0)
+            .map(|_| ())
     }
 
     fn build(&self, ctx: &ObjectiveContext) -> Result<MrlObjective> {
-        let base = BaseLoss::new(ctx.format, self.temperature.unwrap_or(0.05));
-        let loss = MatryoshkaConfig::new()
-            .with_dims(dims_for(&self.dims, ctx.hidden_size)?)
-            .with_seed(ctx.seed)
-            .with_aggregation(self.aggregation.unwrap_or(AggregationKey::Sum).into())
-            .try_init(base)
-            .map_err(config_error)?;
+        let dims = dims_for(&self.dims, ctx.hidden_size)?;
         Ok(MrlObjective {
-            loss,
+            loss: self.loss(ctx.format, dims, ctx.seed)?,
             pooling: ctx.pooling,
         })
     }

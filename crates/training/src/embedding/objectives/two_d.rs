@@ -13,14 +13,13 @@
 //! ```
 
 use burn::module::Module;
-use mrl_core::{AdaptiveLayerConfig, AdaptiveLayerLoss, MatryoshkaConfig, MatryoshkaLoss};
+use mrl_core::{AdaptiveLayerConfig, AdaptiveLayerLoss, MatryoshkaConfig, MatryoshkaLoss, Pooling};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    check_dims, check_positive, config_error, dims_for, loss_terms, BaseLoss, ObjectiveContext,
-    ObjectiveSpec, RoleOutputs, TrainObjective,
+    check_positive, config_error, dims_for, loss_terms, BaseLoss, ObjectiveContext, ObjectiveSpec,
+    RoleOutputs, TrainObjective,
 };
-use crate::config::bad;
 use crate::embedding::config::DataFormat;
 use crate::error::Result;
 use crate::trainer::LossTerms;
@@ -35,7 +34,7 @@ pub struct TwoDSection {
     /// InfoNCE temperature (sentences). Default `0.05`.
     #[serde(default)]
     pub temperature: Option<f64>,
-    /// Prior layers sampled per step. Default `1`.
+    /// Prior layers sampled per step (`0` = every prior layer). Default `1`.
     #[serde(default)]
     pub n_layers_per_step: Option<usize>,
     /// KL temperature. Default `0.3`.
@@ -50,38 +49,49 @@ pub struct TwoDObjective {
     pub loss: AdaptiveLayerLoss<MatryoshkaLoss<BaseLoss>>,
 }
 
-impl ObjectiveSpec for TwoDSection {
-    type Objective = TwoDObjective;
-
-    fn validate(&self, _format: DataFormat) -> Result<()> {
-        check_dims(&self.dims)?;
+impl TwoDSection {
+    /// The loss over `dims`, validated by `mrl-core`.
+    fn loss(
+        &self,
+        format: DataFormat,
+        dims: Vec<usize>,
+        pooling: Pooling,
+        seed: u64,
+    ) -> Result<AdaptiveLayerLoss<MatryoshkaLoss<BaseLoss>>> {
         check_positive("temperature", self.temperature)?;
-        check_positive("kl_temperature", self.kl_temperature)?;
-        if self.n_layers_per_step == Some(0) {
-            return Err(bad("objective.n_layers_per_step", "must be >= 1"));
-        }
-        Ok(())
-    }
-
-    fn build(&self, ctx: &ObjectiveContext) -> Result<TwoDObjective> {
-        let base = BaseLoss::new(ctx.format, self.temperature.unwrap_or(0.05));
+        let base = BaseLoss::new(format, self.temperature.unwrap_or(0.05));
         let matryoshka = MatryoshkaConfig::new()
-            .with_dims(dims_for(&self.dims, ctx.hidden_size)?)
+            .with_dims(dims)
             .with_n_dims_per_step(Some(1))
-            .with_seed(ctx.seed)
+            .with_seed(seed)
             .try_init(base)
             .map_err(config_error)?;
         let mut config = AdaptiveLayerConfig::new()
-            .with_seed(ctx.seed)
-            .with_pooling(ctx.pooling);
+            .with_seed(seed)
+            .with_pooling(pooling);
         if let Some(n) = self.n_layers_per_step {
             config = config.with_n_layers_per_step(n);
         }
         if let Some(t) = self.kl_temperature {
             config = config.with_kl_temperature(t);
         }
-        let loss = config.try_init(matryoshka).map_err(config_error)?;
-        Ok(TwoDObjective { loss })
+        config.try_init(matryoshka).map_err(config_error)
+    }
+}
+
+impl ObjectiveSpec for TwoDSection {
+    type Objective = TwoDObjective;
+
+    fn validate(&self, format: DataFormat) -> Result<()> {
+        let dims = self.dims.clone().unwrap_or_else(|| vec![8]);
+        self.loss(format, dims, Pooling::Mean, 0).map(|_| ())
+    }
+
+    fn build(&self, ctx: &ObjectiveContext) -> Result<TwoDObjective> {
+        let dims = dims_for(&self.dims, ctx.hidden_size)?;
+        Ok(TwoDObjective {
+            loss: self.loss(ctx.format, dims, ctx.pooling, ctx.seed)?,
+        })
     }
 }
 
