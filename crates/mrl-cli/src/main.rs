@@ -28,7 +28,7 @@ enum Command {
     Encode(encode::EncodeArgs),
     /// Generate text with a Llama-family decoder (GGUF or safetensors), optionally as a chat.
     Generate(generate::GenerateArgs),
-    /// Fine-tune an encoder with a Matryoshka objective (MRL, ESE, 2D, MIPIC) from a TOML config.
+    /// Fine-tune an encoder or decoder backbone with a Matryoshka objective (MRL, ESE, 2D, MIPIC) from a TOML config.
     Train(train::TrainArgs),
 }
 
