@@ -23,7 +23,8 @@ pub struct TrainArgs {
     /// optimizer state and step).
     #[arg(long)]
     pub resume: bool,
-    /// Override a config key, e.g. `--set training.steps=50` (repeatable; TOML values).
+    /// Override a config key, e.g. `--set training.steps=50` (repeatable; TOML values);
+    /// `--set key=` (no value) removes the key, e.g. `--set training.epochs= --set training.steps=10`.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub overrides: Vec<String>,
     /// Stop after this many steps (a checkpoint is written; continue with `--resume`).

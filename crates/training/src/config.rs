@@ -22,7 +22,8 @@ pub(crate) fn bad(key: &str, message: impl Into<String>) -> TrainError {
 }
 
 /// Reads a TOML config, applying `overrides` (`key.path=value`, the value in TOML syntax or a
-/// bare string) before deserialising.
+/// bare string; `key.path=` with nothing after `=` removes the key, so that it takes its
+/// default — e.g. `training.epochs=` before `training.steps=10`) before deserialising.
 ///
 /// # Errors
 /// [`TrainError::Io`] naming the file; [`TrainError::ConfigSyntax`] (unknown key, wrong type,
@@ -61,16 +62,20 @@ pub fn parse_toml<T: DeserializeOwned>(
 }
 
 /// Sets `key.path = value` in a parsed TOML document; `value` is parsed as TOML, or taken as a
-/// string when it does not parse.
+/// string when it does not parse; an empty value removes the key.
 fn apply_override(doc: &mut toml::Value, item: &str) -> Result<()> {
     let (key, raw) = item
         .split_once('=')
         .ok_or_else(|| bad(item, "an override must look like `section.key=value`"))?;
     let key = key.trim();
     let raw = raw.trim();
-    let value: toml::Value = match toml::from_str::<toml::Table>(&format!("v = {raw}")) {
-        Ok(mut t) => t.remove("v").expect("parsed `v`"),
-        Err(_) => toml::Value::String(raw.to_string()),
+    let value: Option<toml::Value> = if raw.is_empty() {
+        None
+    } else {
+        Some(match toml::from_str::<toml::Table>(&format!("v = {raw}")) {
+            Ok(mut t) => t.remove("v").expect("parsed `v`"),
+            Err(_) => toml::Value::String(raw.to_string()),
+        })
     };
     let parts: Vec<&str> = key.split('.').collect();
     if parts.iter().any(|p| p.is_empty()) {
@@ -86,7 +91,15 @@ fn apply_override(doc: &mut toml::Value, item: &str) -> Result<()> {
             .as_table_mut()
             .ok_or_else(|| bad(key, format!("`{part}` is not a section")))?;
     }
-    table.insert(parts[parts.len() - 1].to_string(), value);
+    let last = parts[parts.len() - 1].to_string();
+    match value {
+        Some(value) => {
+            table.insert(last, value);
+        }
+        None => {
+            table.remove(&last);
+        }
+    }
     Ok(())
 }
 

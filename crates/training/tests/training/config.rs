@@ -166,6 +166,14 @@ fn bad_values_are_rejected_naming_the_key() {
     let ok = EmbeddingConfig::from_toml_str(MINIMAL, Path::new("t"), &["training.steps=3".into()])
         .unwrap();
     assert_eq!(ok.training.steps, Some(3));
+    // An empty value removes a key: a config counted in epochs can be cut to a few steps.
+    let ok = EmbeddingConfig::from_toml_str(
+        &MINIMAL.replace("steps = 10", "epochs = 5"),
+        Path::new("t"),
+        &["training.epochs=".into(), "training.steps=2".into()],
+    )
+    .unwrap();
+    assert_eq!((ok.training.steps, ok.training.epochs), (Some(2), None));
 }
 
 #[test]
