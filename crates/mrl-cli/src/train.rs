@@ -27,9 +27,10 @@ pub struct TrainArgs {
     /// `--set key=` (no value) removes the key, e.g. `--set training.epochs= --set training.steps=10`.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub overrides: Vec<String>,
-    /// Stop after this many steps (a checkpoint is written; continue with `--resume`).
-    #[arg(long)]
-    pub stop_after: Option<usize>,
+    /// Stop after this many steps, at least 1 (a checkpoint is written; continue with
+    /// `--resume`).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub stop_after: Option<u64>,
     /// Extra STS sets (TSV `score, sentence1, sentence2`) evaluated before and after training,
     /// e.g. `../shared/data/stsb_test.tsv` (repeatable).
     #[arg(long = "eval", value_name = "TSV")]
@@ -187,7 +188,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         every: 1,
         start: Instant::now(),
     };
-    let until = args.stop_after.map(|n| trainer.step() + n);
+    let until = args.stop_after.map(|n| trainer.step() + n as usize);
     let summary = trainer.run(&mut progress, until)?;
     if let Some(bar) = &progress.bar {
         bar.finish_and_clear();
@@ -201,9 +202,14 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         trainer.total_steps()
     );
     if trainer.step() < trainer.total_steps() {
+        let overrides: String = args
+            .overrides
+            .iter()
+            .map(|o| format!(" --set {}", shell_quote(o)))
+            .collect();
         eprintln!(
-            "stopped early; continue with `mrl train --config {} --resume`",
-            args.config.display()
+            "stopped early; continue with `mrl train --config {}{overrides} --resume`",
+            shell_quote(&args.config.display().to_string())
         );
         return Ok(());
     }
@@ -260,9 +266,27 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `s` as one shell word (single-quoted when it holds anything but safe characters).
+fn shell_quote(s: &str) -> String {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "-_./=:,@+".contains(c);
+    if !s.is_empty() && s.chars().all(safe) {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shell_words_are_quoted_only_when_needed() {
+        assert_eq!(shell_quote("training.steps=5"), "training.steps=5");
+        assert_eq!(shell_quote("a b"), "'a b'");
+        assert_eq!(shell_quote("it's"), "'it'\\''s'");
+        assert_eq!(shell_quote(""), "''");
+    }
 
     #[test]
     fn the_summary_shows_the_top_level_terms_and_the_narrowest_dim() {

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use serde::ser::{SerializeMap, Serializer};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::correlation::{pearson, spearman};
 use crate::error::{EvalError, Result};
@@ -122,7 +122,7 @@ impl StsDataset {
 }
 
 /// Spearman and Pearson ×100 at one dim.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct DimScores {
     /// Spearman's ρ ×100.
     pub spearman: f64,
@@ -131,13 +131,44 @@ pub struct DimScores {
 }
 
 /// The result of an STS run: scores per dim, in the order the dims were requested.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StsReport {
     /// Number of pairs scored.
     pub n_pairs: usize,
     /// `(dim, scores)` in request order; serialises as `{"384": {...}, "256": {...}}`.
-    #[serde(serialize_with = "serialize_dims")]
+    #[serde(
+        serialize_with = "serialize_dims",
+        deserialize_with = "deserialize_dims"
+    )]
     pub dims: Vec<(usize, DimScores)>,
+}
+
+fn deserialize_dims<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> std::result::Result<Vec<(usize, DimScores)>, D::Error> {
+    // Request order is kept: serde_json keeps the keys' order only with `preserve_order`, so
+    // the map is read as a list of entries.
+    struct Entries;
+    impl<'de> serde::de::Visitor<'de> for Entries {
+        type Value = Vec<(usize, DimScores)>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a map from dim to scores")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> std::result::Result<Self::Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some((dim, scores)) = map.next_entry::<String, DimScores>()? {
+                let dim = dim
+                    .parse()
+                    .map_err(|_| serde::de::Error::custom(format!("`{dim}` is not a dim")))?;
+                out.push((dim, scores));
+            }
+            Ok(out)
+        }
+    }
+    deserializer.deserialize_map(Entries)
 }
 
 fn serialize_dims<S: Serializer>(

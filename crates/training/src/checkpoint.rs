@@ -81,6 +81,13 @@ pub struct CheckpointState {
     pub seed: u64,
     /// The total loss of every step so far (to continue the log).
     pub losses: Vec<f64>,
+    /// The config keys a resumed run must share with this one (see
+    /// [`Task::run_config`](crate::Task::run_config)).
+    #[serde(default)]
+    pub config: serde_json::Value,
+    /// The evaluation before the first step, as JSON text (a resumed run reports it).
+    #[serde(default)]
+    pub before: Option<String>,
     /// Every other file of the checkpoint.
     pub files: BTreeMap<String, FileDigest>,
 }

@@ -53,6 +53,20 @@ pub enum TrainError {
         /// What is wrong with it.
         message: String,
     },
+    /// `--resume` with a config whose training-relevant keys differ from the run that wrote
+    /// the checkpoint.
+    #[error(
+        "cannot resume from {checkpoint}: the config differs from the run that wrote it in {}; \
+         resume with that run's config (evaluation and checkpoint settings may change) or start \
+         afresh in another output_dir",
+        keys.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+    )]
+    ResumeConfig {
+        /// The checkpoint directory.
+        checkpoint: PathBuf,
+        /// The dotted keys that differ.
+        keys: Vec<String>,
+    },
     /// The loss (or one of its terms) became NaN or infinite.
     #[error("non-finite loss at step {step}: term `{term}` = {value}; stopping (lower the learning rate or check the data)")]
     NonFiniteLoss {

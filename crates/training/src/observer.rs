@@ -48,7 +48,8 @@ impl<E> TrainObserver<E> for Silent {}
 /// What [`Trainer::run`](crate::Trainer::run) returns.
 #[derive(Debug, Clone)]
 pub struct RunSummary<E> {
-    /// The evaluation before the first step (when configured and starting from step 0).
+    /// The evaluation before the first step (when configured; a resumed run reports the one
+    /// its checkpoint kept).
     pub before: Option<E>,
     /// Every evaluation `(step, result)`, the last one after the final step.
     pub evals: Vec<(usize, E)>,

@@ -65,11 +65,16 @@ pub struct ParamGroupSpec {
 pub trait Task {
     /// Every trained parameter, as one Burn module on an autodiff device.
     type Model: Module;
-    /// What [`Task::evaluate`] returns.
-    type Eval: Clone + std::fmt::Debug;
+    /// What [`Task::evaluate`] returns (kept in checkpoints, so serialisable).
+    type Eval: Clone + std::fmt::Debug + serde::Serialize + serde::de::DeserializeOwned;
 
     /// A name for checkpoints and messages (`embedding`, `distillation`).
     fn name(&self) -> &'static str;
+
+    /// The config keys that a resumed run must share with the run that wrote the checkpoint,
+    /// as a JSON object (model, data, objective, optimizer, batch, steps, seed — not, say,
+    /// evaluation or checkpoint cadence). [`Trainer::resume`] names every key that differs.
+    fn run_config(&self) -> serde_json::Value;
 
     /// Parameter groups beyond the base group (which has `optimizer.lr` and holds every
     /// parameter not matched here).
@@ -102,6 +107,7 @@ pub struct Trainer<T: Task> {
     device: Device,
     step: usize,
     losses: Vec<f64>,
+    before: Option<T::Eval>,
 }
 
 impl<T: Task> Trainer<T> {
@@ -121,6 +127,7 @@ impl<T: Task> Trainer<T> {
             device: device.clone(),
             step: 0,
             losses: Vec::new(),
+            before: None,
         }
     }
 
@@ -129,8 +136,8 @@ impl<T: Task> Trainer<T> {
     ///
     /// # Errors
     /// [`TrainError::Checkpoint`] when there is none, it is corrupt, was written by another
-    /// task, or does not fit the model; [`TrainError::ConfigValue`] (`seed`) when it was
-    /// written with another seed.
+    /// task, or does not fit the model; [`TrainError::ResumeConfig`] naming every key of
+    /// [`Task::run_config`] that differs from the run that wrote it.
     pub fn resume(mut self) -> Result<Self> {
         let root = checkpoints_dir(&self.settings.output_dir);
         let ckpt = Checkpoint::load_latest(&root)?;
@@ -145,16 +152,11 @@ impl<T: Task> Trainer<T> {
                 ),
             });
         }
-        if ckpt.state.seed != self.settings.seed {
-            return Err(TrainError::ConfigValue {
-                key: "seed".into(),
-                message: format!(
-                    "the checkpoint in {} was written with seed {}, the config says {}: the data \
-                     order would differ",
-                    dir.display(),
-                    ckpt.state.seed,
-                    self.settings.seed
-                ),
+        let differing = differing_keys(&ckpt.state.config, &self.task.run_config(), "");
+        if !differing.is_empty() {
+            return Err(TrainError::ResumeConfig {
+                checkpoint: dir,
+                keys: differing,
             });
         }
         self.model = load_module(self.model, ckpt.file(MODEL_FILE, &dir)?, &dir)?;
@@ -182,6 +184,15 @@ impl<T: Task> Trainer<T> {
         }
         self.step = ckpt.state.step;
         self.losses = ckpt.state.losses;
+        self.before = match &ckpt.state.before {
+            Some(text) => Some(
+                serde_json::from_str(text).map_err(|e| TrainError::Checkpoint {
+                    path: dir.join(crate::checkpoint::STATE_FILE),
+                    message: format!("corrupt `before` evaluation: {e}"),
+                })?,
+            ),
+            None => None,
+        };
         self.schedule = module_schedule(
             self.base_schedule.at_step(self.step),
             self.group_schedules
@@ -314,6 +325,11 @@ impl<T: Task> Trainer<T> {
                 step: self.step,
                 seed: self.settings.seed,
                 losses: self.losses.clone(),
+                config: self.task.run_config(),
+                before: self
+                    .before
+                    .as_ref()
+                    .map(|b| serde_json::to_string(b).expect("an evaluation serialises")),
                 files: Default::default(),
             },
             files,
@@ -338,7 +354,7 @@ impl<T: Task> Trainer<T> {
         let out_dir = self.settings.output_dir.clone();
         std::fs::create_dir_all(&out_dir).map_err(io_err(&out_dir))?;
         let mut summary = RunSummary {
-            before: None,
+            before: self.before.clone(),
             evals: Vec::new(),
             steps_run: 0,
             train_seconds: 0.0,
@@ -347,6 +363,7 @@ impl<T: Task> Trainer<T> {
         if self.settings.eval_before && self.step == 0 {
             if let Some(eval) = self.task.evaluate(&self.model)? {
                 observer.on_eval(0, &eval);
+                self.before = Some(eval.clone());
                 summary.before = Some(eval);
             }
         }
@@ -390,6 +407,32 @@ impl<T: Task> Trainer<T> {
             }
         }
         Ok(summary)
+    }
+}
+
+/// The dotted keys whose values differ between two JSON objects (a key missing on one side
+/// differs).
+fn differing_keys(a: &serde_json::Value, b: &serde_json::Value, prefix: &str) -> Vec<String> {
+    use serde_json::Value;
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            keys.into_iter()
+                .flat_map(|k| {
+                    let path = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    let null = Value::Null;
+                    differing_keys(x.get(k).unwrap_or(&null), y.get(k).unwrap_or(&null), &path)
+                })
+                .collect()
+        }
+        _ if a == b => Vec::new(),
+        _ => vec![prefix.to_string()],
     }
 }
 

@@ -318,6 +318,21 @@ impl Task for EmbeddingTask {
         "embedding"
     }
 
+    /// Everything but `device`, `output_dir`, `[eval]`, `[checkpoint]` and
+    /// `training.log_every`, which may change between an interrupted run and its resumption.
+    fn run_config(&self) -> serde_json::Value {
+        let mut value = serde_json::to_value(&self.config).expect("the config serialises");
+        if let Some(map) = value.as_object_mut() {
+            for key in ["device", "output_dir", "eval", "checkpoint"] {
+                map.remove(key);
+            }
+            if let Some(training) = map.get_mut("training").and_then(|t| t.as_object_mut()) {
+                training.remove("log_every");
+            }
+        }
+        value
+    }
+
     fn param_groups(&self, model: &EmbeddingModel) -> Vec<ParamGroupSpec> {
         vec![ParamGroupSpec {
             name: "objective",

@@ -6,8 +6,8 @@ use crate::common::TempDir;
 
 fn checkpoint(step: usize) -> Checkpoint {
     let mut files = std::collections::BTreeMap::new();
-    files.insert("encoder.bpk".to_string(), vec![step as u8; 100]);
-    files.insert("optim-encoder.bpk".to_string(), vec![7u8; 10]);
+    files.insert("model.bpk".to_string(), vec![step as u8; 100]);
+    files.insert("optim.bpk".to_string(), vec![7u8; 10]);
     Checkpoint {
         state: CheckpointState {
             version: training::checkpoint::VERSION,
@@ -15,6 +15,8 @@ fn checkpoint(step: usize) -> Checkpoint {
             step,
             seed: 1,
             losses: vec![1.0; step],
+            config: serde_json::json!({ "seed": 1 }),
+            before: None,
             files: Default::default(),
         },
         files,
@@ -49,25 +51,25 @@ fn checkpoints_are_atomic_pruned_and_verified() {
     );
     let loaded = Checkpoint::load_latest(&root).unwrap();
     assert_eq!(loaded.state.step, 6);
-    assert_eq!(loaded.files["encoder.bpk"], vec![6u8; 100]);
+    assert_eq!(loaded.files["model.bpk"], vec![6u8; 100]);
 
     // An interrupted save (a stale temporary directory) does not disturb `latest`.
     std::fs::create_dir_all(root.join(".step-00000008.999.tmp")).unwrap();
-    std::fs::write(root.join(".step-00000008.999.tmp/encoder.bpk"), b"half").unwrap();
+    std::fs::write(root.join(".step-00000008.999.tmp/model.bpk"), b"half").unwrap();
     assert_eq!(Checkpoint::load_latest(&root).unwrap().state.step, 6);
 
     // A truncated file is reported as corrupt, naming it.
-    let victim = root.join("step-00000006/encoder.bpk");
+    let victim = root.join("step-00000006/model.bpk");
     std::fs::write(&victim, vec![6u8; 50]).unwrap();
     let err = Checkpoint::load_latest(&root).unwrap_err();
     assert!(
-        err.to_string().contains("corrupt") && err.to_string().contains("encoder.bpk"),
+        err.to_string().contains("corrupt") && err.to_string().contains("model.bpk"),
         "{err}"
     );
     // A missing file too.
     std::fs::remove_file(&victim).unwrap();
     let err = Checkpoint::load_latest(&root).unwrap_err();
-    assert!(err.to_string().contains("encoder.bpk"), "{err}");
+    assert!(err.to_string().contains("model.bpk"), "{err}");
     // And a garbled state.json.
     std::fs::write(root.join("step-00000004/state.json"), b"{ not json").unwrap();
     let err = Checkpoint::load(&root.join("step-00000004")).unwrap_err();

@@ -207,3 +207,44 @@ fn dims_that_do_not_end_at_the_hidden_size_are_refused() {
         "{err}"
     );
 }
+
+/// `--resume` with a config whose training-relevant keys differ is refused, naming every
+/// differing key; evaluation settings may change; the "before" evaluation survives the resume.
+#[test]
+fn resume_checks_the_config_and_keeps_the_before_scores() {
+    let _rng = rng_lock();
+    let (_, device) = devices().remove(0);
+    let tmp = TempDir::new("resume-config");
+    let text = tiny_setup(&tmp.0, &device, MIPIC, "").replace("before = false", "before = true");
+    let config = parse(&text).unwrap();
+    let mut first = EmbeddingTask::trainer(config.clone(), &device).unwrap();
+    let summary = first.run(&mut Silent, Some(2)).unwrap();
+    let before = summary.before.expect("evaluated before the first step");
+    drop(first);
+
+    let changed = parse(
+        &text
+            .replace("steps = 6", "steps = 8")
+            .replace("kind = \"mipic\"", "kind = \"mipic\"\nalpha = 0.3"),
+    )
+    .unwrap();
+    let err = EmbeddingTask::resume(changed, &device)
+        .err()
+        .expect("a different config");
+    assert!(matches!(err, TrainError::ResumeConfig { .. }), "{err}");
+    let message = err.to_string();
+    assert!(
+        message.contains("`training.steps`") && message.contains("`objective.alpha`"),
+        "{message}"
+    );
+    let other_seed = parse(&text.replace("seed = 3", "seed = 4")).unwrap();
+    let err = EmbeddingTask::resume(other_seed, &device).err().unwrap();
+    assert!(err.to_string().contains("`seed`"), "{err}");
+
+    // Evaluation settings may differ; the before scores come back from the checkpoint.
+    let eval_changed = parse(&text.replace("[eval]", "[eval]\nbatch_size = 7")).unwrap();
+    let mut resumed = EmbeddingTask::resume(eval_changed, &device).unwrap();
+    let summary = resumed.run(&mut Silent, None).unwrap();
+    assert_eq!(summary.before.as_ref(), Some(&before));
+    assert_eq!(resumed.step(), 6);
+}
