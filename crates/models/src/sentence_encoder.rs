@@ -17,7 +17,7 @@ use crate::pooling::Pooling;
 use crate::tokenizer::{TextTokenizer, TOKENIZER_FILE};
 
 /// `model_type`s loaded as a BERT-family encoder.
-const ENCODER_TYPES: [&str; 1] = ["bert"];
+const ENCODER_TYPES: [&str; 3] = ["bert", "roberta", "xlm-roberta"];
 /// `model_type`s loaded as a Llama-family decoder.
 const DECODER_TYPES: [&str; 4] = ["llama", "mistral", "qwen2", "qwen3"];
 
@@ -59,10 +59,12 @@ impl Backbone {
         }
     }
 
-    /// Longest input the position encoding covers.
+    /// Longest input the position encoding covers (for RoBERTa / XLM-RoBERTa, whose positions
+    /// start after the padding id, fewer than `max_position_embeddings`: see
+    /// [`BertConfig::max_sequence_length`]).
     pub fn max_position_embeddings(&self) -> usize {
         match self {
-            Backbone::Bert { config, .. } => config.max_position_embeddings,
+            Backbone::Bert { config, .. } => config.max_sequence_length(),
             Backbone::Decoder { config, .. } => config.max_position_embeddings,
         }
     }

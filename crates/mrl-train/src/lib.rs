@@ -11,8 +11,7 @@
 //!   projectors), dev-set STS evaluation at every dim, non-finite loss detection;
 //! - [`checkpoint`] — atomic checkpoints, verified on resume;
 //! - [`export`] — the sentence-transformers layout;
-//! - [`report`] — before/after tables as JSON, Markdown and SVG;
-//! - [`tiny`] — a tiny random BERT and tokenizer built in code, for tests and smoke runs.
+//! - [`report`] — before/after tables as JSON, Markdown and SVG.
 //!
 //! # Example
 //! ```no_run
@@ -40,7 +39,6 @@ pub mod export;
 pub mod objective;
 pub mod report;
 pub mod resolve;
-pub mod tiny;
 pub mod trainer;
 
 pub use config::{DataFormat, DeviceKind, ObjectiveKind, TrainConfig};

@@ -8,7 +8,8 @@ use burn::tensor::Device;
 use mrl_train::checkpoint::{checkpoints_dir, write_atomic, Checkpoint, CheckpointState};
 use mrl_train::config::DataSection;
 use mrl_train::data::{Batching, Corpus, Example};
-use mrl_train::{tiny, DataFormat, Silent, TrainConfig, TrainError, Trainer};
+use mrl_train::{DataFormat, Silent, TrainConfig, TrainError, Trainer};
+use tiny_models as tiny;
 
 #[allow(clippy::vec_init_then_push)] // the pushes are feature-gated
 fn devices() -> Vec<(&'static str, Device)> {
