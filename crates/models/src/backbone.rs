@@ -16,7 +16,7 @@ use crate::llama::{LayerSelection, LlamaConfig, LlamaInput, LlamaModel, LlamaVar
 use crate::pooling::Pooling;
 
 /// `model_type`s loaded as a BERT-family encoder.
-pub const ENCODER_TYPES: [&str; 1] = ["bert"];
+pub const ENCODER_TYPES: [&str; 3] = ["bert", "roberta", "xlm-roberta"];
 /// `model_type`s loaded as a Llama-family decoder.
 pub const DECODER_TYPES: [&str; 4] = ["llama", "mistral", "qwen2", "qwen3"];
 
@@ -117,18 +117,21 @@ impl Backbone {
         }
     }
 
-    /// Longest input the position encoding covers.
+    /// Longest input the position encoding covers (for the RoBERTa family, whose positions
+    /// start after the padding id, fewer than `max_position_embeddings`: see
+    /// [`BertConfig::max_sequence_length`]).
     pub fn max_position_embeddings(&self) -> usize {
         match self {
-            Backbone::Bert(b) => b.config.max_position_embeddings,
+            Backbone::Bert(b) => b.config.max_sequence_length(),
             Backbone::Decoder(d) => d.config.max_position_embeddings,
         }
     }
 
-    /// `bert` or the decoder family (`llama`, `qwen2`, `qwen3`).
+    /// The `model_type`: `bert`, `roberta`, `xlm-roberta`, or the decoder family (`llama`,
+    /// `qwen2`, `qwen3`).
     pub fn architecture(&self) -> &'static str {
         match self {
-            Backbone::Bert(_) => "bert",
+            Backbone::Bert(b) => b.config.variant.model_type(),
             Backbone::Decoder(d) => match d.config.variant {
                 LlamaVariant::Llama => "llama",
                 LlamaVariant::Qwen2 => "qwen2",

@@ -14,6 +14,15 @@ pub enum ModelError {
         #[source]
         source: std::io::Error,
     },
+    /// A file could not be written.
+    #[error("cannot write {path}: {source}")]
+    Write {
+        /// The file that could not be written.
+        path: PathBuf,
+        /// The underlying I/O error.
+        #[source]
+        source: std::io::Error,
+    },
     /// A JSON configuration file is missing a field, has a wrong type or is not JSON.
     #[error("malformed config {path}: {message}")]
     Config {
@@ -120,6 +129,32 @@ pub type Result<T, E = ModelError> = std::result::Result<T, E>;
 /// Reads a file to a string, naming the file in the error.
 pub(crate) fn read_to_string(path: &std::path::Path) -> Result<String> {
     std::fs::read_to_string(path).map_err(|source| ModelError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Writes `bytes` to `path` atomically: to a scratch sibling (`.{name}.{pid}.tmp`), flushed,
+/// then renamed over `path`, so `path` is either the old file or the whole new one. The error
+/// names `path`.
+pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(std::path::Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let result = (|| {
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map_err(|source| ModelError::Write {
         path: path.to_path_buf(),
         source,
     })

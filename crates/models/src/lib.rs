@@ -1,6 +1,7 @@
 //! Encoders for Matryoshka representation learning, loaded from Hugging Face checkpoints.
 //!
-//! - [`bert`] — BERT-family encoders (BERT, MiniLM, TinyBERT, BGE-en): every hidden state,
+//! - [`bert`] — BERT-family encoders (BERT, MiniLM, TinyBERT, BGE-en, RoBERTa, XLM-RoBERTa /
+//!   BGE-M3): every hidden state,
 //!   optional attention probabilities, dropout on autodiff devices;
 //! - [`llama`] — Llama-family decoders (SmolLM2, Qwen2, Qwen3) from safetensors or GGUF:
 //!   logits, every hidden state, attention probabilities, KV-cached generation steps;
@@ -49,7 +50,7 @@ pub mod sentence_encoder;
 pub mod tokenizer;
 
 pub use backbone::Backbone;
-pub use bert::{BertConfig, BertInput, BertModel, BertOutput};
+pub use bert::{BertConfig, BertInput, BertModel, BertOutput, BertVariant};
 pub use error::{ModelError, Result};
 pub use gelu::gelu_exact;
 pub use llama::{LayerSelection, LlamaConfig, LlamaInput, LlamaModel, LlamaOutput};

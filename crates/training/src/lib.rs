@@ -10,7 +10,6 @@
 //! - [`observer`] — step reports, observers (progress bars) and run summaries;
 //! - [`embedding`] — the embedding task (`mrl train`): a BERT- or Llama-family backbone and a
 //!   Matryoshka objective (MRL, ESE, 2D, MIPIC), STS evaluation, sentence-transformers export;
-//! - [`tiny`] — a tiny random BERT and tokenizer built in code, for tests and smoke runs.
 //!
 //! # Determinism
 //! The data order, dropout masks and the losses' sampling are functions of `(seed, step)`, so
@@ -26,7 +25,6 @@ pub mod error;
 pub mod observer;
 pub mod resolve;
 pub mod schedule;
-pub mod tiny;
 pub mod trainer;
 
 pub use batching::Batching;

@@ -1,4 +1,5 @@
-//! [`BertConfig`]: the architecture hyper-parameters, read from a Hugging Face `config.json`.
+//! [`BertConfig`]: the architecture hyper-parameters, read from a Hugging Face `config.json`
+//! (`model_type` `bert`, `roberta` or `xlm-roberta`).
 
 use std::path::Path;
 
@@ -20,7 +21,61 @@ pub enum HiddenAct {
     Relu,
 }
 
-/// Architecture of a BERT-family encoder (BERT, MiniLM, TinyBERT, BGE-en).
+/// Which member of the BERT family: the members share every layer and differ only in how the
+/// position ids are numbered (and in what `config.json` says).
+#[derive(Config, Debug, Copy, PartialEq, Eq)]
+pub enum BertVariant {
+    /// BERT, MiniLM, TinyBERT, BGE-en (`model_type = "bert"`): token `t` of every row has
+    /// position `t`.
+    Bert,
+    /// RoBERTa (`"roberta"`): positions count the non-padding tokens from `pad_token_id + 1`
+    /// (see [`BertConfig::position_offset`]).
+    Roberta,
+    /// XLM-RoBERTa (`"xlm-roberta"`: BGE-M3, multilingual-e5): positions as RoBERTa.
+    XlmRoberta,
+}
+
+impl BertVariant {
+    /// The `model_type` of `config.json`.
+    pub fn model_type(self) -> &'static str {
+        match self {
+            BertVariant::Bert => "bert",
+            BertVariant::Roberta => "roberta",
+            BertVariant::XlmRoberta => "xlm-roberta",
+        }
+    }
+
+    /// The `model_type`s read as this family (`BertModel` is what some old exports wrote).
+    pub fn from_model_type(model_type: &str) -> Option<Self> {
+        match model_type {
+            "bert" | "BertModel" => Some(BertVariant::Bert),
+            "roberta" => Some(BertVariant::Roberta),
+            "xlm-roberta" => Some(BertVariant::XlmRoberta),
+            _ => None,
+        }
+    }
+
+    /// The Hugging Face class of the bare encoder (`architectures` in `config.json`).
+    pub fn hf_architecture(self) -> &'static str {
+        match self {
+            BertVariant::Bert => "BertModel",
+            BertVariant::Roberta => "RobertaModel",
+            BertVariant::XlmRoberta => "XLMRobertaModel",
+        }
+    }
+
+    /// `pad_token_id` when `config.json` does not give one (the `transformers` defaults:
+    /// 0 for BERT, 1 for RoBERTa and XLM-RoBERTa, whose `<pad>` is token 1).
+    pub fn default_pad_token_id(self) -> usize {
+        match self {
+            BertVariant::Bert => 0,
+            BertVariant::Roberta | BertVariant::XlmRoberta => 1,
+        }
+    }
+}
+
+/// Architecture of a BERT-family encoder (BERT, MiniLM, TinyBERT, BGE-en; RoBERTa and
+/// XLM-RoBERTa, e.g. BGE-M3).
 ///
 /// Field names and defaults follow `transformers.BertConfig`; build one from a checkpoint with
 /// [`BertConfig::from_hf_json`], or by hand with [`BertConfig::new`] and the `with_*` setters.
@@ -54,6 +109,13 @@ pub struct BertConfig {
     /// Feed-forward activation. Default: exact GELU.
     #[config(default = "HiddenAct::Gelu")]
     pub hidden_act: HiddenAct,
+    /// Family member: decides how position ids are numbered. Default: BERT.
+    #[config(default = "BertVariant::Bert")]
+    pub variant: BertVariant,
+    /// Id of the padding token (`pad_token_id`). RoBERTa-style position ids start after it.
+    /// Default: 0 (BERT's `[PAD]`).
+    #[config(default = 0)]
+    pub pad_token_id: usize,
 }
 
 /// The subset of `transformers.BertConfig` that this crate reads, with the library's defaults.
@@ -80,6 +142,8 @@ struct HfBertConfig {
     hidden_act: String,
     #[serde(default)]
     position_embedding_type: Option<String>,
+    #[serde(default)]
+    pad_token_id: Option<usize>,
 }
 
 fn default_max_positions() -> usize {
@@ -103,22 +167,26 @@ impl BertConfig {
     ///
     /// # Errors
     /// [`ModelError::Io`] if the file cannot be read, [`ModelError::Config`] if a required field
-    /// is missing or has the wrong type, [`ModelError::Unsupported`] for a non-BERT `model_type`,
-    /// an unknown `hidden_act`, a non-absolute `position_embedding_type`, or heads that do not
-    /// divide the hidden size.
+    /// is missing or has the wrong type, [`ModelError::Unsupported`] for a `model_type` other
+    /// than `bert`, `roberta` and `xlm-roberta`, an unknown `hidden_act`, a non-absolute
+    /// `position_embedding_type`, heads that do not divide the hidden size, or a RoBERTa-style
+    /// `pad_token_id` that leaves no position (see [`BertConfig::validate`]).
     pub fn from_hf_json(path: &Path) -> Result<Self> {
         let hf: HfBertConfig = read_json(path)?;
         let unsupported = |message: String| ModelError::Unsupported {
             path: path.to_path_buf(),
             message,
         };
-        if let Some(model_type) = &hf.model_type {
-            if !matches!(model_type.as_str(), "bert" | "BertModel") {
-                return Err(unsupported(format!(
-                    "model_type `{model_type}` is not a BERT-family encoder (expected `bert`)"
-                )));
-            }
-        }
+        // No `model_type` at all: a BERT (what this crate read before knowing other members).
+        let variant = match &hf.model_type {
+            None => BertVariant::Bert,
+            Some(model_type) => BertVariant::from_model_type(model_type).ok_or_else(|| {
+                unsupported(format!(
+                    "model_type `{model_type}` is not a BERT-family encoder \
+                     (expected `bert`, `roberta` or `xlm-roberta`)"
+                ))
+            })?,
+        };
         if let Some(kind) = &hf.position_embedding_type {
             if kind != "absolute" {
                 return Err(unsupported(format!(
@@ -144,7 +212,12 @@ impl BertConfig {
         .with_layer_norm_eps(hf.layer_norm_eps)
         .with_hidden_dropout_prob(hf.hidden_dropout_prob)
         .with_attention_probs_dropout_prob(hf.attention_probs_dropout_prob)
-        .with_hidden_act(hidden_act);
+        .with_hidden_act(hidden_act)
+        .with_variant(variant)
+        .with_pad_token_id(
+            hf.pad_token_id
+                .unwrap_or_else(|| variant.default_pad_token_id()),
+        );
         config.validate().map_err(unsupported)?;
         Ok(config)
     }
@@ -170,7 +243,40 @@ impl BertConfig {
                 return Err(format!("{name} {p} is not in [0, 1)"));
             }
         }
+        if self.max_sequence_length() == 0 {
+            return Err(format!(
+                "max_position_embeddings {} leaves no position after pad_token_id {} \
+                 ({} positions start at pad_token_id + 1)",
+                self.max_position_embeddings,
+                self.pad_token_id,
+                self.variant.model_type()
+            ));
+        }
         Ok(())
+    }
+
+    /// Where the position ids of real tokens start, for the members that number them from the
+    /// padding id: `Some(pad_token_id)` for RoBERTa and XLM-RoBERTa, `None` for BERT.
+    ///
+    /// With `p = pad_token_id` and `m_t = [input_ids_t ≠ p]`, the position of token `t` is
+    /// `p + m_t · Σ_{s ≤ t} m_s` (`transformers`' `create_position_ids_from_input_ids`): the
+    /// real tokens of a row get `p + 1, p + 2, …` and padding gets `p` (whose embedding row is
+    /// never trained), wherever the padding stands.
+    pub fn position_offset(&self) -> Option<usize> {
+        match self.variant {
+            BertVariant::Bert => None,
+            BertVariant::Roberta | BertVariant::XlmRoberta => Some(self.pad_token_id),
+        }
+    }
+
+    /// The longest input (in tokens, special tokens included) the position table covers:
+    /// `max_position_embeddings` for BERT, `max_position_embeddings − pad_token_id − 1` for the
+    /// RoBERTa members (XLM-R: 514 − 1 − 1 = 512).
+    pub fn max_sequence_length(&self) -> usize {
+        match self.position_offset() {
+            None => self.max_position_embeddings,
+            Some(pad) => self.max_position_embeddings.saturating_sub(pad + 1),
+        }
     }
 
     /// Width of one attention head.

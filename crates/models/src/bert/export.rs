@@ -5,14 +5,16 @@
 //! PyTorch's `[out, in]` and LayerNorm `gamma`/`beta` become `weight`/`bias`
 //! (`BurnToPyTorchAdapter`), then the module paths are renamed by [`EXPORT_KEY_REMAPS`]
 //! (`layer_norm` → `LayerNorm`, `attention.self_attention` → `attention.self`). Keys carry no
-//! `bert.` prefix, as in sentence-transformers checkpoints; the file's metadata says
-//! `format = pt`, which `transformers` requires.
+//! `bert.` / `roberta.` prefix, as in sentence-transformers checkpoints; the file's metadata says
+//! `format = pt`, which `transformers` requires. `config.json` keeps the family member
+//! (`model_type` `bert`, `roberta` or `xlm-roberta`) and its `pad_token_id`, so an exported
+//! XLM-RoBERTa loads again as one.
 
 use std::path::Path;
 
 use burn::store::{BurnToPyTorchAdapter, ModuleSnapshot, SafetensorsStore};
 
-use super::config::{BertConfig, HiddenAct};
+use super::config::{BertConfig, BertVariant, HiddenAct};
 use super::model::BertModel;
 use crate::error::{ModelError, Result};
 
@@ -23,17 +25,20 @@ pub const EXPORT_KEY_REMAPS: &[(&str, &str)] = &[
 ];
 
 impl BertConfig {
-    /// The Hugging Face `config.json` of this configuration (`model_type = "bert"`,
-    /// `architectures = ["BertModel"]`, absolute position embeddings).
+    /// The Hugging Face `config.json` of this configuration: `model_type` and `architectures`
+    /// of the family member (`bert` / `BertModel`, `roberta` / `RobertaModel`, `xlm-roberta` /
+    /// `XLMRobertaModel`), absolute position embeddings, `pad_token_id`; the RoBERTa members also
+    /// get their `bos_token_id` 0 and `eos_token_id` 2 (`<s>`, `</s>`), which `transformers`
+    /// reads but the encoder does not use.
     pub fn to_hf_json(&self) -> serde_json::Value {
         let hidden_act = match self.hidden_act {
             HiddenAct::Gelu => "gelu",
             HiddenAct::GeluTanh => "gelu_new",
             HiddenAct::Relu => "relu",
         };
-        serde_json::json!({
-            "architectures": ["BertModel"],
-            "model_type": "bert",
+        let mut json = serde_json::json!({
+            "architectures": [self.variant.hf_architecture()],
+            "model_type": self.variant.model_type(),
             "vocab_size": self.vocab_size,
             "hidden_size": self.hidden_size,
             "num_hidden_layers": self.num_hidden_layers,
@@ -47,14 +52,19 @@ impl BertConfig {
             "hidden_act": hidden_act,
             "position_embedding_type": "absolute",
             "initializer_range": 0.02,
-            "pad_token_id": 0,
-        })
+            "pad_token_id": self.pad_token_id,
+        });
+        if self.variant != BertVariant::Bert {
+            json["bos_token_id"] = 0.into();
+            json["eos_token_id"] = 2.into();
+        }
+        json
     }
 }
 
 impl BertModel {
     /// Writes the weights to `path` as a Hugging Face `model.safetensors` (f32, keys as in
-    /// [`super::weights`] without the `bert.` prefix), readable by
+    /// [`super::weights`] without a `bert.` / `roberta.` prefix), readable by
     /// [`BertModel::load_safetensors`] and by PyTorch `transformers`.
     ///
     /// The file is written to a scratch sibling and renamed into place, so an existing file at

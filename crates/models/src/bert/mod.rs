@@ -1,6 +1,11 @@
-//! BERT-family encoders (BERT, MiniLM, TinyBERT, BGE-en) from Hugging Face checkpoints.
+//! BERT-family encoders (BERT, MiniLM, TinyBERT, BGE-en; RoBERTa and XLM-RoBERTa, e.g. BGE-M3)
+//! from Hugging Face checkpoints.
 //!
-//! - [`BertConfig`] — from `config.json`;
+//! The members share every layer; RoBERTa and XLM-RoBERTa number their position ids from
+//! `pad_token_id + 1` over the non-padding tokens ([`BertConfig::position_offset`]) and have a
+//! single token type.
+//!
+//! - [`BertConfig`] — from `config.json` (`model_type` `bert`, `roberta`, `xlm-roberta`);
 //! - [`BertModel`] — the encoder; [`BertModel::forward`] returns every hidden state and,
 //!   on request, every layer's attention probabilities;
 //! - [`weights`] — the checked mapping from `model.safetensors` keys to module paths.
@@ -14,7 +19,7 @@ use std::path::Path;
 
 use burn::tensor::Device;
 
-pub use config::{BertConfig, HiddenAct};
+pub use config::{BertConfig, BertVariant, HiddenAct};
 pub use export::EXPORT_KEY_REMAPS;
 pub use model::{
     AttentionMask, BertAttention, BertEmbeddings, BertEncoder, BertFeedForwardOutput, BertInput,

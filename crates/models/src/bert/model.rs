@@ -71,6 +71,9 @@ impl BertOutput {
 }
 
 /// Word + position + token-type embeddings, then LayerNorm and dropout.
+///
+/// Position ids are `0..seq` in every row (BERT), or, for RoBERTa and XLM-RoBERTa, counted over
+/// the non-padding tokens from `padding_idx + 1` (see [`BertConfig::position_offset`]).
 #[derive(Module, Debug)]
 pub struct BertEmbeddings {
     /// `embeddings.word_embeddings`, `[vocab, hidden]`.
@@ -83,6 +86,10 @@ pub struct BertEmbeddings {
     pub layer_norm: LayerNorm,
     /// Hidden dropout (active only on an autodiff device).
     pub dropout: Dropout,
+    /// `Some(pad_token_id)` when positions are numbered from the padding id (RoBERTa,
+    /// XLM-RoBERTa), `None` for `0..seq` (configuration, not a parameter).
+    #[module(skip)]
+    pub padding_idx: Option<usize>,
 }
 
 impl BertEmbeddings {
@@ -97,12 +104,47 @@ impl BertEmbeddings {
                 .with_epsilon(config.layer_norm_eps)
                 .init(device),
             dropout: DropoutConfig::new(config.hidden_dropout_prob).init(),
+            padding_idx: config.position_offset(),
+        }
+    }
+
+    /// The position ids of a batch, `[batch, seq]`.
+    ///
+    /// BERT: `0..seq` in every row. RoBERTa / XLM-RoBERTa, with `p = padding_idx` and
+    /// `m = [input_ids ≠ p]`: `p + m · cumsum(m)` along the sequence, so the real tokens of a
+    /// row are at `p + 1, p + 2, …` and every padding token is at `p`
+    /// (`transformers`' `create_position_ids_from_input_ids`).
+    ///
+    /// # Panics
+    /// If the largest position id does not fit `max_position_embeddings`.
+    pub fn position_ids(&self, input_ids: &Tensor<2, Int>) -> Tensor<2, Int> {
+        let [batch, seq] = input_ids.dims();
+        let device = input_ids.device();
+        let max_positions = self.position_embeddings.weight.dims()[0];
+        let offset = self.padding_idx.map_or(0, |p| p + 1);
+        assert!(
+            seq + offset <= max_positions,
+            "sequence length {seq} exceeds the {} positions of max_position_embeddings \
+             {max_positions}",
+            max_positions.saturating_sub(offset)
+        );
+        match self.padding_idx {
+            None => Tensor::<1, Int>::arange(0..seq as i64, &device)
+                .unsqueeze::<2>()
+                .expand([batch, seq]),
+            Some(p) => {
+                let real = input_ids.clone().not_equal_elem(p as i64).int();
+                real.clone().cumsum(1).mul(real).add_scalar(p as i64)
+            }
         }
     }
 
     /// # Shapes
     /// - `input_ids`, `token_type_ids`: `[batch, seq]`
     /// - output: `[batch, seq, hidden]`
+    ///
+    /// # Panics
+    /// If `seq` exceeds the positions the table covers ([`BertConfig::max_sequence_length`]).
     pub fn forward(
         &self,
         input_ids: Tensor<2, Int>,
@@ -110,14 +152,7 @@ impl BertEmbeddings {
     ) -> Tensor<3> {
         let [batch, seq] = input_ids.dims();
         let device = input_ids.device();
-        let max_positions = self.position_embeddings.weight.dims()[0];
-        assert!(
-            seq <= max_positions,
-            "sequence length {seq} exceeds max_position_embeddings {max_positions}"
-        );
-        let positions = Tensor::<1, Int>::arange(0..seq as i64, &device)
-            .unsqueeze::<2>()
-            .expand([batch, seq]);
+        let positions = self.position_ids(&input_ids);
         let token_type_ids =
             token_type_ids.unwrap_or_else(|| Tensor::<2, Int>::zeros([batch, seq], &device));
         let x = self.word_embeddings.forward(input_ids)

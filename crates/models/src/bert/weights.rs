@@ -1,12 +1,13 @@
 //! Loading a Hugging Face `model.safetensors` into a [`BertModel`].
 //!
 //! The weight map is explicit:
-//! - checkpoint keys are rewritten by [`KEY_REMAPS`] (optional `bert.` prefix dropped,
+//! - checkpoint keys are rewritten by [`KEY_REMAPS`] (optional `bert.` / `roberta.` prefix
+//!   dropped,
 //!   `LayerNorm` → `layer_norm`, `attention.self` → `attention.self_attention`);
 //! - Linear weights are transposed from PyTorch's `[out, in]` to Burn's `[in, out]`, and LayerNorm
 //!   `weight`/`bias` are read into `gamma`/`beta` (Burn's `PyTorchToBurnAdapter`);
-//! - the keys matched by [`SKIPPED_KEYS`] (pooler, MLM/NSP heads, the `position_ids` buffer) are
-//!   deliberately not loaded;
+//! - the keys matched by [`SKIPPED_KEYS`] (pooler, MLM/NSP heads, RoBERTa's `lm_head`, the
+//!   `position_ids` buffer) are deliberately not loaded;
 //! - every other checkpoint key must land on a parameter, and every parameter must be found with
 //!   the right shape, or loading fails with a [`ModelError::WeightMismatch`] naming the keys.
 
@@ -24,6 +25,7 @@ use crate::error::{ModelError, Result};
 /// Checkpoint key → module path rewrites, applied in this order.
 pub const KEY_REMAPS: &[(&str, &str)] = &[
     (r"^bert\.", ""),
+    (r"^roberta\.", ""),
     (r"\.LayerNorm\.", ".layer_norm."),
     (r"\.attention\.self\.", ".attention.self_attention."),
 ];
@@ -32,11 +34,13 @@ pub const KEY_REMAPS: &[(&str, &str)] = &[
 pub const SKIPPED_KEYS: &[&str] = &[
     "pooler.",                 // the NSP pooler: sentence embeddings use our own pooling
     "cls.",                    // MLM / NSP heads of pre-training checkpoints
+    "lm_head.",                // the MLM head of RoBERTa / XLM-R `*ForMaskedLM` checkpoints
     "embeddings.position_ids", // a constant buffer (0..max_positions), recomputed in forward
 ];
 
-/// Maps a module path back to the checkpoint's naming, for error messages.
-fn checkpoint_key(module_path: &str, bert_prefix: bool) -> String {
+/// Maps a module path back to the checkpoint's naming (`prefix` is the file's `bert.`,
+/// `roberta.` or nothing), for error messages.
+fn checkpoint_key(module_path: &str, prefix: &str) -> String {
     let key = module_path
         .replace(".layer_norm.", ".LayerNorm.")
         .replace(".attention.self_attention.", ".attention.self.");
@@ -45,11 +49,7 @@ fn checkpoint_key(module_path: &str, bert_prefix: bool) -> String {
         Some((head, "beta")) if head.ends_with("LayerNorm") => format!("{head}.bias"),
         _ => key,
     };
-    if bert_prefix {
-        format!("bert.{key}")
-    } else {
-        key
-    }
+    format!("{prefix}{key}")
 }
 
 /// Whether a remapped checkpoint key is one of the deliberately unused ones.
@@ -59,7 +59,8 @@ fn is_skipped(key: &str) -> bool {
 
 impl BertModel {
     /// Builds the model described by `config` on `device` and loads `weights`
-    /// (a Hugging Face `model.safetensors`, keys with or without the `bert.` prefix).
+    /// (a Hugging Face `model.safetensors`, keys with or without a `bert.` / `roberta.`
+    /// prefix).
     ///
     /// # Errors
     /// [`ModelError::Weights`] if the file cannot be read or parsed;
@@ -94,13 +95,10 @@ impl BertModel {
             return Ok(model.map(&mut CastToF32));
         }
         // Name keys as the file spells them.
-        let bert_prefix = has_bert_prefix(weights)?;
+        let prefix = checkpoint_prefix(weights)?;
         let mut details = String::new();
         for (path, _) in &result.missing {
-            details.push_str(&format!(
-                "\n  missing key {}",
-                checkpoint_key(path, bert_prefix)
-            ));
+            details.push_str(&format!("\n  missing key {}", checkpoint_key(path, prefix)));
         }
         for error in &result.errors {
             let line = match error {
@@ -111,7 +109,7 @@ impl BertModel {
                 } => format!(
                     "\n  mis-shaped key {}: the model expects {:?}, the file has {:?} \
                      (Burn layout; Linear weights are transposed)",
-                    checkpoint_key(path, bert_prefix),
+                    checkpoint_key(path, prefix),
                     expected.as_slice(),
                     found.as_slice()
                 ),
@@ -122,7 +120,7 @@ impl BertModel {
         for key in result.unused.iter().filter(|k| !is_skipped(k)) {
             details.push_str(&format!(
                 "\n  unexpected key {}",
-                checkpoint_key(key, bert_prefix)
+                checkpoint_key(key, prefix)
             ));
         }
         Err(ModelError::WeightMismatch {
@@ -132,8 +130,9 @@ impl BertModel {
     }
 }
 
-/// Whether the checkpoint's keys start with `bert.` (read from the safetensors header only).
-fn has_bert_prefix(path: &Path) -> Result<bool> {
+/// The model prefix of the checkpoint's keys, `bert.`, `roberta.` or none (read from the
+/// safetensors header only).
+fn checkpoint_prefix(path: &Path) -> Result<&'static str> {
     use std::io::Read;
     let io_err = |source| ModelError::Io {
         path: path.to_path_buf(),
@@ -145,7 +144,11 @@ fn has_bert_prefix(path: &Path) -> Result<bool> {
     let len = u64::from_le_bytes(len).min(100 << 20) as usize;
     let mut header = vec![0u8; len];
     file.read_exact(&mut header).map_err(io_err)?;
-    Ok(String::from_utf8_lossy(&header).contains("\"bert."))
+    let header = String::from_utf8_lossy(&header);
+    Ok(["bert.", "roberta."]
+        .into_iter()
+        .find(|prefix| header.contains(&format!("\"{prefix}")))
+        .unwrap_or(""))
 }
 
 #[cfg(test)]
@@ -155,18 +158,19 @@ mod tests {
     #[test]
     fn checkpoint_key_inverts_the_remaps() {
         assert_eq!(
-            checkpoint_key("encoder.layer.3.attention.output.layer_norm.gamma", false),
+            checkpoint_key("encoder.layer.3.attention.output.layer_norm.gamma", ""),
             "encoder.layer.3.attention.output.LayerNorm.weight"
         );
         assert_eq!(
-            checkpoint_key("embeddings.layer_norm.beta", true),
+            checkpoint_key("embeddings.layer_norm.beta", "bert."),
             "bert.embeddings.LayerNorm.bias"
         );
         assert_eq!(
-            checkpoint_key(
-                "encoder.layer.0.attention.self_attention.query.weight",
-                false
-            ),
+            checkpoint_key("embeddings.word_embeddings.weight", "roberta."),
+            "roberta.embeddings.word_embeddings.weight"
+        );
+        assert_eq!(
+            checkpoint_key("encoder.layer.0.attention.self_attention.query.weight", ""),
             "encoder.layer.0.attention.self.query.weight"
         );
     }
@@ -176,6 +180,7 @@ mod tests {
         assert!(is_skipped("pooler.dense.weight"));
         assert!(is_skipped("cls.predictions.bias"));
         assert!(is_skipped("embeddings.position_ids"));
+        assert!(is_skipped("lm_head.dense.weight"));
         assert!(!is_skipped("encoder.layer.6.output.dense.weight"));
     }
 }

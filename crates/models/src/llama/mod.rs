@@ -4,7 +4,8 @@
 //! In dependency order, one concept per file:
 //! [`config`](LlamaConfig) → [`rms_norm`](LlamaRmsNorm) → [`rope`](RotaryEmbedding) →
 //! [`attention`](LlamaAttention) (grouped-query, KV cache) → [`mlp`](LlamaMlp) (SwiGLU) →
-//! [`block`](LlamaDecoderLayer) → [`model`](LlamaModel) → [`weights`] (loading).
+//! [`block`](LlamaDecoderLayer) → [`model`](LlamaModel) → [`weights`] (loading) → export
+//! ([`LlamaModel::save_pretrained`], a Hugging Face directory).
 //!
 //! [`LlamaModel::forward`] returns logits, every hidden state (index 0 = embeddings, last =
 //! after the final norm) and optionally every layer's attention probabilities;
@@ -13,6 +14,7 @@
 mod attention;
 mod block;
 mod config;
+mod export;
 mod mlp;
 mod model;
 mod rms_norm;
@@ -22,6 +24,7 @@ pub mod weights;
 pub use attention::{DecoderMask, LayerKvCache, LlamaAttention};
 pub use block::LlamaDecoderLayer;
 pub use config::{LlamaConfig, LlamaVariant, RopeScaling};
+pub use export::EXPORT_KEY_REMAPS;
 pub use mlp::LlamaMlp;
 pub use model::{KvCache, LlamaInput, LlamaModel, LlamaOutput};
 pub use rms_norm::LlamaRmsNorm;

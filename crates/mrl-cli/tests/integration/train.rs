@@ -1,4 +1,4 @@
-//! `mrl train` end to end on a tiny random BERT (built in code by `training::tiny`): stop,
+//! `mrl train` end to end on a tiny random BERT (built in code by `tiny_models`): stop,
 //! resume, export, report, and `mrl eval` on the export; config errors name the key.
 
 use std::path::{Path, PathBuf};
@@ -8,13 +8,13 @@ use crate::common::*;
 fn setup(root: &Path) -> PathBuf {
     #[allow(deprecated)]
     let device = burn::tensor::Device::ndarray();
-    training::tiny::write_tiny_model(&root.join("model"), 5, &device).unwrap();
+    tiny_models::write_tiny_model(&root.join("model"), 5, &device).unwrap();
     std::fs::write(
         root.join("corpus.txt"),
-        training::tiny::tiny_sentences(32).join("\n"),
+        tiny_models::tiny_sentences(32).join("\n"),
     )
     .unwrap();
-    std::fs::write(root.join("dev.tsv"), training::tiny::tiny_sts_tsv(20)).unwrap();
+    std::fs::write(root.join("dev.tsv"), tiny_models::tiny_sts_tsv(20)).unwrap();
     let config = root.join("train.toml");
     std::fs::write(
         &config,

@@ -3,8 +3,9 @@
 use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
+use tiny_models as tiny;
 use training::embedding::EmbeddingConfig;
-use training::{tiny, TrainError};
+use training::TrainError;
 
 #[allow(clippy::vec_init_then_push)] // the pushes are feature-gated
 pub fn devices() -> Vec<(&'static str, Device)> {

@@ -7,6 +7,7 @@ mod checkpoint;
 mod common;
 mod config;
 mod data;
+mod presets;
 mod runs;
 mod schedule;
 #[cfg(feature = "wgpu")]

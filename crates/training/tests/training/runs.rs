@@ -1,8 +1,9 @@
 //! Whole runs on the tiny model: resume == uninterrupted, non-finite losses, export, every
 //! objective kind.
 
+use tiny_models as tiny;
 use training::embedding::{EmbeddingTask, ObjectiveSection};
-use training::{tiny, Silent, TrainError};
+use training::{Silent, TrainError};
 
 use crate::common::{devices, parse, rng_lock, tiny_setup, TempDir, MIPIC};
 

@@ -5,11 +5,11 @@
 use std::path::Path;
 
 use burn::tensor::Device;
-use models::BertConfig;
+use models::error::write_atomic;
+use models::{BertConfig, ModelError, Result};
 use tokenizers::Tokenizer;
 
-use crate::checkpoint::write_atomic;
-use crate::error::{io_err, Result, TrainError};
+use crate::random_model::write_tokenizer;
 
 /// The words of the tiny vocabulary (after the five BERT special tokens).
 pub const WORDS: &[&str] = &[
@@ -30,7 +30,7 @@ pub fn tiny_config() -> BertConfig {
     BertConfig::new(vocab, TINY_HIDDEN, TINY_LAYERS, 4, 64).with_max_position_embeddings(64)
 }
 
-fn unique_words() -> Vec<&'static str> {
+pub(crate) fn unique_words() -> Vec<&'static str> {
     let mut seen = std::collections::HashSet::new();
     WORDS.iter().copied().filter(|w| seen.insert(*w)).collect()
 }
@@ -70,21 +70,19 @@ pub fn tiny_tokenizer() -> Tokenizer {
 /// The weights are drawn after seeding `device` with `seed`.
 ///
 /// # Errors
-/// [`TrainError::Io`] / [`TrainError::Model`] when a file cannot be written.
+/// [`ModelError::Write`] / [`ModelError::Weights`] naming the file that cannot be written.
 pub fn write_tiny_model(dir: &Path, seed: u64, device: &Device) -> Result<()> {
-    std::fs::create_dir_all(dir.join("1_Pooling")).map_err(io_err(dir))?;
+    std::fs::create_dir_all(dir.join("1_Pooling")).map_err(|source| ModelError::Write {
+        path: dir.to_path_buf(),
+        source,
+    })?;
     let config = tiny_config();
     device.seed(seed);
     let model = config.init(device);
     model.save_hf_safetensors(&dir.join("model.safetensors"))?;
     let json = |v: serde_json::Value| serde_json::to_vec_pretty(&v).expect("json");
     write_atomic(&dir.join("config.json"), &json(config.to_hf_json()))?;
-    tiny_tokenizer()
-        .save(dir.join("tokenizer.json"), false)
-        .map_err(|e| TrainError::Io {
-            path: dir.join("tokenizer.json"),
-            source: std::io::Error::other(e.to_string()),
-        })?;
+    write_tokenizer(&tiny_tokenizer(), &dir.join("tokenizer.json"))?;
     write_atomic(
         &dir.join("1_Pooling").join("config.json"),
         &json(serde_json::json!({

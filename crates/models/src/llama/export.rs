@@ -1,0 +1,222 @@
+//! Writing a [`LlamaModel`] and its [`LlamaConfig`] as a Hugging Face model directory:
+//! `config.json` and a `model.safetensors` whose keys are the checkpoint's own names, F32.
+//!
+//! The inverse of [`super::weights`]: Burn's `[in, out]` Linear weights are transposed back to
+//! PyTorch's `[out, in]` (`BurnToPyTorchAdapter`; the RMSNorm scales keep their `weight`), and
+//! the decoder's module paths get back their `model.` prefix ([`EXPORT_KEY_REMAPS`]):
+//! `embed_tokens.weight` → `model.embed_tokens.weight`, `layers.{i}.…` → `model.layers.{i}.…`,
+//! `norm.weight` → `model.norm.weight`; `lm_head.weight` keeps its name and is written only for
+//! an untied head. Loading the directory with [`LlamaModel::from_pretrained`] gives the same
+//! tensors bit for bit.
+
+use std::path::Path;
+
+use burn::store::{BurnToPyTorchAdapter, ModuleSnapshot, SafetensorsStore};
+
+use super::config::{LlamaConfig, LlamaVariant, RopeScaling};
+use super::model::LlamaModel;
+use super::{CONFIG_FILE, WEIGHTS_FILE};
+use crate::error::{write_atomic, ModelError, Result};
+
+/// Module path → checkpoint key rewrites applied when saving.
+pub const EXPORT_KEY_REMAPS: &[(&str, &str)] = &[(r"^(embed_tokens|layers|norm)\.", "model.${1}.")];
+
+impl LlamaVariant {
+    /// The `model_type` of `config.json`.
+    pub fn model_type(self) -> &'static str {
+        match self {
+            LlamaVariant::Llama => "llama",
+            LlamaVariant::Qwen2 => "qwen2",
+            LlamaVariant::Qwen3 => "qwen3",
+        }
+    }
+
+    /// The Hugging Face class with the language-model head (`architectures`).
+    pub fn hf_architecture(self) -> &'static str {
+        match self {
+            LlamaVariant::Llama => "LlamaForCausalLM",
+            LlamaVariant::Qwen2 => "Qwen2ForCausalLM",
+            LlamaVariant::Qwen3 => "Qwen3ForCausalLM",
+        }
+    }
+}
+
+impl LlamaConfig {
+    /// The Hugging Face `config.json` of this configuration, in the transformers 4 form
+    /// (`rope_theta` and `rope_scaling` at top level, which transformers 5 also reads):
+    /// `model_type` and `architectures` of the variant, every shape, `head_dim`, the norm
+    /// epsilon, RoPE, the context window, `tie_word_embeddings`, the special token ids,
+    /// `hidden_act = "silu"`, no attention / MLP biases beyond Qwen2's q/k/v ones, no sliding
+    /// window, `torch_dtype = "float32"`.
+    pub fn to_hf_json(&self) -> serde_json::Value {
+        let rope_scaling = match &self.rope_scaling {
+            RopeScaling::None => serde_json::Value::Null,
+            RopeScaling::Linear { factor } => {
+                serde_json::json!({"rope_type": "linear", "factor": factor})
+            }
+            RopeScaling::Llama3 {
+                factor,
+                low_freq_factor,
+                high_freq_factor,
+                original_max_position_embeddings,
+            } => serde_json::json!({
+                "rope_type": "llama3",
+                "factor": factor,
+                "low_freq_factor": low_freq_factor,
+                "high_freq_factor": high_freq_factor,
+                "original_max_position_embeddings": original_max_position_embeddings,
+            }),
+        };
+        let eos = match self.eos_token_ids.as_slice() {
+            [] => serde_json::Value::Null,
+            [one] => (*one).into(),
+            many => many.into(),
+        };
+        let mut json = serde_json::json!({
+            "architectures": [self.variant.hf_architecture()],
+            "model_type": self.variant.model_type(),
+            "vocab_size": self.vocab_size,
+            "hidden_size": self.hidden_size,
+            "intermediate_size": self.intermediate_size,
+            "num_hidden_layers": self.num_hidden_layers,
+            "num_attention_heads": self.num_attention_heads,
+            "num_key_value_heads": self.num_key_value_heads,
+            "head_dim": self.head_dim,
+            "hidden_act": "silu",
+            "rms_norm_eps": self.rms_norm_eps,
+            "rope_theta": self.rope_theta,
+            "rope_scaling": rope_scaling,
+            "max_position_embeddings": self.max_position_embeddings,
+            "tie_word_embeddings": self.tie_word_embeddings,
+            "bos_token_id": self.bos_token_id,
+            "eos_token_id": eos,
+            "torch_dtype": "float32",
+            "initializer_range": 0.02,
+            "use_cache": true,
+        });
+        match self.variant {
+            LlamaVariant::Llama => {
+                json["attention_bias"] = false.into();
+                json["mlp_bias"] = false.into();
+            }
+            LlamaVariant::Qwen2 => json["use_sliding_window"] = false.into(),
+            LlamaVariant::Qwen3 => {
+                json["attention_bias"] = false.into();
+                json["use_sliding_window"] = false.into();
+            }
+        }
+        json
+    }
+}
+
+impl LlamaModel {
+    /// Writes `config` and this model's weights as a Hugging Face model directory `dir`
+    /// (created if missing): `config.json` ([`LlamaConfig::to_hf_json`]) and
+    /// `model.safetensors` ([`LlamaModel::save_hf_safetensors`]). Each file is written to a
+    /// scratch sibling and renamed into place, so a file already there is kept or replaced whole.
+    ///
+    /// # Errors
+    /// [`ModelError::InvalidArgument`] (`config`) when `config` does not describe this model
+    /// (layers, widths, vocabulary, tied or untied head); [`ModelError::Write`] naming the
+    /// directory or `config.json`, [`ModelError::Weights`] naming `model.safetensors`, when a
+    /// file cannot be written.
+    pub fn save_pretrained(&self, config: &LlamaConfig, dir: &Path) -> Result<()> {
+        self.check_config(config)?;
+        std::fs::create_dir_all(dir).map_err(|source| ModelError::Write {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let json = serde_json::to_vec_pretty(&config.to_hf_json()).expect("a JSON value");
+        write_atomic(&dir.join(CONFIG_FILE), &json)?;
+        self.save_hf_safetensors(&dir.join(WEIGHTS_FILE))
+    }
+
+    /// Writes the weights to `path` as a Hugging Face `model.safetensors`: F32, keys as in
+    /// [`super::weights`] with the `model.` prefix, PyTorch layouts, `format = pt` metadata
+    /// (which `transformers` requires); `lm_head.weight` only when the head is untied.
+    ///
+    /// Written to a scratch sibling and renamed into place.
+    ///
+    /// # Errors
+    /// [`ModelError::Weights`] naming `path` when the file cannot be written.
+    pub fn save_hf_safetensors(&self, path: &Path) -> Result<()> {
+        let mut store = SafetensorsStore::from_file(path)
+            .clear_metadata()
+            .metadata("format", "pt")
+            .with_to_adapter(BurnToPyTorchAdapter)
+            .overwrite(true);
+        for (from, to) in EXPORT_KEY_REMAPS {
+            store = store.with_key_remapping(*from, *to);
+        }
+        self.save_into(&mut store).map_err(|e| ModelError::Weights {
+            path: path.to_path_buf(),
+            message: format!("cannot write: {e}"),
+        })
+    }
+
+    /// Whether `config` describes this model: shapes, variant switches, head tying, norm
+    /// epsilon and RoPE frequencies.
+    fn check_config(&self, config: &LlamaConfig) -> Result<()> {
+        let invalid = |message: String| ModelError::InvalidArgument {
+            name: "config",
+            message,
+        };
+        config.validate().map_err(invalid)?;
+        let mut have = vec![
+            ("vocab_size", self.vocab_size()),
+            ("hidden_size", self.hidden_size()),
+            ("num_hidden_layers", self.num_layers()),
+            ("max_position_embeddings", self.max_positions),
+            ("tie_word_embeddings", usize::from(self.lm_head.is_none())),
+        ];
+        let mut want = vec![
+            config.vocab_size,
+            config.hidden_size,
+            config.num_hidden_layers,
+            config.max_position_embeddings,
+            usize::from(config.tie_word_embeddings),
+        ];
+        if let Some(layer) = self.layers.first() {
+            let attn = &layer.self_attn;
+            have.extend([
+                ("num_attention_heads", attn.num_heads),
+                ("num_key_value_heads", attn.num_kv_heads),
+                ("head_dim", attn.head_dim),
+                ("intermediate_size", layer.mlp.up_proj.weight.dims()[1]),
+                ("attention_bias", usize::from(attn.q_proj.bias.is_some())),
+                ("qk_norm", usize::from(attn.q_norm.is_some())),
+            ]);
+            want.extend([
+                config.num_attention_heads,
+                config.num_key_value_heads,
+                config.head_dim,
+                config.intermediate_size,
+                usize::from(config.attention_bias()),
+                usize::from(config.qk_norm()),
+            ]);
+        }
+        for ((name, have), want) in have.into_iter().zip(want) {
+            if have != want {
+                return Err(invalid(format!(
+                    "{name} is {want} in the config but {have} in the model \
+                     (variant {:?})",
+                    config.variant
+                )));
+            }
+        }
+        if self.norm.eps != config.rms_norm_eps {
+            return Err(invalid(format!(
+                "rms_norm_eps is {} in the config but {} in the model",
+                config.rms_norm_eps, self.norm.eps
+            )));
+        }
+        if self.rope != super::rope::RotaryEmbedding::new(config) {
+            return Err(invalid(
+                "rope_theta / rope_scaling / head_dim of the config give other RoPE \
+                 frequencies than the model's"
+                    .to_string(),
+            ));
+        }
+        Ok(())
+    }
+}
