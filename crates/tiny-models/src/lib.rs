@@ -117,8 +117,9 @@ mod tests {
             assert_eq!(encoder.num_layers(), shape.num_layers, "{what}");
             assert_eq!(encoder.max_length(), shape.max_positions, "{what}");
             let (pooling, vocab) = match encoder.backbone() {
-                Backbone::Bert { config, .. } => (encoder.pooling(), config.vocab_size),
-                Backbone::Decoder { config, .. } => {
+                Backbone::Bert(b) => (encoder.pooling(), b.config.vocab_size),
+                Backbone::Decoder(d) => {
+                    let config = &d.config;
                     assert_eq!(config.num_key_value_heads, shape.num_kv_heads.unwrap());
                     assert_eq!(
                         config.head_dim,
@@ -137,9 +138,10 @@ mod tests {
             };
             assert_eq!(pooling, want_pooling, "{what}");
             if arch == Arch::XlmRoberta {
-                let Backbone::Bert { config, .. } = encoder.backbone() else {
+                let Backbone::Bert(b) = encoder.backbone() else {
                     panic!("an encoder")
                 };
+                let config = &b.config;
                 assert_eq!(config.variant, models::BertVariant::XlmRoberta);
                 assert_eq!(config.pad_token_id, 1);
             }

@@ -1,13 +1,14 @@
 //! Export in the sentence-transformers layout:
 //!
 //! ```text
-//! <dir>/config.json                 Hugging Face BertModel config
+//! <dir>/config.json                 Hugging Face config of the backbone (BERT family or Llama
+//!                                   family; a GGUF decoder is written as f32 safetensors)
 //! <dir>/model.safetensors           weights with Hugging Face key names (format = pt)
 //! <dir>/tokenizer.json (+ tokenizer_config.json, vocab.txt, special_tokens_map.json when the
 //!                                   source model has them)
 //! <dir>/modules.json                Transformer → Pooling
 //! <dir>/sentence_bert_config.json   max_seq_length
-//! <dir>/1_Pooling/config.json       mean or CLS pooling
+//! <dir>/1_Pooling/config.json       mean, CLS or last-token pooling
 //! ```
 //!
 //! loadable by `mrl eval --model <dir>`, by [`models::SentenceEncoder::load`] and by Python
@@ -16,7 +17,7 @@
 
 use std::path::Path;
 
-use models::{BertConfig, BertModel, Pooling};
+use models::{Backbone, Pooling};
 
 use crate::checkpoint::write_atomic;
 use crate::error::{io_err, Result, TrainError};
@@ -29,16 +30,15 @@ pub const TOKENIZER_FILES: &[&str] = &[
     "special_tokens_map.json",
 ];
 
-/// Writes `model` (with `config`, the tokenizer files of `source_dir` and `pooling`) to `dir`
-/// in the sentence-transformers layout, replacing `dir` if it exists.
+/// Writes `backbone` (encoder or decoder, with the tokenizer files of `source_dir` and
+/// `pooling`) to `dir` in the sentence-transformers layout, replacing `dir` if it exists.
 ///
 /// # Errors
 /// [`TrainError::Io`] naming the file that could not be written; [`TrainError::Model`] when
 /// the weights cannot be serialised; [`TrainError::Data`] when the source has no
 /// `tokenizer.json` or the pooling has no sentence-transformers equivalent.
 pub fn export_sentence_transformer(
-    model: &BertModel,
-    config: &BertConfig,
+    backbone: &Backbone,
     source_dir: &Path,
     pooling: Pooling,
     max_seq_length: usize,
@@ -59,9 +59,19 @@ pub fn export_sentence_transformer(
     }
     std::fs::create_dir_all(tmp.join("1_Pooling")).map_err(io_err(&tmp))?;
 
-    model.save_hf_safetensors(&tmp.join("model.safetensors"))?;
     let json = |v: serde_json::Value| serde_json::to_vec_pretty(&v).expect("json");
-    write_atomic(&tmp.join("config.json"), &json(config.to_hf_json()))?;
+    let weights = tmp.join("model.safetensors");
+    let hf_config = match backbone {
+        Backbone::Bert(b) => {
+            b.model.save_hf_safetensors(&weights)?;
+            b.config.to_hf_json()
+        }
+        Backbone::Decoder(d) => {
+            d.model.save_hf_safetensors(&weights)?;
+            d.config.to_hf_json()
+        }
+    };
+    write_atomic(&tmp.join("config.json"), &json(hf_config))?;
     if !source_dir.join("tokenizer.json").is_file() {
         return Err(TrainError::Data {
             path: source_dir.join("tokenizer.json"),
@@ -76,16 +86,10 @@ pub fn export_sentence_transformer(
             write_atomic(&tmp.join(file), &bytes)?;
         }
     }
-    let (cls, mean) = match pooling {
-        Pooling::Cls => (true, false),
-        Pooling::Mean => (false, true),
-        other => {
-            return Err(TrainError::Data {
-                path: dir.to_path_buf(),
-                line: 0,
-                message: format!("{other} pooling has no sentence-transformers export here"),
-            })
-        }
+    let (cls, mean, last) = match pooling {
+        Pooling::Cls => (true, false, false),
+        Pooling::Mean => (false, true, false),
+        Pooling::LastToken => (false, false, true),
     };
     write_atomic(
         &tmp.join("modules.json"),
@@ -97,20 +101,20 @@ pub fn export_sentence_transformer(
     write_atomic(
         &tmp.join("sentence_bert_config.json"),
         &json(serde_json::json!({
-            "max_seq_length": max_seq_length.min(config.max_position_embeddings),
+            "max_seq_length": max_seq_length.min(backbone.max_position_embeddings()),
             "do_lower_case": false
         })),
     )?;
     write_atomic(
         &tmp.join("1_Pooling").join("config.json"),
         &json(serde_json::json!({
-            "word_embedding_dimension": config.hidden_size,
+            "word_embedding_dimension": backbone.hidden_size(),
             "pooling_mode_cls_token": cls,
             "pooling_mode_mean_tokens": mean,
             "pooling_mode_max_tokens": false,
             "pooling_mode_mean_sqrt_len_tokens": false,
             "pooling_mode_weightedmean_tokens": false,
-            "pooling_mode_lasttoken": false,
+            "pooling_mode_lasttoken": last,
             "include_prompt": true
         })),
     )?;

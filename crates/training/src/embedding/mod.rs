@@ -241,23 +241,10 @@ impl EmbeddingTask {
     /// [`export`]).
     ///
     /// # Errors
-    /// As [`export::export_sentence_transformer`]; a decoder backbone is refused (its
-    /// sentence-transformers export is not written yet).
+    /// As [`export::export_sentence_transformer`].
     pub fn export(&self, model: &EmbeddingModel, dir: &Path) -> Result<()> {
-        let Some(bert) = model.backbone.as_bert() else {
-            return Err(TrainError::Data {
-                path: dir.to_path_buf(),
-                line: 0,
-                message: format!(
-                    "exporting a {} backbone in the sentence-transformers layout is not \
-                     supported; run with --no-export and keep the checkpoint",
-                    model.backbone.architecture()
-                ),
-            });
-        };
         export::export_sentence_transformer(
-            &bert.model.valid(),
-            &bert.config,
+            &model.backbone.valid(),
             &self.model_dir,
             self.pooling,
             self.config.model.max_length.max(EVAL_MAX_LENGTH),
