@@ -39,7 +39,6 @@ pub mod error;
 pub mod export;
 pub mod objective;
 pub mod report;
-pub mod resolve;
 pub mod tiny;
 pub mod trainer;
 
@@ -47,6 +46,7 @@ pub use config::{DataFormat, DeviceKind, ObjectiveKind, TrainConfig};
 pub use data::{Batching, Corpus, Example};
 pub use error::{Result, TrainError};
 pub use export::export_sentence_transformer;
+/// The model resolver of [`models::resolve`] (the only one), re-exported for configs and callers.
+pub use models::resolve::resolve_model;
 pub use objective::Objective;
-pub use resolve::resolve_model;
 pub use trainer::{lr_factor, RunSummary, Silent, StepReport, TrainObserver, Trainer};

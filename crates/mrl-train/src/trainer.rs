@@ -122,7 +122,7 @@ impl Trainer {
     /// Model not found (listing where it looked) or not loadable, data errors, objective
     /// settings that do not fit the model.
     pub fn new(config: TrainConfig, device: &Device) -> Result<Self> {
-        let model_dir = crate::resolve::resolve_model(&config.model.path)?;
+        let model_dir = models::resolve::resolve_model(&config.model.path)?;
         let device = device.clone().autodiff();
         let (bert_config, encoder) = BertModel::from_pretrained(&model_dir, &device)?;
         let max_length = config.model.max_length;

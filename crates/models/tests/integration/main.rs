@@ -16,3 +16,4 @@ mod llama_smollm2;
 mod loading;
 mod minilm_fixture;
 mod pooling;
+mod resolve;
