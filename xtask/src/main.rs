@@ -5,7 +5,9 @@
 //!   compiling; there is no GPU to run it); every test of the workspace with `cka-kernels/wgpu`
 //!   compiled in, so the CKA tests run on ndarray, flex **and** the `#[cube]` kernels through
 //!   wgpu (Mesa lavapipe on a CPU-only machine), ignored tests included (tests that need
-//!   `MRL_SHARED` data run and fail loudly when it is missing); the doc build with warnings
+//!   `MRL_SHARED` data run and fail loudly when it is missing); the README's main job as on a
+//!   fresh machine (its config from the repository root, the model in a Hugging Face cache the
+//!   test builds, data from `data/`, two steps); the doc build with warnings
 //!   denied. One feature set (`cka-kernels/wgpu`) for clippy and tests keeps it to one Burn
 //!   build.
 //! - `cargo xtask bench cka [ARGS]` — the CKA benchmark (release build); ARGS go to the bench
@@ -53,6 +55,11 @@ fn shared_dir() -> String {
 
 /// The feature that adds the wgpu device to the CKA tests (and makes the kernels run).
 const WGPU_LANE: &str = "cka-kernels/wgpu";
+
+/// The README's main job from the repository root, for two steps, with the model only in a
+/// Hugging Face cache built by the test, `MRL_SHARED` empty and `HF_HUB_OFFLINE=1`
+/// (`crates/mrl-cli/tests/integration/fresh_machine.rs`): its own step, skipped in `test`.
+const FRESH_MACHINE_TEST: &str = "fresh_machine";
 
 /// The CUDA check builds a different CubeCL feature set; its own target dir keeps it from
 /// invalidating the main one.
@@ -121,6 +128,24 @@ fn ci() {
             "--workspace",
             "--features",
             WGPU_LANE,
+            "--",
+            "--include-ignored",
+            "--skip",
+            FRESH_MACHINE_TEST,
+        ],
+        &envs,
+    );
+    run(
+        "main job on a fresh machine",
+        "cargo",
+        &[
+            "test",
+            "--workspace",
+            "--features",
+            WGPU_LANE,
+            "--test",
+            "integration",
+            FRESH_MACHINE_TEST,
             "--",
             "--include-ignored",
         ],
