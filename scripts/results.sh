@@ -2,7 +2,8 @@
 # Reproduces the same-budget comparison of docs/results.md: each objective's config
 # (configs/<objective>-minilm.toml: 300 steps, batch 16, max length 32, lr 2e-5, flex) for each
 # seed, evaluated before and after training on STS-B dev (the configs' dev set), STS-B test and
-# SICK-R test; then prints the Markdown tables (scripts/results_table.py).
+# SICK-R test (STS-B from data/, SICK-R from $MRL_SHARED: not redistributable); then prints the
+# Markdown tables (scripts/results_table.py).
 #
 #   MRL_SHARED=../shared scripts/results.sh                   # all objectives, seeds 42 and 7
 #   OBJECTIVES="mrl mipic" SEEDS="42 7 1" scripts/results.sh  # a subset
@@ -31,7 +32,7 @@ for seed in $SEEDS; do
     echo "== $objective, seed $seed -> $run"
     "$MRL" train --config "configs/$objective-minilm.toml" \
       --set "seed=$seed" --set "output_dir=\"$run\"" \
-      --eval "$MRL_SHARED/data/stsb_test.tsv" --eval "$MRL_SHARED/data/sickr_test.tsv" \
+      --eval data/stsb_test.tsv --eval "$MRL_SHARED/data/sickr_test.tsv" \
       --no-export 2>&1 | tee "$run.log" | grep -v '^\s*$' | tail -n 40
   done
 done

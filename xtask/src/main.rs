@@ -6,7 +6,9 @@
 //!   lane compiled in, so the CKA tests run on ndarray, flex **and** the `#[cube]` kernels
 //!   through wgpu (Mesa lavapipe on a CPU-only machine) and a MIPIC training run is checked on
 //!   wgpu against flex, ignored tests included (tests that need `MRL_SHARED` data run and fail
-//!   loudly when it is missing); the doc build with warnings denied. One feature set for
+//!   loudly when it is missing); the README's main job as on a fresh machine (its config from
+//!   the repository root, the model in a Hugging Face cache the test builds, data from `data/`,
+//!   two steps); the doc build with warnings denied. One feature set for
 //!   clippy and tests keeps it to one Burn build.
 //! - `cargo xtask bench cka [ARGS]` — the CKA benchmark (release build); ARGS go to the bench
 //!   program, e.g. `--devices flex,ndarray --iters 10`.
@@ -56,6 +58,11 @@ fn shared_dir() -> String {
 /// They enable no other Burn feature than `cka-kernels/wgpu` alone, so the lanes share one
 /// build of Burn.
 const WGPU_LANE: &str = "cka-kernels/wgpu,training/wgpu";
+
+/// The README's main job from the repository root, for two steps, with the model only in a
+/// Hugging Face cache built by the test, `MRL_SHARED` empty and `HF_HUB_OFFLINE=1`
+/// (`crates/mrl-cli/tests/integration/fresh_machine.rs`): its own step, skipped in `test`.
+const FRESH_MACHINE_TEST: &str = "fresh_machine";
 
 /// The CUDA check builds a different CubeCL feature set; its own target dir keeps it from
 /// invalidating the main one.
@@ -124,6 +131,24 @@ fn ci() {
             "--workspace",
             "--features",
             WGPU_LANE,
+            "--",
+            "--include-ignored",
+            "--skip",
+            FRESH_MACHINE_TEST,
+        ],
+        &envs,
+    );
+    run(
+        "main job on a fresh machine",
+        "cargo",
+        &[
+            "test",
+            "--workspace",
+            "--features",
+            WGPU_LANE,
+            "--test",
+            "integration",
+            FRESH_MACHINE_TEST,
             "--",
             "--include-ignored",
         ],

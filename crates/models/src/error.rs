@@ -66,13 +66,30 @@ pub enum ModelError {
     /// Tokenising a batch of texts failed.
     #[error("tokenisation failed: {0}")]
     Encode(String),
-    /// A model could be found neither as a directory nor in the Hugging Face cache.
-    #[error("model `{spec}` not found; looked in:{}", format_paths(.searched))]
+    /// A model was found neither as a directory, nor in `$MRL_SHARED/models`, nor in a Hugging
+    /// Face cache, and was not downloaded (see [`crate::resolve`]).
+    #[error(
+        "{}",
+        crate::resolve::not_found_message(.spec, .searched, .download, .fetch_into.as_deref())
+    )]
     NotFound {
-        /// What the user asked for (a path or `org/name`).
+        /// What the user asked for (a path, `org/name` or `org/name@revision`).
         spec: String,
-        /// Every location that was tried, in order.
-        searched: Vec<PathBuf>,
+        /// Every place that was tried, in order, with what was wrong with it.
+        searched: Vec<crate::resolve::Place>,
+        /// Why nothing was downloaded.
+        download: crate::resolve::NoDownload,
+        /// The cache a download would go to (the first hub cache), if any.
+        fetch_into: Option<PathBuf>,
+    },
+    /// A model path names a file where a model directory is expected.
+    #[error(
+        "{path} is a file, not a model directory (a directory with config.json, \
+         model.safetensors or a *.gguf, and tokenizer.json)"
+    )]
+    NotADirectory {
+        /// The file.
+        path: PathBuf,
     },
     /// A Matryoshka dimension larger than the model's embedding size was requested.
     #[error("embedding dim {dim} is larger than the model's hidden size {hidden_size}")]
@@ -114,13 +131,6 @@ pub enum ModelError {
         /// Why the value is rejected.
         message: String,
     },
-}
-
-fn format_paths(paths: &[PathBuf]) -> String {
-    paths
-        .iter()
-        .map(|p| format!("\n  - {}", p.display()))
-        .collect()
 }
 
 /// Shorthand for results of this crate.

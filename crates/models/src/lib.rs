@@ -10,7 +10,8 @@
 //! - [`gguf`] — a reader for llama.cpp GGUF files (F32/F16/BF16/Q8_0/Q4_0/Q4_1 to f32);
 //! - [`tokenizer`] — `tokenizer.json` with longest-in-batch padding, truncation and offsets;
 //! - [`pooling`] — CLS / mean / last-token pooling and the Matryoshka truncate-then-normalise;
-//! - [`resolve`] — a local directory or a Hugging Face id in the hub cache;
+//! - [`resolve`] — the one model resolver: a directory, `$MRL_SHARED/models/<name>`, a Hugging
+//!   Face id in the hub cache, else (feature `hub`) downloaded into it;
 //! - [`backbone`] — the network behind an embedding (encoder or decoder) as one trainable
 //!   Burn module;
 //! - [`sentence_encoder`] — model + tokenizer + pooling: texts in, vectors out; the model is a
@@ -20,6 +21,8 @@
 //! # Features
 //! `ndarray` and `flex` (default) and `wgpu` enable the corresponding Burn backends; the
 //! device is chosen at run time (`Device::ndarray()`, `Device::flex()`, `Device::wgpu(..)`).
+//! `hub` (off by default in this crate, on by default in the `mrl` binary) lets [`resolve`] download a model found
+//! nowhere locally into the Hugging Face cache (`hf-hub`'s blocking client).
 //!
 //! # Example
 //! ```no_run
@@ -27,7 +30,7 @@
 //! use models::{EncoderOptions, SentenceEncoder, truncate_normalize};
 //!
 //! let device = Device::flex();
-//! let dir = models::resolve_model_dir("sentence-transformers/all-MiniLM-L6-v2")?;
+//! let dir = models::resolve_model("sentence-transformers/all-MiniLM-L6-v2")?;
 //! let encoder = SentenceEncoder::load(&dir, &device, &EncoderOptions::default())?;
 //! let pooled = encoder.embed_batch(&["A man is playing a guitar.", "A dog runs."])?;
 //! let at_64 = truncate_normalize(pooled, 64)?; // [2, 64], unit rows
@@ -55,6 +58,6 @@ pub use error::{ModelError, Result};
 pub use gelu::gelu_exact;
 pub use llama::{LayerSelection, LlamaConfig, LlamaInput, LlamaModel, LlamaOutput};
 pub use pooling::{check_dim, truncate_normalize, Pooling};
-pub use resolve::resolve_model_dir;
+pub use resolve::resolve_model;
 pub use sentence_encoder::{EncoderOptions, SentenceEncoder};
 pub use tokenizer::{TextTokenizer, TokenBatch};

@@ -54,10 +54,17 @@ impl SentenceEncoder {
     /// A [`ModelError`] naming the missing or malformed file, or the offending option
     /// (`max_length` larger than the model's positions).
     pub fn load(dir: &Path, device: &Device, options: &EncoderOptions) -> Result<Self> {
+        if dir.is_file() {
+            return Err(ModelError::NotADirectory {
+                path: dir.to_path_buf(),
+            });
+        }
         if !dir.is_dir() {
             return Err(ModelError::NotFound {
                 spec: dir.display().to_string(),
-                searched: vec![dir.to_path_buf()],
+                searched: vec![crate::resolve::Place::absent(dir)],
+                download: crate::resolve::NoDownload::NotAnId,
+                fetch_into: None,
             });
         }
         let backbone = Backbone::load(dir, device)?;

@@ -2,7 +2,7 @@
 //! decoder loaded from a GGUF file or a Hugging Face directory, streaming the text to stdout.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context;
@@ -14,10 +14,12 @@ use crate::device::DeviceArg;
 /// Arguments of `mrl generate`.
 #[derive(Debug, Args)]
 pub struct GenerateArgs {
-    /// A `.gguf` file, or a directory with `config.json` and `model.safetensors` (or one
-    /// `*.gguf`), `tokenizer.json` and, for `--chat`, `chat_template.jinja`.
+    /// A `.gguf` file; or a directory with `config.json` and `model.safetensors` (or one
+    /// `*.gguf`), `tokenizer.json` and, for `--chat`, `chat_template.jinja`; or a Hugging Face
+    /// id `org/name[@revision]`, resolved like every command's `--model` (`$MRL_SHARED/models`,
+    /// the hub cache, else a download).
     #[arg(long)]
-    pub model: PathBuf,
+    pub model: String,
     /// The prompt.
     #[arg(long)]
     pub prompt: String,
@@ -57,13 +59,19 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
             anyhow::bail!("--top-p must be in (0, 1], got {p}");
         }
     }
+    // A GGUF file is loaded as is; anything else goes through the one resolver.
+    let model = if Path::new(&args.model).is_file() {
+        PathBuf::from(&args.model)
+    } else {
+        models::resolve::resolve_model(&args.model)?
+    };
     let device = args.device.device()?;
     let start = Instant::now();
-    let generator = TextGenerator::load(&args.model, &device)
-        .with_context(|| format!("loading {}", args.model.display()))?;
+    let generator = TextGenerator::load(&model, &device)
+        .with_context(|| format!("loading {}", model.display()))?;
     eprintln!(
         "loaded {} ({} layers) in {:.1} s",
-        args.model.display(),
+        model.display(),
         generator.config.num_hidden_layers,
         start.elapsed().as_secs_f64()
     );

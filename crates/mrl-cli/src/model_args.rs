@@ -11,8 +11,10 @@ use crate::device::DeviceArg;
 /// Where the model is and how to run it.
 #[derive(Debug, Args)]
 pub struct ModelArgs {
-    /// A model directory (Hugging Face layout) or a Hugging Face id found in the local hub cache
-    /// (`$HF_HUB_CACHE`, `$HF_HOME/hub`, `~/.cache/huggingface/hub`).
+    /// A model directory (Hugging Face layout) or a Hugging Face id `org/name[@revision]`:
+    /// looked up in `$MRL_SHARED/models/<name>` and the hub cache (`$HF_HUB_CACHE`,
+    /// `$HF_HOME/hub`, `~/.cache/huggingface/hub`), else downloaded into it (not with
+    /// `HF_HUB_OFFLINE=1`).
     #[arg(long)]
     pub model: String,
     /// Pooling (default: the model's `1_Pooling/config.json`, else mean).
@@ -37,7 +39,7 @@ fn parse_pooling(s: &str) -> Result<Pooling, String> {
 impl ModelArgs {
     /// Resolves, loads and returns the encoder and the directory it came from.
     pub fn load(&self) -> anyhow::Result<(SentenceEncoder, PathBuf)> {
-        let dir = models::resolve_model_dir(&self.model)?;
+        let dir = models::resolve::resolve_model(&self.model)?;
         let device = self.device.device()?;
         let options = EncoderOptions {
             pooling: self.pooling,

@@ -23,7 +23,6 @@ pub mod config;
 pub mod embedding;
 pub mod error;
 pub mod observer;
-pub mod resolve;
 pub mod schedule;
 pub mod trainer;
 
@@ -31,6 +30,5 @@ pub use batching::Batching;
 pub use config::{DeviceKind, LoopSettings};
 pub use error::{Result, TrainError};
 pub use observer::{RunSummary, Silent, StepReport, TrainObserver};
-pub use resolve::resolve_model;
 pub use schedule::lr_factor;
 pub use trainer::{LossTerms, ParamGroupSpec, Task, Trainer};

@@ -17,4 +17,5 @@ mod llama_smollm2;
 mod loading;
 mod minilm_fixture;
 mod pooling;
+mod resolve;
 mod xlm_roberta;

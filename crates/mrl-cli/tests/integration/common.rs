@@ -39,12 +39,19 @@ impl Drop for TempDir {
     }
 }
 
-/// Runs the `mrl` binary built for this test.
+/// The `mrl` binary built for this test, never downloading: `HF_HUB_OFFLINE=1`, and the hub
+/// endpoint on a closed local port in case anything ignored that.
+pub fn mrl_command() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_mrl"));
+    command
+        .env("HF_HUB_OFFLINE", "1")
+        .env("HF_ENDPOINT", "http://127.0.0.1:9");
+    command
+}
+
+/// Runs the `mrl` binary built for this test (offline, see [`mrl_command`]).
 pub fn mrl(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mrl"))
-        .args(args)
-        .output()
-        .expect("run mrl")
+    mrl_command().args(args).output().expect("run mrl")
 }
 
 /// Lossy UTF-8 of a process output stream.

@@ -2,7 +2,6 @@
 //! all-MiniLM-L6-v2 with sentence-transformers (ignored: needs `MRL_SHARED`).
 
 use std::path::Path;
-use std::process::Command;
 
 use crate::common::*;
 
@@ -92,7 +91,7 @@ fn a_model_that_is_nowhere_lists_where_it_looked() {
     let data = tmp.0.join("d.tsv");
     std::fs::write(&data, "score\tsentence1\tsentence2\n1\ta\tb\n2\tc\td\n").unwrap();
     let cache = tmp.0.join("hub");
-    let out = Command::new(env!("CARGO_BIN_EXE_mrl"))
+    let out = mrl_command()
         .args([
             "eval",
             "--model",
@@ -118,6 +117,37 @@ fn a_model_that_is_nowhere_lists_where_it_looked() {
                 .display()
                 .to_string()
         ),
+        "{err}"
+    );
+    // Offline: no download was tried, and the message says how to fetch the model.
+    assert!(
+        err.contains("Nothing was downloaded: HF_HUB_OFFLINE is set")
+            && err.contains("hf download acme/missing-model"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_file_given_as_the_model_is_not_a_directory() {
+    let tmp = TempDir::new("modelfile");
+    let data = tmp.0.join("d.tsv");
+    std::fs::write(&data, "score\tsentence1\tsentence2\n1\ta\tb\n2\tc\td\n").unwrap();
+    let out = mrl(&[
+        "eval",
+        "--model",
+        data.to_str().unwrap(),
+        "--task",
+        "sts",
+        "--data",
+        data.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "{} is a file, not a model directory",
+            data.display()
+        )) && !err.contains("not found"),
         "{err}"
     );
 }

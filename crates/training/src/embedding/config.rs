@@ -80,7 +80,7 @@ fn default_seed() -> u64 {
 #[serde(deny_unknown_fields)]
 pub struct ModelSection {
     /// A model directory (Hugging Face layout) or a Hugging Face id such as
-    /// `sentence-transformers/all-MiniLM-L6-v2` (see [`crate::resolve_model`]).
+    /// `sentence-transformers/all-MiniLM-L6-v2` (see [`models::resolve_model`]).
     pub path: String,
     /// Truncation length in tokens during training. Default `128`.
     #[serde(default = "default_max_length")]

@@ -103,7 +103,7 @@ impl EmbeddingTask {
     /// Model not found (listing where it looked) or not loadable, data errors, objective
     /// settings that do not fit the model.
     pub fn trainer(config: EmbeddingConfig, device: &Device) -> Result<Trainer<Self>> {
-        let model_dir = crate::resolve::resolve_model(&config.model.path)?;
+        let model_dir = models::resolve_model(&config.model.path)?;
         let device = device.clone().autodiff();
         let backbone = Backbone::load(&model_dir, &device)?;
         let max_length = config.model.max_length;

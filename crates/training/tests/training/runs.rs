@@ -7,20 +7,6 @@ use training::{Silent, TrainError};
 
 use crate::common::{devices, parse, rng_lock, tiny_setup, TempDir, MIPIC};
 
-#[test]
-fn a_missing_model_names_where_it_looked() {
-    let err = training::resolve_model("no-such-org/no-such-model").unwrap_err();
-    let message = err.to_string();
-    assert!(
-        message.contains("not found") && message.contains("no-such-model"),
-        "{message}"
-    );
-    assert!(
-        message.contains("models"),
-        "lists $MRL_SHARED/models: {message}"
-    );
-}
-
 /// The loss sequence of an interrupted-and-resumed run equals the uninterrupted one, on every
 /// device, for MIPIC (encoder + lifts/projectors, two optimizers) and for 2D Matryoshka
 /// (per-step dim and layer sampling).
