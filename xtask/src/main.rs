@@ -1,15 +1,15 @@
 //! `cargo xtask` — everything CI and the benchmarks run.
 //!
 //! - `cargo xtask ci` — format check; clippy `-D warnings` with default features and with
-//!   the wgpu lane ([`WGPU_LANE`]); `cargo check` of `cka-kernels` with `cuda` (the CUDA path
-//!   keeps compiling; there is no GPU to run it); every test of the workspace with the wgpu
-//!   lane compiled in, so the CKA tests run on ndarray, flex **and** the `#[cube]` kernels
-//!   through wgpu (Mesa lavapipe on a CPU-only machine) and a MIPIC training run is checked on
-//!   wgpu against flex, ignored tests included (tests that need `MRL_SHARED` data run and fail
-//!   loudly when it is missing); the README's main job as on a fresh machine (its config from
-//!   the repository root, the model in a Hugging Face cache the test builds, data from `data/`,
-//!   two steps); the doc build with warnings denied. One feature set for
-//!   clippy and tests keeps it to one Burn build.
+//!   the wgpu lane ([`WGPU_LANE`]); `cargo check` of `cka-kernels` and `mrl-cli` with `cuda`
+//!   (the CUDA kernels and `--device cuda` keep compiling; there is no GPU to run them); every
+//!   test of the workspace with the wgpu lane compiled in, so the CKA tests run on ndarray,
+//!   flex **and** the `#[cube]` kernels through wgpu (Mesa lavapipe on a CPU-only machine) and a
+//!   MIPIC training run is checked on wgpu against flex, ignored tests included (tests that need
+//!   `MRL_SHARED` data run and fail loudly when it is missing); the README's main job as on a
+//!   fresh machine (its config from the repository root, the model in a Hugging Face cache the
+//!   test builds, data from `data/`, two steps); the doc build with warnings denied. One
+//!   feature set for clippy and tests keeps it to one Burn build.
 //! - `cargo xtask bench cka [ARGS]` — the CKA benchmark (release build); ARGS go to the bench
 //!   program, e.g. `--devices flex,ndarray --iters 10`.
 
@@ -114,7 +114,15 @@ fn ci() {
     run(
         "check cuda",
         "cargo",
-        &["check", "-p", "cka-kernels", "--features", "cuda"],
+        &[
+            "check",
+            "-p",
+            "cka-kernels",
+            "-p",
+            "mrl-cli",
+            "--features",
+            "cuda",
+        ],
         // cubecl-cuda 0.11 pulls cubecl-llvm, whose build script downloads an LLVM bundle
         // (no network here); `DOCS_RS` makes it and llvm-sys skip the native set-up, which a
         // type-check does not need.

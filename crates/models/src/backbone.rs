@@ -13,7 +13,7 @@ use burn::tensor::{Device, Tensor};
 use crate::bert::{BertConfig, BertInput, BertModel};
 use crate::error::{read_json, ModelError, Result};
 use crate::llama::{LayerSelection, LlamaConfig, LlamaInput, LlamaModel, LlamaVariant};
-use crate::pooling::Pooling;
+use mrl_common::Pooling;
 
 /// `model_type`s loaded as a BERT-family encoder.
 pub const ENCODER_TYPES: [&str; 3] = ["bert", "roberta", "xlm-roberta"];

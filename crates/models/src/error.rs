@@ -91,14 +91,10 @@ pub enum ModelError {
         /// The file.
         path: PathBuf,
     },
-    /// A Matryoshka dimension larger than the model's embedding size was requested.
-    #[error("embedding dim {dim} is larger than the model's hidden size {hidden_size}")]
-    DimTooLarge {
-        /// The requested dimension.
-        dim: usize,
-        /// The model's hidden size.
-        hidden_size: usize,
-    },
+    /// Pooling or Matryoshka truncation rejected its inputs (a dim out of range, a mask of
+    /// the wrong shape, an unknown pooling name).
+    #[error(transparent)]
+    Common(#[from] mrl_common::CommonError),
     /// A GGUF file cannot be parsed or holds a tensor type that cannot be dequantised.
     #[error("GGUF file {path}: {source}")]
     Gguf {

@@ -9,7 +9,9 @@
 //! - [`generation`] — KV-cached greedy / sampled generation and chat templates;
 //! - [`gguf`] — a reader for llama.cpp GGUF files (F32/F16/BF16/Q8_0/Q4_0/Q4_1 to f32);
 //! - [`tokenizer`] — `tokenizer.json` with longest-in-batch padding, truncation and offsets;
-//! - [`pooling`] — CLS / mean / last-token pooling and the Matryoshka truncate-then-normalise;
+//! - [`pooling`] — the pooling mode of a sentence-transformers model (`1_Pooling/config.json`);
+//!   [`Pooling`], [`pool`] and the Matryoshka [`truncate_normalize`] are `mrl-common`'s,
+//!   re-exported here;
 //! - [`resolve`] — the one model resolver: a directory, `$MRL_SHARED/models/<name>`, a Hugging
 //!   Face id in the hub cache, else (feature `hub`) downloaded into it;
 //! - [`backbone`] — the network behind an embedding (encoder or decoder) as one trainable
@@ -19,8 +21,9 @@
 //!   decoder embedder (last-token pooling) is evaluated like an encoder.
 //!
 //! # Features
-//! `ndarray` and `flex` (default) and `wgpu` enable the corresponding Burn backends; the
-//! device is chosen at run time (`Device::ndarray()`, `Device::flex()`, `Device::wgpu(..)`).
+//! `ndarray` and `flex` (default), `wgpu` and `cuda` enable the corresponding Burn backends; the
+//! device is chosen at run time (`Device::ndarray()`, `Device::flex()`, `Device::wgpu(..)`,
+//! `Device::cuda(..)`, or by name with `mrl_common::DeviceKind`).
 //! `hub` (off by default in this crate, on by default in the `mrl` binary) lets [`resolve`] download a model found
 //! nowhere locally into the Hugging Face cache (`hf-hub`'s blocking client).
 //!
@@ -57,7 +60,8 @@ pub use bert::{BertConfig, BertInput, BertModel, BertOutput, BertVariant};
 pub use error::{ModelError, Result};
 pub use gelu::gelu_exact;
 pub use llama::{LayerSelection, LlamaConfig, LlamaInput, LlamaModel, LlamaOutput};
-pub use pooling::{check_dim, truncate_normalize, Pooling};
+pub use mrl_common::{pool, truncate_normalize, Pooling};
+pub use pooling::pooling_from_model_dir;
 pub use resolve::resolve_model;
 pub use sentence_encoder::{EncoderOptions, SentenceEncoder};
 pub use tokenizer::{TextTokenizer, TokenBatch};

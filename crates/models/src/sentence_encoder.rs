@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use burn::tensor::{Device, Tensor};
+use mrl_common::{pool, Pooling};
 use serde::Deserialize;
 
 use crate::backbone::Backbone;
@@ -14,7 +15,7 @@ use crate::bert::{BertConfig, BertModel};
 use crate::error::{read_json, ModelError, Result};
 use crate::host_device::is_host_cpu;
 use crate::llama::{LlamaInput, LlamaModel};
-use crate::pooling::Pooling;
+use crate::pooling::pooling_from_model_dir;
 use crate::tokenizer::{TextTokenizer, TOKENIZER_FILE};
 
 /// sentence-transformers' `sentence_bert_config.json` (the fields we read).
@@ -85,7 +86,7 @@ impl SentenceEncoder {
         let tokenizer = TextTokenizer::from_file(&dir.join(TOKENIZER_FILE), max_length)?;
         let pooling = match options.pooling {
             Some(p) => p,
-            None => Pooling::from_model_dir(dir)?.unwrap_or(backbone.default_pooling()),
+            None => pooling_from_model_dir(dir)?.unwrap_or(backbone.default_pooling()),
         };
         Ok(Self {
             backbone,
@@ -182,9 +183,9 @@ impl SentenceEncoder {
         let input = batch.to_bert_input(&self.device);
         match &self.backbone {
             Backbone::Bert(b) => {
-                let mask = input.attention_mask.clone();
+                let mask = input.attention_mask.clone().float();
                 let output = b.model.forward(input, false);
-                Ok(self.pooling.pool(output.last_hidden_state(), mask))
+                Ok(pool(output.last_hidden_state(), mask, self.pooling)?)
             }
             Backbone::Decoder(d) => {
                 // Right padding: positions 0.. of every row are the text's own.
@@ -192,7 +193,7 @@ impl SentenceEncoder {
                     input_ids: input.input_ids,
                     attention_mask: input.attention_mask,
                 };
-                Ok(d.model.embed(input, self.pooling))
+                d.model.embed(input, self.pooling)
             }
         }
     }
@@ -283,7 +284,7 @@ impl SentenceEncoder {
                 scatter(&mut out, chunks[c], &values);
                 progress(chunks[c].len());
             }
-            Ok(())
+            Ok::<(), ModelError>(())
         })?;
         Ok(out)
     }

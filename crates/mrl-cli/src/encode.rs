@@ -38,7 +38,7 @@ pub fn run(args: EncodeArgs) -> anyhow::Result<()> {
         anyhow::bail!("{} has no sentences", args.input.display());
     }
     let (encoder, _) = args.model.load()?;
-    models::check_dim(args.dim, encoder.hidden_size()).context("--dim")?;
+    mrl_common::check_dim(args.dim, encoder.hidden_size()).context("--dim")?;
     let embeddings = args
         .model
         .encode_with_progress(&encoder, &sentences, "encoding")?;

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
+use mrl_common::nested_dims;
 use mrl_eval::{run_sts, StsDataset, StsReport};
 use serde::Serialize;
 
@@ -47,20 +48,6 @@ struct EvalJson<'a> {
     report: &'a StsReport,
 }
 
-/// The hidden size, then every power of two below it, down to 8.
-pub fn default_dims(hidden_size: usize) -> Vec<usize> {
-    let mut dims = vec![hidden_size];
-    let mut p = 1usize << (usize::BITS - 1 - hidden_size.leading_zeros());
-    if p == hidden_size {
-        p /= 2;
-    }
-    while p >= 8 {
-        dims.push(p);
-        p /= 2;
-    }
-    dims
-}
-
 /// Runs `mrl eval`.
 pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     let dataset = match args.task {
@@ -68,9 +55,13 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     };
     let (encoder, dir) = args.model.load()?;
     let hidden = encoder.hidden_size();
-    let dims = args.dims.clone().unwrap_or_else(|| default_dims(hidden));
+    // Default: the model's Matryoshka ladder, largest dim first.
+    let dims = args
+        .dims
+        .clone()
+        .unwrap_or_else(|| nested_dims(hidden).into_iter().rev().collect());
     for &dim in &dims {
-        models::check_dim(dim, hidden).context("--dims")?;
+        mrl_common::check_dim(dim, hidden).context("--dims")?;
     }
     eprintln!(
         "model {} ({}, {} layers, hidden {}, pooling {}, max length {}) on {:?}; {} pairs from {}",
@@ -113,14 +104,6 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn default_dims_halve_from_the_hidden_size() {
-        assert_eq!(default_dims(384), [384, 256, 128, 64, 32, 16, 8]);
-        assert_eq!(default_dims(768), [768, 512, 256, 128, 64, 32, 16, 8]);
-        assert_eq!(default_dims(512), [512, 256, 128, 64, 32, 16, 8]);
-        assert_eq!(default_dims(8), [8]);
-    }
 
     #[test]
     fn json_has_the_documented_shape() {

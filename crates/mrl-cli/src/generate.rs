@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::Args;
 use models::generation::{GenerationOptions, SamplingOptions, StopReason, TextGenerator};
 
-use crate::device::DeviceArg;
+use mrl_common::DeviceKind;
 
 /// Arguments of `mrl generate`.
 #[derive(Debug, Args)]
@@ -45,8 +45,8 @@ pub struct GenerateArgs {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Backend.
-    #[arg(long, value_enum, default_value_t = DeviceArg::Flex)]
-    pub device: DeviceArg,
+    #[arg(long, default_value_t = DeviceKind::Flex)]
+    pub device: DeviceKind,
 }
 
 /// Runs `mrl generate`.

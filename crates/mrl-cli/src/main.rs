@@ -2,7 +2,6 @@
 //!
 //! One file per subcommand (`eval.rs`, `encode.rs`, …); `main` only parses and dispatches.
 
-mod device;
 mod encode;
 mod eval;
 mod generate;
@@ -98,10 +97,15 @@ mod tests {
             "mrl", "eval", "--model", "m", "--task", "mteb", "--data", "d.tsv"
         ])
         .is_err());
-        assert!(Cli::try_parse_from([
+        let err = Cli::try_parse_from([
             "mrl", "encode", "--model", "m", "--input", "a", "--dim", "8", "--output", "o",
-            "--device", "tpu"
+            "--device", "tpu",
         ])
-        .is_err());
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("unknown device `tpu` (expected one of: "),
+            "{err}"
+        );
     }
 }

@@ -6,7 +6,7 @@ use anyhow::Context;
 use clap::Args;
 use models::{EncoderOptions, Pooling, SentenceEncoder};
 
-use crate::device::DeviceArg;
+use mrl_common::DeviceKind;
 
 /// Where the model is and how to run it.
 #[derive(Debug, Args)]
@@ -28,12 +28,13 @@ pub struct ModelArgs {
     #[arg(long)]
     pub max_length: Option<usize>,
     /// Backend.
-    #[arg(long, value_enum, default_value_t = DeviceArg::Flex)]
-    pub device: DeviceArg,
+    #[arg(long, default_value_t = DeviceKind::Flex)]
+    pub device: DeviceKind,
 }
 
 fn parse_pooling(s: &str) -> Result<Pooling, String> {
-    s.parse().map_err(|e: models::ModelError| e.to_string())
+    s.parse()
+        .map_err(|e: mrl_common::CommonError| e.to_string())
 }
 
 impl ModelArgs {

@@ -8,13 +8,13 @@ use burn::config::Config;
 use burn::module::{Module, ModuleDisplay};
 use burn::tensor::activation::log_softmax;
 use burn::tensor::Tensor;
+use mrl_common::{Pooling, SplitMix64};
 
 use crate::breakdown::LossBreakdown;
 use crate::embedding::{EmbeddingInputs, EmbeddingLoss, LayeredInputs};
 use crate::error::MrlError;
 use crate::matryoshka::{MatryoshkaConfig, MatryoshkaLoss};
-use crate::pooling::Pooling;
-use crate::sampling::{salt, sample_indices, SplitMix64};
+use crate::sampling::{salt, sample_indices};
 
 /// Weight of the loss at prior layer `l` (sentence-transformers' `layer_weighting`).
 #[derive(Config, Debug, PartialEq, Eq, Copy)]

@@ -6,10 +6,10 @@
 use burn::config::Config;
 use burn::module::Module;
 use burn::tensor::Tensor;
+use mrl_common::l2_normalize;
 
 use crate::embedding::{check_in_batch_pair, EmbeddingInputs, EmbeddingLoss};
 use crate::error::{fmt_shape, MrlError};
-use crate::pooling::l2_normalize;
 
 /// Stands in for `−∞` on the pairs that do not count (as in sentence-transformers).
 const NOT_A_PAIR: f64 = -1e12;

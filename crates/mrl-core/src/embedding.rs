@@ -2,9 +2,9 @@
 
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Int, Tensor};
+use mrl_common::{l2_normalize, pool, truncate_normalize, Pooling};
 
 use crate::error::{fmt_shape, MrlError};
-use crate::pooling::{l2_normalize, pool, truncate_normalize, Pooling};
 
 /// The embeddings (and optional labels) of one batch, by role.
 ///
@@ -97,15 +97,18 @@ impl EmbeddingInputs {
     }
 
     /// Every role truncated to its first `d` features and L2-normalised.
-    pub fn truncate_normalize(&self, d: usize) -> Self {
-        Self {
+    ///
+    /// # Errors
+    /// [`MrlError::InvalidDims`] when `d` is 0 or larger than a role's width.
+    pub fn truncate_normalize(&self, d: usize) -> Result<Self, MrlError> {
+        Ok(Self {
             embeddings: self
                 .embeddings
                 .iter()
                 .map(|e| truncate_normalize(e.clone(), d))
-                .collect(),
+                .collect::<Result<_, _>>()?,
             labels: self.labels.clone(),
-        }
+        })
     }
 }
 

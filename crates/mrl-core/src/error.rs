@@ -1,6 +1,7 @@
 //! The typed error of every fallible entry point of `mrl-core`.
 
 use cka_kernels::CkaError;
+use mrl_common::CommonError;
 
 /// What went wrong with the inputs or the configuration of a loss.
 ///
@@ -67,6 +68,29 @@ pub enum MrlError {
     /// Top-k CKA rejected its inputs (see [`CkaError`]).
     #[error("top-k CKA: {0}")]
     Cka(#[from] CkaError),
+}
+
+/// The errors of the shared pooling and truncation (`mrl-common`), as the loss errors they are
+/// here: a shape error stays [`MrlError::Shape`], a dim out of range is [`MrlError::InvalidDims`].
+impl From<CommonError> for MrlError {
+    fn from(e: CommonError) -> Self {
+        match e {
+            CommonError::Shape { arg, detail } => MrlError::Shape { arg, detail },
+            CommonError::DimOutOfRange { d, width } => MrlError::InvalidDims {
+                arg: "d",
+                dims: vec![d],
+                reason: format!("a dim must lie in 1..={width} (the embedding width)"),
+            },
+            CommonError::UnknownName { what, .. } => MrlError::InvalidConfig {
+                field: what,
+                reason: e.to_string(),
+            },
+            CommonError::DeviceNotCompiled { .. } => MrlError::InvalidConfig {
+                field: "device",
+                reason: e.to_string(),
+            },
+        }
+    }
 }
 
 /// Formats a shape as `[a, b, c]`.

@@ -6,13 +6,13 @@
 use burn::config::Config;
 use burn::module::Module;
 use burn::tensor::Tensor;
+use mrl_common::{Pooling, SplitMix64};
 
 use crate::breakdown::LossBreakdown;
 use crate::embedding::{EmbeddingLoss, LayeredInputs};
 use crate::error::MrlError;
 use crate::matryoshka::{MatryoshkaConfig, MatryoshkaLoss, MrlBreakdown};
-use crate::pooling::Pooling;
-use crate::sampling::{salt, SplitMix64};
+use crate::sampling::salt;
 use crate::weighting::{Aggregation, DimWeights};
 
 /// Configuration of [`EseLoss`].

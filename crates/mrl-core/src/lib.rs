@@ -83,7 +83,7 @@
 //!
 //! # Features
 //! `ndarray` and `flex` (default) enable those CPU backends here and in `cka-kernels`; `wgpu`
-//! enables the fused CKA kernels on WebGPU/Vulkan devices.
+//! enables the fused CKA kernels on WebGPU/Vulkan devices, `cuda` on CUDA devices.
 #![forbid(unsafe_code)]
 
 mod adaptive_layer;
@@ -97,7 +97,6 @@ mod matryoshka;
 mod mipic;
 mod mnrl;
 mod pic;
-mod pooling;
 mod presets;
 mod sampling;
 mod sia;
@@ -117,7 +116,10 @@ pub use matryoshka::{DimTerm, MatryoshkaConfig, MatryoshkaLoss, MrlBreakdown};
 pub use mipic::{MipicBreakdown, MipicConfig, MipicLoss, MipicView};
 pub use mnrl::{MultipleNegativesRankingLoss, MultipleNegativesRankingLossConfig};
 pub use pic::{PicBreakdown, PicConfig, PicLinkTerm, PicLoss, PicProjector, PicProjectorConfig};
-pub use pooling::{l2_normalize, pool, truncate_normalize, Pooling, NORM_EPS};
 pub use presets::MipicPreset;
 pub use sia::{SiaBreakdown, SiaCkaSchedule, SiaConfig, SiaLoss, SiaTerm};
 pub use weighting::{Aggregation, DimWeights};
+
+// Pooling and the Matryoshka truncation are shared with `models`: one definition, in
+// `mrl-common`.
+pub use mrl_common::{l2_normalize, pool, truncate_normalize, CommonError, Pooling, NORM_EPS};

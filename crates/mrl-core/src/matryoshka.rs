@@ -6,11 +6,12 @@
 use burn::config::Config;
 use burn::module::Module;
 use burn::tensor::Tensor;
+use mrl_common::SplitMix64;
 
 use crate::breakdown::LossBreakdown;
 use crate::embedding::{EmbeddingInputs, EmbeddingLoss};
 use crate::error::{check_nested_dims, MrlError};
-use crate::sampling::{salt, sample_indices, SplitMix64};
+use crate::sampling::{salt, sample_indices};
 use crate::weighting::{aggregate, Aggregation, DimWeights};
 
 /// Configuration of [`MatryoshkaLoss`].
@@ -180,7 +181,7 @@ impl<L: EmbeddingLoss + Module> MatryoshkaLoss<L> {
             let d = self.dims[i];
             let loss = self
                 .base
-                .embedding_loss(&inputs.truncate_normalize(d), step)?;
+                .embedding_loss(&inputs.truncate_normalize(d)?, step)?;
             terms.push(DimTerm {
                 dim: d,
                 weight: self.weights[i],

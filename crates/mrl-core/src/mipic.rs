@@ -6,6 +6,7 @@
 use burn::config::Config;
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
+use mrl_common::{pool, Pooling};
 
 use crate::breakdown::LossBreakdown;
 use crate::embedding::EmbeddingInputs;
@@ -13,7 +14,6 @@ use crate::error::{check_nested_dims, fmt_shape, MrlError};
 use crate::info_nce::{InfoNceLoss, InfoNceLossConfig};
 use crate::matryoshka::{MatryoshkaConfig, MatryoshkaLoss, MrlBreakdown};
 use crate::pic::{PicBreakdown, PicConfig, PicLoss};
-use crate::pooling::{pool, Pooling};
 use crate::sia::{check_hidden_states, SiaBreakdown, SiaCkaSchedule, SiaConfig, SiaLoss};
 use crate::weighting::{Aggregation, DimWeights};
 

@@ -1,41 +1,10 @@
 //! Deterministic, stateless sampling of dims and layers per training step.
 //!
 //! Losses keep no RNG state (so they shard by batch and replay exactly): the subset used at a
-//! step is a pure function of `(seed, step, salt)`, drawn with SplitMix64 (Steele et al., 2014)
-//! and a partial Fisher–Yates shuffle. The stream is fixed by this file, not by a dependency.
+//! step is a pure function of `(seed, step, salt)`, drawn with the workspace's SplitMix64
+//! ([`SplitMix64::for_step`], in `mrl-common`) and a partial Fisher–Yates shuffle.
 
-/// SplitMix64: a tiny, well-mixed 64-bit generator.
-#[derive(Debug, Clone)]
-pub(crate) struct SplitMix64(u64);
-
-impl SplitMix64 {
-    /// A generator for `(seed, step, salt)`.
-    pub(crate) fn for_step(seed: u64, step: u64, salt: u64) -> Self {
-        let mut g = SplitMix64(seed ^ salt.wrapping_mul(0xD6E8_FEB8_6659_FD93));
-        let s = g.next_u64() ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        SplitMix64(s)
-    }
-
-    pub(crate) fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..n` (`n > 0`), by rejection so there is no modulo bias.
-    pub(crate) fn below(&mut self, n: usize) -> usize {
-        let n = n as u64;
-        let zone = u64::MAX - u64::MAX % n;
-        loop {
-            let v = self.next_u64();
-            if v < zone {
-                return (v % n) as usize;
-            }
-        }
-    }
-}
+use mrl_common::SplitMix64;
 
 /// `k` distinct indices out of `0..n`, sorted ascending; all of them when `k >= n`.
 pub(crate) fn sample_indices(n: usize, k: usize, rng: &mut SplitMix64) -> Vec<usize> {

@@ -12,10 +12,11 @@ pub mod sampling;
 use std::path::{Path, PathBuf};
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
+use mrl_common::SplitMix64;
 use tokenizers::Tokenizer;
 
 pub use chat::{ChatMessage, ChatTemplate};
-pub use sampling::{SamplingOptions, SplitMix64};
+pub use sampling::SamplingOptions;
 
 use crate::error::{ModelError, Result};
 use crate::llama::{KvCache, LayerSelection, LlamaConfig, LlamaModel};

@@ -1,6 +1,8 @@
 //! Choosing the next token from a row of logits: no-repeat-n-gram ban, temperature, top-k,
 //! top-p (nucleus), then greedy arg-max or a seeded draw — the order of Hugging Face's
-//! `generate` logits processors.
+//! `generate` logits processors. Draws come from the workspace's seeded [`SplitMix64`].
+
+use mrl_common::SplitMix64;
 
 /// How to pick each next token.
 #[derive(Debug, Clone, PartialEq)]
@@ -24,31 +26,6 @@ impl Default for SamplingOptions {
             top_p: None,
             no_repeat_ngram_size: 0,
         }
-    }
-}
-
-/// A small seeded generator (SplitMix64): reproducible draws without a dependency.
-#[derive(Debug, Clone)]
-pub struct SplitMix64(u64);
-
-impl SplitMix64 {
-    /// A generator started from `seed`.
-    pub fn new(seed: u64) -> Self {
-        Self(seed)
-    }
-
-    /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `[0, 1)`.
-    pub fn next_f64(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
 }
 

@@ -3,6 +3,7 @@
 use burn::module::Module;
 use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig};
 use burn::tensor::{Device, Int, Tensor};
+use mrl_common::{pool, Pooling};
 
 use super::attention::{DecoderMask, LayerKvCache};
 use super::block::LlamaDecoderLayer;
@@ -10,7 +11,6 @@ use super::config::LlamaConfig;
 use super::rms_norm::LlamaRmsNorm;
 use super::rope::RotaryEmbedding;
 use crate::error::{ModelError, Result};
-use crate::pooling::Pooling;
 
 /// Token ids and padding mask of one batch.
 ///
@@ -202,10 +202,13 @@ impl LlamaModel {
     /// # Shapes
     /// - input: see [`LlamaInput`] (left or right padding for last-token pooling)
     /// - output: `[batch, hidden]`
-    pub fn embed(&self, input: LlamaInput, pooling: Pooling) -> Tensor<2> {
-        let mask = input.attention_mask.clone();
+    ///
+    /// # Errors
+    /// [`ModelError::Common`] when the attention mask is not `[batch, seq]`.
+    pub fn embed(&self, input: LlamaInput, pooling: Pooling) -> Result<Tensor<2>> {
+        let mask = input.attention_mask.clone().float();
         let hidden = self.forward_hidden(input, false).last_hidden_state();
-        pooling.pool(hidden, mask)
+        Ok(pool(hidden, mask, pooling)?)
     }
 
     /// One incremental step: runs the new tokens `input_ids` (`[batch, new]`) after the

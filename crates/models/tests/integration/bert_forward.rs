@@ -28,8 +28,8 @@ fn ids(rows: &[&[i64]], device: &Device) -> (Tensor<2, Int>, Tensor<2, Int>) {
 
 fn tiny_model(device: &Device) -> (TempDir, BertModel) {
     let tmp = TempDir::new("forward");
-    write_tiny_model(&tmp.0);
-    let (_, model) = BertModel::from_pretrained(&tmp.0, device).unwrap();
+    write_tiny_model(tmp.path());
+    let (_, model) = BertModel::from_pretrained(tmp.path(), device).unwrap();
     (tmp, model)
 }
 
@@ -134,8 +134,8 @@ fn dropout_acts_only_on_autodiff_devices() {
 #[test]
 fn the_tokenizer_pads_to_the_longest_in_batch_and_truncates() {
     let tmp = TempDir::new("tok");
-    write_tiny_tokenizer(&tmp.0.join("tokenizer.json"));
-    let tok = TextTokenizer::from_file(&tmp.0.join("tokenizer.json"), 6).unwrap();
+    write_tiny_tokenizer(&tmp.path().join("tokenizer.json"));
+    let tok = TextTokenizer::from_file(&tmp.path().join("tokenizer.json"), 6).unwrap();
     let batch = tok
         .encode_batch(&["The cat sat", "dogs", "the big red bird flies fast and"])
         .unwrap();
@@ -155,9 +155,10 @@ fn the_tokenizer_pads_to_the_longest_in_batch_and_truncates() {
 #[test]
 fn sentence_encoder_pools_in_input_order() {
     let tmp = TempDir::new("encode");
-    write_tiny_model(&tmp.0);
+    write_tiny_model(tmp.path());
     for (name, device) in devices() {
-        let encoder = SentenceEncoder::load(&tmp.0, &device, &EncoderOptions::default()).unwrap();
+        let encoder =
+            SentenceEncoder::load(tmp.path(), &device, &EncoderOptions::default()).unwrap();
         assert_eq!(encoder.max_length(), POSITIONS, "{name}");
         let texts = [
             "the cat",

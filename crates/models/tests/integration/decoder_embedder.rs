@@ -45,9 +45,9 @@ fn tiny_decoders_embed_as_transformers_last_hidden_state_at_the_last_real_token(
         let src = fixtures.join(format!("tiny_{variant}"));
         let tmp = TempDir::new(&format!("decoder-embed-{variant}"));
         for file in ["config.json", "model.safetensors"] {
-            std::fs::copy(src.join(file), tmp.0.join(file)).unwrap();
+            std::fs::copy(src.join(file), tmp.path().join(file)).unwrap();
         }
-        write_word_tokenizer(&tmp.0.join("tokenizer.json"));
+        write_word_tokenizer(&tmp.path().join("tokenizer.json"));
         let expected: Expected =
             serde_json::from_str(&std::fs::read_to_string(src.join("expected.json")).unwrap())
                 .unwrap();
@@ -69,7 +69,7 @@ fn tiny_decoders_embed_as_transformers_last_hidden_state_at_the_last_real_token(
 
         for (name, device) in devices() {
             let encoder =
-                SentenceEncoder::load(&tmp.0, &device, &EncoderOptions::default()).unwrap();
+                SentenceEncoder::load(tmp.path(), &device, &EncoderOptions::default()).unwrap();
             assert!(matches!(encoder.backbone(), Backbone::Decoder(_)));
             assert_eq!(encoder.backbone().architecture(), arch);
             assert_eq!(encoder.pooling(), Pooling::LastToken, "{variant}");
@@ -99,14 +99,14 @@ fn tiny_decoders_embed_as_transformers_last_hidden_state_at_the_last_real_token(
 #[test]
 fn an_unknown_model_type_names_the_supported_ones() {
     let tmp = TempDir::new("decoder-embed-unknown");
-    write_tiny_model(&tmp.0);
-    let config = tmp.0.join("config.json");
+    write_tiny_model(tmp.path());
+    let config = tmp.path().join("config.json");
     let mut json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
     json["model_type"] = serde_json::json!("t5");
     std::fs::write(&config, json.to_string()).unwrap();
     let (_, device) = devices().remove(1);
-    let err = SentenceEncoder::load(&tmp.0, &device, &EncoderOptions::default()).unwrap_err();
+    let err = SentenceEncoder::load(tmp.path(), &device, &EncoderOptions::default()).unwrap_err();
     assert!(matches!(err, ModelError::Unsupported { .. }), "{err}");
     let message = err.to_string();
     assert!(
@@ -118,7 +118,7 @@ fn an_unknown_model_type_names_the_supported_ones() {
 #[test]
 #[ignore = "needs MRL_SHARED (SmolLM2-135M-Instruct GGUF)"]
 fn smollm2_embeds_a_text_the_same_alone_and_padded_in_a_batch() {
-    let dir = shared_dir().join("models/SmolLM2-135M-Instruct-Q4_1");
+    let dir = shared_path("models/SmolLM2-135M-Instruct-Q4_1");
     let (_, device) = devices().remove(1);
     let encoder = SentenceEncoder::load(&dir, &device, &EncoderOptions::default()).unwrap();
     assert_eq!(encoder.backbone().architecture(), "llama");

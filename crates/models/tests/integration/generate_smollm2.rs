@@ -9,7 +9,7 @@ use models::generation::{generate, GenerationOptions, SamplingOptions, StopReaso
 use models::{LlamaInput, ModelError};
 
 fn generator(device: &burn::tensor::Device) -> TextGenerator {
-    let dir = common::shared_dir().join("models/SmolLM2-135M-Instruct-Q4_1");
+    let dir = common::shared_path("models/SmolLM2-135M-Instruct-Q4_1");
     TextGenerator::load(&dir, device).unwrap()
 }
 

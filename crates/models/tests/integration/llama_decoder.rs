@@ -177,7 +177,7 @@ fn last_token_pooling_takes_the_last_real_position() {
     let hidden = model
         .forward_hidden(input.clone(), false)
         .last_hidden_state();
-    let pooled = model.embed(input, Pooling::LastToken);
+    let pooled = model.embed(input, Pooling::LastToken).unwrap();
     assert_eq!(pooled.dims(), [2, 32]);
     let expected = Tensor::cat(
         vec![

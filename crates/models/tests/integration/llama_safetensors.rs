@@ -169,8 +169,8 @@ fn a_config_that_does_not_fit_the_weights_names_the_keys() {
 #[test]
 fn truncated_weight_files_are_clear_errors() {
     let device = Device::flex();
-    let tmp = std::env::temp_dir().join(format!("llama-trunc-{}", std::process::id()));
-    std::fs::create_dir_all(&tmp).unwrap();
+    let tmp = test_support::TempDir::new("llama-trunc");
+    let tmp = tmp.path();
     let gguf = std::fs::read(fixtures().join("tiny_llama.gguf")).unwrap();
     let cut = tmp.join("cut.gguf");
     std::fs::write(&cut, &gguf[..gguf.len() - 100]).unwrap();
@@ -188,5 +188,4 @@ fn truncated_weight_files_are_clear_errors() {
     std::fs::write(st_dir.join("model.safetensors"), &st[..st.len() / 2]).unwrap();
     let err = LlamaModel::from_pretrained(&st_dir, LayerSelection::All, &device).unwrap_err();
     assert!(matches!(err, ModelError::Weights { .. }), "{err:?}");
-    let _ = std::fs::remove_dir_all(&tmp);
 }

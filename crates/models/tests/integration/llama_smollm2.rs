@@ -37,13 +37,13 @@ struct PerExample {
 }
 
 fn model_dir() -> PathBuf {
-    let dir = common::shared_dir().join("models/SmolLM2-135M-Instruct-Q4_1");
+    let dir = common::shared_path("models/SmolLM2-135M-Instruct-Q4_1");
     assert!(dir.is_dir(), "SmolLM2 GGUF not found at {}", dir.display());
     dir
 }
 
 fn reference() -> Reference {
-    let path = common::shared_dir().join("fixtures/smollm2_dolly64_kd_reference.json");
+    let path = common::shared_path("fixtures/smollm2_dolly64_kd_reference.json");
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     serde_json::from_str(&text).unwrap()

@@ -10,10 +10,10 @@ fn tensor_values<const D: usize>(t: burn::tensor::Tensor<D>) -> Vec<f32> {
 #[test]
 fn weights_land_on_the_right_parameters_with_linear_weights_transposed() {
     let tmp = TempDir::new("map");
-    write_tiny_model(&tmp.0);
+    write_tiny_model(tmp.path());
     let checkpoint = tiny_checkpoint();
     for (name, device) in devices() {
-        let (config, model) = BertModel::from_pretrained(&tmp.0, &device).unwrap();
+        let (config, model) = BertModel::from_pretrained(tmp.path(), &device).unwrap();
         assert_eq!(config.hidden_size, HIDDEN, "{name}");
         assert_eq!(model.num_layers(), LAYERS, "{name}");
         let (_, words) = &checkpoint["embeddings.word_embeddings.weight"];
@@ -55,19 +55,19 @@ fn weights_land_on_the_right_parameters_with_linear_weights_transposed() {
 #[test]
 fn a_bert_prefix_is_accepted() {
     let tmp = TempDir::new("prefix");
-    write_tiny_model(&tmp.0);
+    write_tiny_model(tmp.path());
     let prefixed = tiny_checkpoint()
         .into_iter()
         .map(|(k, v)| (format!("bert.{k}"), v))
         .collect();
     std::fs::write(
-        tmp.0.join("model.safetensors"),
+        tmp.path().join("model.safetensors"),
         safetensors_bytes(&prefixed),
     )
     .unwrap();
     for (name, device) in devices() {
-        let (_, model) =
-            BertModel::from_pretrained(&tmp.0, &device).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let (_, model) = BertModel::from_pretrained(tmp.path(), &device)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
         let (_, words) = &tiny_checkpoint()["embeddings.word_embeddings.weight"];
         assert_eq!(
             &tensor_values(model.embeddings.word_embeddings.weight.val()),
@@ -78,8 +78,8 @@ fn a_bert_prefix_is_accepted() {
 
 fn load_error(tmp: &TempDir) -> String {
     let (_, device) = devices().remove(1);
-    match BertModel::from_pretrained(&tmp.0, &device) {
-        Ok(_) => panic!("loading {} should fail", tmp.0.display()),
+    match BertModel::from_pretrained(tmp.path(), &device) {
+        Ok(_) => panic!("loading {} should fail", tmp.path().display()),
         Err(e) => e.to_string(),
     }
 }
@@ -87,7 +87,7 @@ fn load_error(tmp: &TempDir) -> String {
 #[test]
 fn missing_mis_shaped_and_unexpected_keys_are_named() {
     let tmp = TempDir::new("mismatch");
-    write_tiny_model(&tmp.0);
+    write_tiny_model(tmp.path());
     let mut broken = tiny_checkpoint();
     broken.remove("encoder.layer.1.attention.self.key.bias");
     broken.remove("embeddings.LayerNorm.weight");
@@ -102,7 +102,11 @@ fn missing_mis_shaped_and_unexpected_keys_are_named() {
         "encoder.layer.2.output.dense.bias".into(),
         (vec![HIDDEN], values(8, HIDDEN)),
     );
-    std::fs::write(tmp.0.join("model.safetensors"), safetensors_bytes(&broken)).unwrap();
+    std::fs::write(
+        tmp.path().join("model.safetensors"),
+        safetensors_bytes(&broken),
+    )
+    .unwrap();
     let message = load_error(&tmp);
     for needle in [
         "missing key encoder.layer.1.attention.self.key.bias",
@@ -120,31 +124,35 @@ fn missing_mis_shaped_and_unexpected_keys_are_named() {
 #[test]
 fn missing_and_corrupt_files_are_named() {
     let tmp = TempDir::new("files");
-    write_tiny_model(&tmp.0);
+    write_tiny_model(tmp.path());
 
-    std::fs::remove_file(tmp.0.join("model.safetensors")).unwrap();
+    std::fs::remove_file(tmp.path().join("model.safetensors")).unwrap();
     let message = load_error(&tmp);
     assert!(message.contains("model.safetensors"), "{message}");
 
-    std::fs::write(tmp.0.join("model.safetensors"), b"not a safetensors file").unwrap();
+    std::fs::write(
+        tmp.path().join("model.safetensors"),
+        b"not a safetensors file",
+    )
+    .unwrap();
     let message = load_error(&tmp);
     assert!(
         message.contains("cannot read weights") && message.contains("model.safetensors"),
         "{message}"
     );
 
-    std::fs::write(tmp.0.join("config.json"), "{\"hidden_size\": 8,").unwrap();
+    std::fs::write(tmp.path().join("config.json"), "{\"hidden_size\": 8,").unwrap();
     let message = load_error(&tmp);
     assert!(
         message.contains("malformed config") && message.contains("config.json"),
         "{message}"
     );
 
-    std::fs::write(tmp.0.join("config.json"), r#"{"hidden_size": 8}"#).unwrap();
+    std::fs::write(tmp.path().join("config.json"), r#"{"hidden_size": 8}"#).unwrap();
     let message = load_error(&tmp);
     assert!(message.contains("vocab_size"), "{message}");
 
-    std::fs::remove_file(tmp.0.join("config.json")).unwrap();
+    std::fs::remove_file(tmp.path().join("config.json")).unwrap();
     let message = load_error(&tmp);
     assert!(
         message.contains("cannot read") && message.contains("config.json"),
@@ -155,7 +163,7 @@ fn missing_and_corrupt_files_are_named() {
 #[test]
 fn unsupported_configs_say_what_is_unsupported() {
     let tmp = TempDir::new("unsupported");
-    let path = tmp.0.join("config.json");
+    let path = tmp.path().join("config.json");
     let cases = [
         (
             tiny_config_json().replace("\"gelu\"", "\"swish\""),
@@ -180,11 +188,11 @@ fn unsupported_configs_say_what_is_unsupported() {
 #[test]
 fn the_tokenizer_and_options_are_checked_by_the_sentence_encoder() {
     let tmp = TempDir::new("encoder");
-    write_tiny_model(&tmp.0);
+    write_tiny_model(tmp.path());
     let (_, device) = devices().remove(1);
 
     let err = SentenceEncoder::load(
-        &tmp.0,
+        tmp.path(),
         &device,
         &EncoderOptions {
             max_length: Some(POSITIONS + 1),
@@ -203,19 +211,23 @@ fn the_tokenizer_and_options_are_checked_by_the_sentence_encoder() {
         "{err}"
     );
 
-    std::fs::write(tmp.0.join("tokenizer.json"), "{ corrupt").unwrap();
-    let err = SentenceEncoder::load(&tmp.0, &device, &EncoderOptions::default()).unwrap_err();
+    std::fs::write(tmp.path().join("tokenizer.json"), "{ corrupt").unwrap();
+    let err = SentenceEncoder::load(tmp.path(), &device, &EncoderOptions::default()).unwrap_err();
     assert!(
         err.to_string().contains("cannot load tokenizer")
             && err.to_string().contains("tokenizer.json"),
         "{err}"
     );
 
-    std::fs::remove_file(tmp.0.join("tokenizer.json")).unwrap();
-    let err = SentenceEncoder::load(&tmp.0, &device, &EncoderOptions::default()).unwrap_err();
+    std::fs::remove_file(tmp.path().join("tokenizer.json")).unwrap();
+    let err = SentenceEncoder::load(tmp.path(), &device, &EncoderOptions::default()).unwrap_err();
     assert!(err.to_string().contains("tokenizer.json"), "{err}");
 
-    let err = SentenceEncoder::load(&tmp.0.join("nope"), &device, &EncoderOptions::default())
-        .unwrap_err();
+    let err = SentenceEncoder::load(
+        &tmp.path().join("nope"),
+        &device,
+        &EncoderOptions::default(),
+    )
+    .unwrap_err();
     assert!(matches!(err, ModelError::NotFound { .. }), "{err}");
 }

@@ -20,7 +20,7 @@ const MINILM_STSB_TEST: [(usize, f64); 7] = [
 #[test]
 fn a_malformed_tsv_row_is_reported_with_its_line_number() {
     let tmp = TempDir::new("malformed");
-    let data = tmp.0.join("bad.tsv");
+    let data = tmp.path().join("bad.tsv");
     std::fs::write(
         &data,
         "score\tsentence1\tsentence2\n1.0\ta\tb\n2.0\tmissing a column\n",
@@ -46,7 +46,7 @@ fn a_malformed_tsv_row_is_reported_with_its_line_number() {
 #[test]
 fn an_empty_data_file_is_an_error() {
     let tmp = TempDir::new("empty");
-    let data = tmp.0.join("empty.tsv");
+    let data = tmp.path().join("empty.tsv");
     std::fs::write(&data, "score\tsentence1\tsentence2\n").unwrap();
     let out = mrl(&[
         "eval",
@@ -64,7 +64,7 @@ fn an_empty_data_file_is_an_error() {
         stderr(&out)
     );
 
-    let input = tmp.0.join("empty.txt");
+    let input = tmp.path().join("empty.txt");
     std::fs::write(&input, "\n\n").unwrap();
     let out = mrl(&[
         "encode",
@@ -75,7 +75,7 @@ fn an_empty_data_file_is_an_error() {
         "--dim",
         "8",
         "--output",
-        tmp.0.join("o.jsonl").to_str().unwrap(),
+        tmp.path().join("o.jsonl").to_str().unwrap(),
     ]);
     assert!(!out.status.success());
     assert!(
@@ -88,9 +88,9 @@ fn an_empty_data_file_is_an_error() {
 #[test]
 fn a_model_that_is_nowhere_lists_where_it_looked() {
     let tmp = TempDir::new("notfound");
-    let data = tmp.0.join("d.tsv");
+    let data = tmp.path().join("d.tsv");
     std::fs::write(&data, "score\tsentence1\tsentence2\n1\ta\tb\n2\tc\td\n").unwrap();
-    let cache = tmp.0.join("hub");
+    let cache = tmp.path().join("hub");
     let out = mrl_command()
         .args([
             "eval",
@@ -155,9 +155,9 @@ fn a_file_given_as_the_model_is_not_a_directory() {
 #[test]
 #[ignore = "needs MRL_SHARED"]
 fn a_dim_larger_than_the_hidden_size_is_an_error() {
-    let shared = shared_dir();
-    let model = shared.join("models/all-MiniLM-L6-v2");
-    let data = shared.join("data/stsb_dev.tsv");
+    let model = shared_path("models/all-MiniLM-L6-v2/model.safetensors");
+    let model = model.parent().unwrap();
+    let data = shared_path("data/stsb_dev.tsv");
     let out = mrl(&[
         "eval",
         "--model",
@@ -171,7 +171,7 @@ fn a_dim_larger_than_the_hidden_size_is_an_error() {
     ]);
     assert!(!out.status.success());
     assert!(
-        stderr(&out).contains("embedding dim 512 is larger than the model's hidden size 384"),
+        stderr(&out).contains("embedding dim 512 is out of range: it must lie in 1..=384"),
         "{}",
         stderr(&out)
     );
@@ -180,11 +180,11 @@ fn a_dim_larger_than_the_hidden_size_is_an_error() {
 #[test]
 #[ignore = "needs MRL_SHARED"]
 fn encode_writes_one_truncated_unit_vector_per_line() {
-    let shared = shared_dir();
-    let model = shared.join("models/all-MiniLM-L6-v2");
+    let model = shared_path("models/all-MiniLM-L6-v2/model.safetensors");
+    let model = model.parent().unwrap();
     let tmp = TempDir::new("encode");
-    let input = tmp.0.join("in.txt");
-    let output = tmp.0.join("out.jsonl");
+    let input = tmp.path().join("in.txt");
+    let output = tmp.path().join("out.jsonl");
     std::fs::write(
         &input,
         "A man is playing a guitar.\n\nA woman is slicing an onion.\n",
@@ -236,11 +236,11 @@ fn encode_writes_one_truncated_unit_vector_per_line() {
 #[test]
 #[ignore = "needs MRL_SHARED"]
 fn minilm_reproduces_the_reference_stsb_test_spearman_on_flex() {
-    let shared = shared_dir();
-    let model = shared.join("models/all-MiniLM-L6-v2");
-    let data = shared.join("data/stsb_test.tsv");
+    let model = shared_path("models/all-MiniLM-L6-v2/model.safetensors");
+    let model = model.parent().unwrap();
+    let data = shared_path("data/stsb_test.tsv");
     let tmp = TempDir::new("parity");
-    let json = tmp.0.join("scores.json");
+    let json = tmp.path().join("scores.json");
     let out = mrl(&[
         "eval",
         "--model",

@@ -54,9 +54,9 @@ every = 2
 #[test]
 fn train_stops_resumes_exports_and_the_export_evaluates() {
     let tmp = TempDir::new("e2e");
-    let config = setup(&tmp.0);
+    let config = setup(tmp.path());
     let config = config.to_str().unwrap();
-    let dev = tmp.0.join("dev.tsv");
+    let dev = tmp.path().join("dev.tsv");
 
     let first = mrl(&["train", "--config", config, "--stop-after", "2"]);
     assert!(first.status.success(), "{}", text(&first.stderr));
@@ -66,7 +66,7 @@ fn train_stops_resumes_exports_and_the_export_evaluates() {
         text(&first.stderr)
     );
     assert!(
-        !tmp.0.join("out/model").exists(),
+        !tmp.path().join("out/model").exists(),
         "no export before the run ends"
     );
 
@@ -96,16 +96,19 @@ fn train_stops_resumes_exports_and_the_export_evaluates() {
         "losses.jsonl",
         "checkpoints/latest",
     ] {
-        assert!(tmp.0.join("out").join(f).is_file(), "{f} missing\n{stderr}");
+        assert!(
+            tmp.path().join("out").join(f).is_file(),
+            "{f} missing\n{stderr}"
+        );
     }
-    let log = std::fs::read_to_string(tmp.0.join("out/losses.jsonl")).unwrap();
+    let log = std::fs::read_to_string(tmp.path().join("out/losses.jsonl")).unwrap();
     assert_eq!(
         log.lines().count(),
         4,
         "one line per step, none repeated:\n{log}"
     );
 
-    let exported = tmp.0.join("out/model");
+    let exported = tmp.path().join("out/model");
     let eval = mrl(&[
         "eval",
         "--model",
@@ -130,7 +133,7 @@ fn train_stops_resumes_exports_and_the_export_evaluates() {
 #[test]
 fn config_errors_name_the_key() {
     let tmp = TempDir::new("errors");
-    let config = setup(&tmp.0);
+    let config = setup(tmp.path());
     let config = config.to_str().unwrap();
     let out = mrl(&["train", "--config", config, "--set", "optimizer.lr=2"]);
     assert!(!out.status.success());

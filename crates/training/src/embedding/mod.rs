@@ -121,8 +121,10 @@ impl EmbeddingTask {
         let eval_tokenizer =
             TextTokenizer::from_file(&tok_path, EVAL_MAX_LENGTH.min(max_positions))?;
         let pooling = match &config.model.pooling {
-            Some(p) => p.parse::<models::Pooling>()?,
-            None => models::Pooling::from_model_dir(&model_dir)?
+            Some(p) => p
+                .parse::<models::Pooling>()
+                .map_err(models::ModelError::from)?,
+            None => models::pooling_from_model_dir(&model_dir)?
                 .unwrap_or_else(|| backbone.default_pooling()),
         };
         // The objective's own parameters (MIPIC lifts, projectors) start from the run's seed.

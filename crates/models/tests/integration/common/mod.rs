@@ -1,11 +1,13 @@
-//! Helpers shared by the integration tests: devices, the shared data directory, a tiny
-//! synthetic BERT checkpoint written to a temporary directory.
+//! Helpers shared by the integration tests: devices, a tiny synthetic BERT checkpoint written
+//! to a temporary directory. The temporary directory and the shared data directory are
+//! `test-support`'s, re-exported here.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
+pub use test_support::{shared_path, TempDir};
 
 /// Every CPU device compiled in: tests run on each.
 #[allow(deprecated)]
@@ -13,59 +15,11 @@ pub fn devices() -> Vec<(&'static str, Device)> {
     vec![("ndarray", Device::ndarray()), ("flex", Device::flex())]
 }
 
-/// `$MRL_SHARED`, or `../shared` next to the workspace root; panics (with the path) if absent.
-pub fn shared_dir() -> PathBuf {
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let dir = match std::env::var_os("MRL_SHARED") {
-        Some(p) => {
-            let p = PathBuf::from(p);
-            if p.is_absolute() {
-                p
-            } else {
-                workspace.join(p)
-            }
-        }
-        None => workspace.join("../shared"),
-    };
-    assert!(
-        dir.is_dir(),
-        "shared data not found at {} (set MRL_SHARED to the shared/ directory)",
-        dir.display()
-    );
-    dir
-}
-
-/// The shared all-MiniLM-L6-v2 directory; panics with the path if it is missing.
+/// The shared all-MiniLM-L6-v2 directory; panics naming `MRL_SHARED` and the path if it is
+/// missing.
 pub fn minilm_dir() -> PathBuf {
-    let dir = shared_dir().join("models/all-MiniLM-L6-v2");
-    assert!(
-        dir.join("model.safetensors").is_file(),
-        "all-MiniLM-L6-v2 not found at {}",
-        dir.display()
-    );
-    dir
-}
-
-/// A fresh directory under the system temp dir, removed on drop.
-pub struct TempDir(pub PathBuf);
-
-impl TempDir {
-    pub fn new(tag: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!(
-            "models-test-{tag}-{}-{:?}",
-            std::process::id(),
-            std::thread::current().id()
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+    let weights = shared_path("models/all-MiniLM-L6-v2/model.safetensors");
+    weights.parent().expect("a file has a parent").to_path_buf()
 }
 
 /// Tiny architecture used by the synthetic checkpoints.

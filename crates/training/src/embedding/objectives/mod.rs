@@ -61,6 +61,7 @@ impl RoleOutputs {
                     mask.clone(),
                     pooling,
                 )
+                .map_err(mrl_core::MrlError::from)
             })
             .collect::<std::result::Result<Vec<_>, _>>()?;
         Ok(EmbeddingInputs {
