@@ -1,10 +1,10 @@
-//! MIPIC presets: valid, equal to their TOML files under `configs/presets/`, and the notebook switch.
+//! MIPIC presets: valid, equal to their TOML files under `crates/mrl-core/presets/`, and the notebook switch.
 
 use crate::common::*;
 
 #[test]
 fn presets_are_valid_and_match_their_toml_files() {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../configs/presets");
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/presets");
     for preset in MipicPreset::ALL {
         let config = preset.config();
         config
