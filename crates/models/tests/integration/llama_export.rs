@@ -132,7 +132,7 @@ fn random_models_round_trip_bit_identically() {
     for (seed, (what, config)) in configs().into_iter().enumerate() {
         let model = random_model(&config, 11 + seed as u64, &device);
         let tmp = TempDir::new("llama-export");
-        let dir = tmp.0.join("exported");
+        let dir = tmp.path().join("exported");
         model.save_pretrained(&config, &dir).unwrap();
 
         let (loaded_config, loaded) =
@@ -202,14 +202,14 @@ fn exports_of_transformers_checkpoints_have_their_keys_and_shapes() {
         let (config, model) =
             LlamaModel::from_pretrained(&fixture(variant), LayerSelection::All, &device).unwrap();
         let tmp = TempDir::new("llama-export-fixture");
-        model.save_pretrained(&config, &tmp.0).unwrap();
+        model.save_pretrained(&config, tmp.path()).unwrap();
         assert_eq!(
-            header(&tmp.0.join("model.safetensors")),
+            header(&tmp.path().join("model.safetensors")),
             header(&fixture(variant).join("model.safetensors")),
             "{variant}"
         );
         let (again, reloaded) =
-            LlamaModel::from_pretrained(&tmp.0, LayerSelection::All, &device).unwrap();
+            LlamaModel::from_pretrained(tmp.path(), LayerSelection::All, &device).unwrap();
         assert_eq!(again, config, "{variant}");
         assert_eq!(tensors(&reloaded), tensors(&model), "{variant}");
     }
@@ -224,7 +224,7 @@ fn a_config_that_does_not_describe_the_model_or_an_unwritable_directory_is_named
 
     let untied = config.clone().with_tie_word_embeddings(false);
     let err = model
-        .save_pretrained(&untied, &tmp.0.join("a"))
+        .save_pretrained(&untied, &tmp.path().join("a"))
         .unwrap_err();
     assert!(
         matches!(err, ModelError::InvalidArgument { name: "config", .. })
@@ -235,25 +235,31 @@ fn a_config_that_does_not_describe_the_model_or_an_unwritable_directory_is_named
         intermediate_size: 32,
         ..config.clone()
     };
-    let err = model.save_pretrained(&wider, &tmp.0.join("a")).unwrap_err();
+    let err = model
+        .save_pretrained(&wider, &tmp.path().join("a"))
+        .unwrap_err();
     assert!(err.to_string().contains("intermediate_size is 32"), "{err}");
     let qwen2 = LlamaConfig {
         variant: LlamaVariant::Qwen2,
         ..config.clone()
     };
-    let err = model.save_pretrained(&qwen2, &tmp.0.join("a")).unwrap_err();
+    let err = model
+        .save_pretrained(&qwen2, &tmp.path().join("a"))
+        .unwrap_err();
     assert!(err.to_string().contains("attention_bias"), "{err}");
     let theta = config.clone().with_rope_theta(10.0);
-    let err = model.save_pretrained(&theta, &tmp.0.join("a")).unwrap_err();
+    let err = model
+        .save_pretrained(&theta, &tmp.path().join("a"))
+        .unwrap_err();
     assert!(err.to_string().contains("RoPE"), "{err}");
     assert!(
-        !tmp.0.join("a").exists(),
+        !tmp.path().join("a").exists(),
         "nothing is written for a refused config"
     );
 
     // A directory under a regular file cannot be created.
-    std::fs::write(tmp.0.join("file"), b"x").unwrap();
-    let blocked = tmp.0.join("file").join("model");
+    std::fs::write(tmp.path().join("file"), b"x").unwrap();
+    let blocked = tmp.path().join("file").join("model");
     let err = model.save_pretrained(&config, &blocked).unwrap_err();
     assert!(
         matches!(err, ModelError::Write { .. }) && err.to_string().contains("file/model"),

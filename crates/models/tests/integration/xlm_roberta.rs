@@ -220,7 +220,11 @@ fn a_roberta_prefixed_masked_lm_checkpoint_loads_and_strays_are_named() {
     let device = Device::flex();
     let (_, model) = BertModel::from_pretrained(&fixture_dir(), &device).unwrap();
     let tmp = TempDir::new("xlmr-prefixed");
-    std::fs::copy(fixture_dir().join("config.json"), tmp.0.join("config.json")).unwrap();
+    std::fs::copy(
+        fixture_dir().join("config.json"),
+        tmp.path().join("config.json"),
+    )
+    .unwrap();
 
     // `XLMRobertaForMaskedLM.save_pretrained` layout: `roberta.` prefix, an `lm_head`, no pooler.
     let mut tensors = hf_tensors(&model, "roberta.");
@@ -230,8 +234,12 @@ fn a_roberta_prefixed_masked_lm_checkpoint_loads_and_strays_are_named() {
         "lm_head.dense.weight".into(),
         (vec![32, 32], values(9, 32 * 32)),
     );
-    std::fs::write(tmp.0.join("model.safetensors"), safetensors_bytes(&tensors)).unwrap();
-    let (_, reloaded) = BertModel::from_pretrained(&tmp.0, &device).unwrap();
+    std::fs::write(
+        tmp.path().join("model.safetensors"),
+        safetensors_bytes(&tensors),
+    )
+    .unwrap();
+    let (_, reloaded) = BertModel::from_pretrained(tmp.path(), &device).unwrap();
     assert_matches_transformers(&reloaded, &expected, &device, "roberta.-prefixed");
 
     // A key that lands nowhere is named as the file spells it.
@@ -239,8 +247,12 @@ fn a_roberta_prefixed_masked_lm_checkpoint_loads_and_strays_are_named() {
         "roberta.encoder.layer.0.extra.weight".into(),
         (vec![2], vec![1.0, 2.0]),
     );
-    std::fs::write(tmp.0.join("model.safetensors"), safetensors_bytes(&tensors)).unwrap();
-    let err = BertModel::from_pretrained(&tmp.0, &device).unwrap_err();
+    std::fs::write(
+        tmp.path().join("model.safetensors"),
+        safetensors_bytes(&tensors),
+    )
+    .unwrap();
+    let err = BertModel::from_pretrained(tmp.path(), &device).unwrap_err();
     assert!(
         err.to_string()
             .contains("unexpected key roberta.encoder.layer.0.extra.weight"),
@@ -255,13 +267,13 @@ fn the_hf_export_loads_back_as_xlm_roberta() {
     let (config, model) = BertModel::from_pretrained(&fixture_dir(), &device).unwrap();
     let tmp = TempDir::new("xlmr-export");
     let json = serde_json::to_vec_pretty(&config.to_hf_json()).unwrap();
-    std::fs::write(tmp.0.join("config.json"), json).unwrap();
+    std::fs::write(tmp.path().join("config.json"), json).unwrap();
     model
-        .save_hf_safetensors(&tmp.0.join("model.safetensors"))
+        .save_hf_safetensors(&tmp.path().join("model.safetensors"))
         .unwrap();
 
     let written: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(tmp.0.join("config.json")).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(tmp.path().join("config.json")).unwrap()).unwrap();
     assert_eq!(written["model_type"], "xlm-roberta");
     assert_eq!(written["architectures"][0], "XLMRobertaModel");
     assert_eq!(
@@ -269,7 +281,7 @@ fn the_hf_export_loads_back_as_xlm_roberta() {
         (&1.into(), &1.into())
     );
 
-    let (again, reloaded) = BertModel::from_pretrained(&tmp.0, &device).unwrap();
+    let (again, reloaded) = BertModel::from_pretrained(tmp.path(), &device).unwrap();
     assert_eq!(again.variant, BertVariant::XlmRoberta);
     assert_eq!(
         (
@@ -287,7 +299,7 @@ fn the_hf_export_loads_back_as_xlm_roberta() {
 #[test]
 fn roberta_configs_default_their_pad_id_and_need_room_for_positions() {
     let tmp = TempDir::new("roberta-config");
-    let path = tmp.0.join("config.json");
+    let path = tmp.path().join("config.json");
     let base = serde_json::json!({
         "model_type": "roberta", "vocab_size": 50, "hidden_size": 8, "num_hidden_layers": 1,
         "num_attention_heads": 2, "intermediate_size": 16, "max_position_embeddings": 20,
