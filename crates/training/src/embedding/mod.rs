@@ -84,17 +84,6 @@ pub struct EmbeddingTask {
     dev: Option<(StsDataset, EvalSection)>,
 }
 
-fn to_core_pooling(p: models::Pooling) -> Result<mrl_core::Pooling> {
-    match p {
-        models::Pooling::Mean => Ok(mrl_core::Pooling::Mean),
-        models::Pooling::Cls => Ok(mrl_core::Pooling::Cls),
-        other => Err(TrainError::ConfigValue {
-            key: "model.pooling".into(),
-            message: format!("{other} pooling is not supported for training (mean or cls)"),
-        }),
-    }
-}
-
 impl EmbeddingTask {
     /// Starts a run: resolves and loads the model onto `device` (autodiff is added here), reads
     /// the corpus and the dev set, builds the objective, the optimizer and the schedule.
@@ -132,7 +121,9 @@ impl EmbeddingTask {
         let objective = config.objective.build(&objectives::ObjectiveContext {
             hidden_size: backbone.hidden_size(),
             num_layers: backbone.num_layers(),
-            pooling: to_core_pooling(pooling)?,
+            // One `Pooling` in the workspace (mrl-common): every mode, last-token included,
+            // also pools in the losses.
+            pooling,
             format: config.data.format,
             seed: config.seed,
             device: device.clone(),
