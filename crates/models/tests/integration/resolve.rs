@@ -51,14 +51,14 @@ fn offline(root: &Path, caches: &[&Path]) -> Resolver {
 #[test]
 fn an_id_follows_refs_main_in_the_first_cache_that_has_it() {
     let tmp = TempDir::new("resolve-refs");
-    let empty = tmp.0.join("empty-cache");
-    let cache = tmp.0.join("hub");
+    let empty = tmp.path().join("empty-cache");
+    let cache = tmp.path().join("hub");
     std::fs::create_dir_all(&empty).unwrap();
     snapshot(&cache, ID, "0ld");
     let want = snapshot(&cache, ID, "c9745ed1");
     set_ref(&cache, ID, "main", "c9745ed1");
 
-    let resolver = offline(&tmp.0, &[&empty, &cache]);
+    let resolver = offline(tmp.path(), &[&empty, &cache]);
     let got = resolver.resolve(ID).unwrap();
     assert_eq!(got, want);
     // What it resolved to loads.
@@ -71,13 +71,13 @@ fn an_id_follows_refs_main_in_the_first_cache_that_has_it() {
 #[test]
 fn a_revision_suffix_picks_a_ref_or_a_commit_and_skips_mrl_shared() {
     let tmp = TempDir::new("resolve-rev");
-    let cache = tmp.0.join("hub");
+    let cache = tmp.path().join("hub");
     let main = snapshot(&cache, ID, "aaaa");
     let tagged = snapshot(&cache, ID, "bbbb");
     let old = snapshot(&cache, ID, "cccc");
     set_ref(&cache, ID, "main", "aaaa");
     set_ref(&cache, ID, "v1", "bbbb");
-    let resolver = offline(&tmp.0, &[&cache]);
+    let resolver = offline(tmp.path(), &[&cache]);
     // The shared copy is used for the plain id only: its revision is unknown.
     let in_shared = resolver.shared.join("models/all-MiniLM-L6-v2");
     std::fs::create_dir_all(&in_shared).unwrap();
@@ -107,14 +107,16 @@ fn a_revision_suffix_picks_a_ref_or_a_commit_and_skips_mrl_shared() {
 #[test]
 fn a_snapshot_missing_a_file_is_reported_not_loaded() {
     let tmp = TempDir::new("resolve-partial");
-    let partial_cache = tmp.0.join("partial");
-    let full_cache = tmp.0.join("full");
+    let partial_cache = tmp.path().join("partial");
+    let full_cache = tmp.path().join("full");
     let partial = snapshot(&partial_cache, ID, "dddd");
     set_ref(&partial_cache, ID, "main", "dddd");
     std::fs::remove_file(partial.join("model.safetensors")).unwrap();
 
     // Only the partial snapshot: not found, and the listing says what is missing.
-    let err = offline(&tmp.0, &[&partial_cache]).resolve(ID).unwrap_err();
+    let err = offline(tmp.path(), &[&partial_cache])
+        .resolve(ID)
+        .unwrap_err();
     let ModelError::NotFound {
         searched, download, ..
     } = &err
@@ -138,23 +140,26 @@ fn a_snapshot_missing_a_file_is_reported_not_loaded() {
     // A later cache with the whole snapshot wins.
     let full = snapshot(&full_cache, ID, "dddd");
     set_ref(&full_cache, ID, "main", "dddd");
-    let got = offline(&tmp.0, &[&partial_cache, &full_cache])
+    let got = offline(tmp.path(), &[&partial_cache, &full_cache])
         .resolve(ID)
         .unwrap();
     assert_eq!(got, full);
 
     // A ref whose snapshot is gone.
     set_ref(&full_cache, ID, "main", "eeee");
-    let err = offline(&tmp.0, &[&full_cache]).resolve(ID).unwrap_err();
+    let err = offline(tmp.path(), &[&full_cache]).resolve(ID).unwrap_err();
     assert!(err.to_string().contains("snapshots/eeee"), "{err}");
 }
 
 #[test]
 fn directories_mrl_shared_and_files() {
     let tmp = TempDir::new("resolve-paths");
-    let resolver = offline(&tmp.0, &[]);
+    let resolver = offline(tmp.path(), &[]);
     // A directory is used as is, whatever it holds.
-    assert_eq!(resolver.resolve(tmp.0.to_str().unwrap()).unwrap(), tmp.0);
+    assert_eq!(
+        resolver.resolve(tmp.path().to_str().unwrap()).unwrap(),
+        tmp.path()
+    );
     // ${MRL_SHARED} is expanded; $MRL_SHARED/models/<name> is found for an id.
     let shared_model = resolver.shared.join("models/all-MiniLM-L6-v2");
     std::fs::create_dir_all(&shared_model).unwrap();
@@ -166,7 +171,7 @@ fn directories_mrl_shared_and_files() {
     );
     assert_eq!(resolver.resolve(ID).unwrap(), shared_model);
     // A file is its own error, not "not found".
-    let file = tmp.0.join("model.safetensors");
+    let file = tmp.path().join("model.safetensors");
     std::fs::write(&file, b"not a directory").unwrap();
     let err = resolver.resolve(file.to_str().unwrap()).unwrap_err();
     assert!(
@@ -212,8 +217,8 @@ fn offline_mode_never_opens_a_connection() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let endpoint = format!("http://{}", listener.local_addr().unwrap());
-    let cache = tmp.0.join("hub");
-    let shared = tmp.0.join("shared");
+    let cache = tmp.path().join("hub");
+    let shared = tmp.path().join("shared");
     let resolver = Resolver::from_env_with(env_of(vec![
         ("HF_HUB_OFFLINE", "1".into()),
         ("HF_ENDPOINT", endpoint.clone().into()),
@@ -269,11 +274,11 @@ fn without_offline_mode_a_missing_id_is_fetched_or_the_failure_is_listed() {
         listener.local_addr().unwrap().port()
     };
     let endpoint = format!("http://127.0.0.1:{port}");
-    let cache = tmp.0.join("hub");
+    let cache = tmp.path().join("hub");
     let resolver = Resolver::from_env_with(env_of(vec![
         ("HF_ENDPOINT", endpoint.clone().into()),
         ("HF_HUB_CACHE", cache.clone().into()),
-        ("MRL_SHARED", tmp.0.join("shared").into()),
+        ("MRL_SHARED", tmp.path().join("shared").into()),
     ]));
     let err = resolver.resolve(ID).unwrap_err();
     let ModelError::NotFound { download, .. } = &err else {

@@ -130,7 +130,7 @@ fn a_model_that_is_nowhere_lists_where_it_looked() {
 #[test]
 fn a_file_given_as_the_model_is_not_a_directory() {
     let tmp = TempDir::new("modelfile");
-    let data = tmp.0.join("d.tsv");
+    let data = tmp.path().join("d.tsv");
     std::fs::write(&data, "score\tsentence1\tsentence2\n1\ta\tb\n2\tc\td\n").unwrap();
     let out = mrl(&[
         "eval",

@@ -60,20 +60,20 @@ fn fill_cache(src: &Path, repo_dir: &Path) {
 #[test]
 #[ignore = "needs MRL_SHARED (the model copied into the test's Hugging Face cache)"]
 fn the_main_job_runs_from_a_clean_clone_with_the_model_in_a_hugging_face_cache() {
-    let minilm = shared_dir().join("models/all-MiniLM-L6-v2");
+    let minilm = shared_path("models/all-MiniLM-L6-v2");
     let tmp = TempDir::new("fresh-machine");
-    let cache = tmp.0.join("hf-home/hub");
+    let cache = tmp.path().join("hf-home/hub");
     let repo_dir = cache.join("models--sentence-transformers--all-MiniLM-L6-v2");
     fill_cache(&minilm, &repo_dir);
     let snapshot = repo_dir.join("snapshots").join(COMMIT);
-    let no_shared = tmp.0.join("no-shared");
+    let no_shared = tmp.path().join("no-shared");
     std::fs::create_dir_all(&no_shared).unwrap();
-    let out_dir = tmp.0.join("run");
+    let out_dir = tmp.path().join("run");
 
     let root = workspace_root();
     let config = "configs/mipic-minilm.toml";
     assert!(root.join("data/stsb_dev.tsv").is_file(), "bundled dev set");
-    let parsed = mrl_train::TrainConfig::from_file(&root.join(config), &[]).unwrap();
+    let parsed = training::embedding::EmbeddingConfig::from_file(&root.join(config), &[]).unwrap();
     assert_eq!(
         parsed.eval.as_ref().map(|e| e.dev.as_str()),
         Some("data/stsb_dev.tsv"),
@@ -85,7 +85,7 @@ fn the_main_job_runs_from_a_clean_clone_with_the_model_in_a_hugging_face_cache()
         .env("MRL_SHARED", &no_shared)
         .env("HF_HUB_CACHE", &cache)
         .env_remove("HF_HOME")
-        .env("HOME", tmp.0.join("home"))
+        .env("HOME", tmp.path().join("home"))
         .env_remove("XDG_CACHE_HOME")
         .args([
             "train",
