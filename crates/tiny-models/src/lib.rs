@@ -55,26 +55,7 @@ mod tests {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// A fresh directory under the system temp dir, removed on drop.
-    struct TempDir(std::path::PathBuf);
-
-    impl TempDir {
-        fn new(tag: &str) -> Self {
-            let dir = std::env::temp_dir().join(format!(
-                "tiny-models-{tag}-{}-{:?}",
-                std::process::id(),
-                std::thread::current().id()
-            ));
-            let _ = std::fs::remove_dir_all(&dir);
-            Self(dir)
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    use test_support::TempDir;
 
     fn sentences() -> Vec<String> {
         let mut s = tiny_sentences(5);
@@ -110,9 +91,9 @@ mod tests {
         for (arch, shape) in cases {
             let what = arch.model_type();
             let tmp = TempDir::new(what);
-            write_random_model(&tmp.0, arch, &shape, 3, &device).unwrap();
+            write_random_model(tmp.path(), arch, &shape, 3, &device).unwrap();
             let encoder =
-                SentenceEncoder::load(&tmp.0, &device, &EncoderOptions::default()).unwrap();
+                SentenceEncoder::load(tmp.path(), &device, &EncoderOptions::default()).unwrap();
             assert_eq!(encoder.hidden_size(), shape.hidden_size, "{what}");
             assert_eq!(encoder.num_layers(), shape.num_layers, "{what}");
             assert_eq!(encoder.max_length(), shape.max_positions, "{what}");
@@ -200,9 +181,9 @@ mod tests {
         ];
         for (arch, shape) in cases {
             let tmp = TempDir::new("full-depth");
-            write_random_model(&tmp.0, arch, &shape, 1, &device).unwrap();
+            write_random_model(tmp.path(), arch, &shape, 1, &device).unwrap();
             let encoder =
-                SentenceEncoder::load(&tmp.0, &device, &EncoderOptions::default()).unwrap();
+                SentenceEncoder::load(tmp.path(), &device, &EncoderOptions::default()).unwrap();
             assert_eq!(
                 (encoder.hidden_size(), encoder.num_layers()),
                 (1024, shape.num_layers)
@@ -226,9 +207,9 @@ mod tests {
         let shape = ModelShape::new(16, 1, 2, 16, 48);
         let dirs: Vec<TempDir> = (0..3).map(|i| TempDir::new(&format!("seed{i}"))).collect();
         for (dir, seed) in dirs.iter().zip([5, 5, 6]) {
-            write_random_model(&dir.0, Arch::Qwen3, &shape, seed, &device).unwrap();
+            write_random_model(dir.path(), Arch::Qwen3, &shape, seed, &device).unwrap();
         }
-        let weights = |d: &TempDir| std::fs::read(d.0.join("model.safetensors")).unwrap();
+        let weights = |d: &TempDir| std::fs::read(d.path().join("model.safetensors")).unwrap();
         assert_eq!(weights(&dirs[0]), weights(&dirs[1]));
         assert_ne!(weights(&dirs[0]), weights(&dirs[2]));
     }
@@ -257,7 +238,7 @@ mod tests {
             ),
         ];
         for (arch, shape, needle) in cases {
-            let err = write_random_model(&tmp.0, arch, &shape, 1, &device).unwrap_err();
+            let err = write_random_model(tmp.path(), arch, &shape, 1, &device).unwrap_err();
             assert!(
                 matches!(err, ModelError::InvalidArgument { .. })
                     && err.to_string().contains(needle),

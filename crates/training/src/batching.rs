@@ -2,41 +2,7 @@
 //! a resumed run sees exactly the batches an uninterrupted one would — for any task whose
 //! examples have a length.
 
-/// SplitMix64: a tiny, portable, seedable generator (the data order must not depend on a
-/// crate's version).
-#[derive(Debug, Clone)]
-pub struct SplitMix64(u64);
-
-impl SplitMix64 {
-    /// A generator for `(seed, stream)`.
-    pub fn new(seed: u64, stream: u64) -> Self {
-        let mut g = Self(seed ^ stream.wrapping_mul(0xD1B5_4A32_D192_ED03));
-        g.next_u64();
-        g
-    }
-
-    /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..n` (`n >= 1`).
-    pub fn below(&mut self, n: usize) -> usize {
-        ((self.next_u64() as u128 * n as u128) >> 64) as usize
-    }
-
-    /// Fisher–Yates shuffle.
-    pub fn shuffle<T>(&mut self, items: &mut [T]) {
-        for i in (1..items.len()).rev() {
-            let j = self.below(i + 1);
-            items.swap(i, j);
-        }
-    }
-}
+use mrl_common::SplitMix64;
 
 /// How one epoch is cut into batches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,7 +29,7 @@ impl Batching {
     /// batches and shuffle the batch order. Deterministic in `(seed, epoch, lengths)`.
     pub fn epoch(&self, lengths: &[usize], epoch: usize) -> Vec<Vec<usize>> {
         let n = lengths.len();
-        let mut rng = SplitMix64::new(self.seed, 0x5EED_0000 + epoch as u64);
+        let mut rng = SplitMix64::with_stream(self.seed, 0x5EED_0000 + epoch as u64);
         let mut order: Vec<usize> = (0..n).collect();
         rng.shuffle(&mut order);
         if self.length_grouping {

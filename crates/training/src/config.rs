@@ -406,39 +406,3 @@ impl LoopSettings {
         self.optimizer.warmup_steps(self.total_steps)
     }
 }
-
-/// A Burn backend, as named in configs and on the command line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DeviceKind {
-    /// Burn's Flex CPU backend.
-    #[default]
-    Flex,
-    /// Burn's NdArray CPU backend.
-    Ndarray,
-    /// wgpu (needs the `wgpu` feature).
-    Wgpu,
-}
-
-impl DeviceKind {
-    /// The Burn device, or an error naming the cargo feature that would enable it.
-    ///
-    /// # Errors
-    /// [`TrainError::ConfigValue`] (`device`) when the backend is not compiled in.
-    pub fn device(self) -> Result<burn::tensor::Device> {
-        match self {
-            #[cfg(feature = "flex")]
-            DeviceKind::Flex => Ok(burn::tensor::Device::flex()),
-            #[cfg(feature = "ndarray")]
-            #[allow(deprecated)]
-            DeviceKind::Ndarray => Ok(burn::tensor::Device::ndarray()),
-            #[cfg(feature = "wgpu")]
-            DeviceKind::Wgpu => Ok(burn::tensor::Device::wgpu(Default::default())),
-            #[allow(unreachable_patterns)]
-            other => Err(bad(
-                "device",
-                format!("{other:?} is not compiled in; rebuild with its cargo feature"),
-            )),
-        }
-    }
-}

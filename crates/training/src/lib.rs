@@ -27,7 +27,7 @@ pub mod schedule;
 pub mod trainer;
 
 pub use batching::Batching;
-pub use config::{DeviceKind, LoopSettings};
+pub use config::LoopSettings;
 pub use error::{Result, TrainError};
 pub use observer::{RunSummary, Silent, StepReport, TrainObserver};
 pub use schedule::lr_factor;

@@ -25,13 +25,13 @@ use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::store::{BurnpackStore, ModuleSnapshot};
 use burn::tensor::{Bytes, Device, Tensor};
 
-use crate::batching::SplitMix64;
 use crate::checkpoint::{checkpoints_dir, write_atomic, Checkpoint, CheckpointState};
 use crate::clipping::{clip_global_norm, global_norm};
 use crate::config::LoopSettings;
 use crate::error::{io_err, Result, TrainError};
 use crate::observer::{RunSummary, StepReport, TrainObserver};
 use crate::schedule::{module_schedule, WarmupCosine};
+use mrl_common::SplitMix64;
 
 /// The weights file of a checkpoint.
 pub const MODEL_FILE: &str = "model.bpk";
@@ -255,8 +255,9 @@ impl<T: Task> Trainer<T> {
     pub fn train_step(&mut self) -> Result<StepReport> {
         let step = self.step + 1;
         // Dropout masks are a function of (seed, step): resumed runs replay them.
-        self.device
-            .seed(SplitMix64::new(self.settings.seed, 0xD80F_0000 + step as u64).next_u64());
+        self.device.seed(
+            SplitMix64::with_stream(self.settings.seed, 0xD80F_0000 + step as u64).next_u64(),
+        );
         let loss = self.task.step_loss(&self.model, self.step)?;
         let terms = read_terms(&loss.terms);
         if let Some((term, value)) = terms

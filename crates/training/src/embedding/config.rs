@@ -34,11 +34,12 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{
-    bad, default_true, expand_path, CheckpointSection, DeviceKind, LoopSettings, OptimizerSection,
+    bad, default_true, expand_path, CheckpointSection, LoopSettings, OptimizerSection,
     TrainingSection,
 };
 use crate::embedding::objectives::ObjectiveSection;
 use crate::error::Result;
+use mrl_common::DeviceKind;
 
 /// A whole embedding-training run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -47,7 +48,7 @@ pub struct EmbeddingConfig {
     /// Seed of the data order, dropout and loss sampling. Default `42` (MIPIC Table 7).
     #[serde(default = "default_seed")]
     pub seed: u64,
-    /// Backend: `flex` (default), `ndarray` or `wgpu`.
+    /// Backend: `flex` (default), `ndarray`, `wgpu` or `cuda` (each needs its cargo feature).
     #[serde(default)]
     pub device: DeviceKind,
     /// Where checkpoints, the exported model and the report go.

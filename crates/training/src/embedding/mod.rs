@@ -30,7 +30,9 @@ use burn::tensor::Device;
 use models::{Backbone, SentenceEncoder, TextTokenizer};
 use mrl_eval::{StsDataset, StsReport};
 
-use crate::batching::{Batching, SplitMix64};
+use mrl_common::SplitMix64;
+
+use crate::batching::Batching;
 use crate::error::{Result, TrainError};
 use crate::trainer::{LossTerms, ParamGroupSpec, Task, Trainer};
 
@@ -46,18 +48,6 @@ pub use objectives::{Objective, ObjectiveSection, RoleOutputs};
 
 /// Token length used for dev-set evaluation (MIPIC §5: 128 for STS).
 pub const EVAL_MAX_LENGTH: usize = 128;
-
-/// The hidden size, then every power of two below it down to 8, ascending.
-pub fn nested_dims(hidden_size: usize) -> Vec<usize> {
-    let mut dims = vec![hidden_size];
-    let mut p = 8;
-    while p < hidden_size {
-        dims.push(p);
-        p *= 2;
-    }
-    dims.sort_unstable();
-    dims
-}
 
 /// Everything an embedding run trains: the backbone and the objective's own parameters (MIPIC
 /// lifts and projectors; none for MRL, ESE, 2D).
@@ -117,7 +107,7 @@ impl EmbeddingTask {
                 .unwrap_or_else(|| backbone.default_pooling()),
         };
         // The objective's own parameters (MIPIC lifts, projectors) start from the run's seed.
-        device.seed(SplitMix64::new(config.seed, 0x0B1E_C71E).next_u64());
+        device.seed(SplitMix64::with_stream(config.seed, 0x0B1E_C71E).next_u64());
         let objective = config.objective.build(&objectives::ObjectiveContext {
             hidden_size: backbone.hidden_size(),
             num_layers: backbone.num_layers(),

@@ -26,7 +26,7 @@ fn checkpoint(step: usize) -> Checkpoint {
 #[test]
 fn checkpoints_are_atomic_pruned_and_verified() {
     let tmp = TempDir::new("ckpt");
-    let root = checkpoints_dir(&tmp.0);
+    let root = checkpoints_dir(tmp.path());
     let err = Checkpoint::load_latest(&root).unwrap_err();
     assert!(
         err.to_string().contains("no checkpoint to resume from"),
@@ -79,12 +79,12 @@ fn checkpoints_are_atomic_pruned_and_verified() {
     );
 
     // write_atomic replaces whole files and leaves no temporaries.
-    let f = tmp.0.join("f.txt");
+    let f = tmp.path().join("f.txt");
     write_atomic(&f, b"one").unwrap();
     write_atomic(&f, b"two").unwrap();
     assert_eq!(std::fs::read(&f).unwrap(), b"two");
     assert_eq!(
-        std::fs::read_dir(&tmp.0).unwrap().count(),
+        std::fs::read_dir(tmp.path()).unwrap().count(),
         2,
         "checkpoints/ and f.txt"
     );

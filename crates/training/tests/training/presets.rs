@@ -17,9 +17,9 @@ fn preset_trains(file: &str, arch: Arch, shape: ModelShape) {
     let _rng = rng_lock();
     let (_, device) = devices().remove(0);
     let tmp = TempDir::new(&format!("preset-{}", arch.model_type()));
-    let model = tmp.0.join("model");
+    let model = tmp.path().join("model");
     write_random_model(&model, arch, &shape, 5, &device).unwrap();
-    let corpus = tmp.0.join("corpus.txt");
+    let corpus = tmp.path().join("corpus.txt");
     std::fs::write(&corpus, tiny_models::tiny_sentences(8).join("\n")).unwrap();
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../configs")
@@ -28,7 +28,7 @@ fn preset_trains(file: &str, arch: Arch, shape: ModelShape) {
         format!("model.path={}", model.display()),
         "model.max_length=10".into(),
         format!("data.path={}", corpus.display()),
-        format!("output_dir={}", tmp.0.join("out").display()),
+        format!("output_dir={}", tmp.path().join("out").display()),
         "training.epochs=".into(),
         "training.steps=2".into(),
         "training.batch_size=2".into(),

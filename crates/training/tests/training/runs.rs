@@ -16,7 +16,7 @@ fn resume_replays_the_uninterrupted_run() {
     for (name, device) in devices() {
         for objective in [MIPIC, "kind = \"2d\"\ndims = [8, 16, 32]"] {
             let tmp = TempDir::new(&format!("resume-{name}"));
-            let text = tiny_setup(&tmp.0, &device, objective, "");
+            let text = tiny_setup(tmp.path(), &device, objective, "");
             let config = parse(&text).unwrap();
 
             let mut full = EmbeddingTask::trainer(config.clone(), &device).unwrap();
@@ -24,7 +24,7 @@ fn resume_replays_the_uninterrupted_run() {
             let expected = full.losses().to_vec();
             assert_eq!(expected.len(), 6);
             assert!(expected.iter().all(|l| l.is_finite()));
-            std::fs::remove_dir_all(tmp.0.join("out")).unwrap();
+            std::fs::remove_dir_all(tmp.path().join("out")).unwrap();
 
             let mut first = EmbeddingTask::trainer(config.clone(), &device).unwrap();
             first.run(&mut Silent, Some(3)).unwrap();
@@ -52,7 +52,7 @@ fn resume_without_a_checkpoint_is_a_clear_error() {
     let _rng = rng_lock();
     let (_, device) = devices().remove(0);
     let tmp = TempDir::new("nockpt");
-    let text = tiny_setup(&tmp.0, &device, MIPIC, "");
+    let text = tiny_setup(tmp.path(), &device, MIPIC, "");
     let err = EmbeddingTask::resume(parse(&text).unwrap(), &device)
         .err()
         .expect("no checkpoint yet");
@@ -69,7 +69,7 @@ fn a_non_finite_loss_stops_training_naming_the_step_and_term() {
     let tmp = TempDir::new("nan");
     // cos / τ overflows f32 for τ = 1e-39 … and the InfoNCE terms become NaN.
     let text = tiny_setup(
-        &tmp.0,
+        tmp.path(),
         &device,
         "kind = \"mrl\"\ndims = [8, 32]\ntemperature = 1e-39",
         "",
@@ -92,12 +92,12 @@ fn the_export_loads_back_with_the_same_embeddings() {
     let _rng = rng_lock();
     for (name, device) in devices() {
         let tmp = TempDir::new(&format!("export-{name}"));
-        let text = tiny_setup(&tmp.0, &device, MIPIC, "");
+        let text = tiny_setup(tmp.path(), &device, MIPIC, "");
         let mut config = parse(&text).unwrap();
         config.training.steps = Some(2);
         let mut trainer = EmbeddingTask::trainer(config, &device).unwrap();
         trainer.run(&mut Silent, None).unwrap();
-        let dir = tmp.0.join("exported");
+        let dir = tmp.path().join("exported");
         trainer.task().export(trainer.model(), &dir).unwrap();
         for f in [
             "config.json",
@@ -137,7 +137,7 @@ fn the_export_loads_back_with_the_same_embeddings() {
         }
         // The trained weights differ from the starting point (the export is not the input).
         let start = models::SentenceEncoder::load(
-            &tmp.0.join("model"),
+            &tmp.path().join("model"),
             &device,
             &models::EncoderOptions::default(),
         )
@@ -164,7 +164,7 @@ fn every_objective_kind_trains() {
             other => format!("kind = \"{other}\"\ndims = [8, 16, 32]"),
         };
         let tmp = TempDir::new(&format!("kind-{kind}"));
-        let text = tiny_setup(&tmp.0, &device, &objective, "");
+        let text = tiny_setup(tmp.path(), &device, &objective, "");
         let mut config = parse(&text).unwrap();
         config.training.steps = Some(1);
         assert_eq!(config.objective.kind(), *kind);
@@ -185,7 +185,7 @@ fn dims_that_do_not_end_at_the_hidden_size_are_refused() {
     let _rng = rng_lock();
     let (_, device) = devices().remove(0);
     let tmp = TempDir::new("dims-end");
-    let text = tiny_setup(&tmp.0, &device, "kind = \"mrl\"\ndims = [8, 16]", "");
+    let text = tiny_setup(tmp.path(), &device, "kind = \"mrl\"\ndims = [8, 16]", "");
     let err = EmbeddingTask::trainer(parse(&text).unwrap(), &device)
         .err()
         .expect("dims ending below the width");
@@ -202,7 +202,8 @@ fn resume_checks_the_config_and_keeps_the_before_scores() {
     let _rng = rng_lock();
     let (_, device) = devices().remove(0);
     let tmp = TempDir::new("resume-config");
-    let text = tiny_setup(&tmp.0, &device, MIPIC, "").replace("before = false", "before = true");
+    let text =
+        tiny_setup(tmp.path(), &device, MIPIC, "").replace("before = false", "before = true");
     let config = parse(&text).unwrap();
     let mut first = EmbeddingTask::trainer(config.clone(), &device).unwrap();
     let summary = first.run(&mut Silent, Some(2)).unwrap();

@@ -17,9 +17,9 @@ fn mipic_trains_on_wgpu_as_on_flex() {
     let flex = Device::flex();
     let wgpu = Device::wgpu(Default::default());
     let tmp = TempDir::new("wgpu");
-    let text = tiny_setup(&tmp.0, &flex, MIPIC, "");
+    let text = tiny_setup(tmp.path(), &flex, MIPIC, "");
     // No dropout: the two backends draw different random numbers.
-    let config_path = tmp.0.join("model/config.json");
+    let config_path = tmp.path().join("model/config.json");
     let mut json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&config_path).unwrap()).unwrap();
     json["hidden_dropout_prob"] = 0.0.into();
@@ -30,12 +30,12 @@ fn mipic_trains_on_wgpu_as_on_flex() {
 
     let mut on_flex = EmbeddingTask::trainer(config.clone(), &flex).unwrap();
     on_flex.save_checkpoint().unwrap();
-    let start = tmp.0.join("start");
-    copy_dir(&tmp.0.join("out"), &start);
+    let start = tmp.path().join("start");
+    copy_dir(&tmp.path().join("out"), &start);
     on_flex.run(&mut Silent, None).unwrap();
 
-    std::fs::remove_dir_all(tmp.0.join("out")).unwrap();
-    copy_dir(&start, &tmp.0.join("out"));
+    std::fs::remove_dir_all(tmp.path().join("out")).unwrap();
+    copy_dir(&start, &tmp.path().join("out"));
     let mut on_wgpu = EmbeddingTask::resume(config, &wgpu).unwrap();
     assert_eq!(on_wgpu.step(), 0);
     on_wgpu.run(&mut Silent, None).unwrap();

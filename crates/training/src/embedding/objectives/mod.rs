@@ -5,7 +5,7 @@
 //! errors of `mrl-core`'s validation are reported under the TOML key ([`config_error`]).
 //!
 //! Adding an objective: a new file here with its section and its objective, and one line in
-//! the [`objectives!`] registration at the bottom of this file.
+//! the `objectives!` registration at the bottom of this file.
 
 use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
@@ -194,7 +194,7 @@ pub(crate) fn check_positive(key: &str, v: Option<f64>) -> Result<()> {
 pub(crate) fn dims_for(dims: &Option<Vec<usize>>, hidden_size: usize) -> Result<Vec<usize>> {
     let dims = dims
         .clone()
-        .unwrap_or_else(|| crate::embedding::nested_dims(hidden_size));
+        .unwrap_or_else(|| mrl_common::nested_dims(hidden_size));
     if dims.last() != Some(&hidden_size) {
         return Err(bad(
             "objective.dims",
