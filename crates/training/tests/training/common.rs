@@ -1,6 +1,6 @@
 //! Helpers shared by the test files: devices, the RNG lock, temp dirs, the tiny run.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use burn::tensor::Device;
 use tiny_models as tiny;
