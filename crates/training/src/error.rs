@@ -42,6 +42,9 @@ pub enum TrainError {
     /// A model could not be found or loaded.
     #[error(transparent)]
     Model(#[from] models::ModelError),
+    /// A shared value (device, pooling, dims) is not usable.
+    #[error(transparent)]
+    Common(#[from] mrl_common::CommonError),
     /// A loss rejected its inputs or config.
     #[error(transparent)]
     Loss(#[from] mrl_core::MrlError),
