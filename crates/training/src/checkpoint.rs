@@ -10,7 +10,6 @@
 //! point leaves the previous checkpoint intact and `latest` pointing at a complete one.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -24,28 +23,16 @@ pub const STATE_FILE: &str = "state.json";
 /// The checkpoint format written (2: one model and one optimizer file; 1 had one per module).
 pub const VERSION: u32 = 2;
 
-/// Writes `bytes` to `path` atomically: a temporary sibling is written and synced, then
-/// renamed over `path`. Readers see the old file or the new one, never a partial one.
+/// Writes `bytes` to `path` atomically ([`models::error::write_atomic`]: a temporary sibling,
+/// synced, renamed over `path`). Readers see the old file or the new one, never a partial one.
 ///
 /// # Errors
 /// [`TrainError::Io`] naming the file.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let result = (|| {
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map_err(io_err(path))
+    models::error::write_atomic(path, bytes).map_err(|e| match e {
+        models::ModelError::Write { path, source } => TrainError::Io { path, source },
+        other => TrainError::Model(other),
+    })
 }
 
 /// 64-bit FNV-1a: detects truncated or altered checkpoint files.
