@@ -48,6 +48,7 @@ pub mod error;
 pub mod gelu;
 pub mod generation;
 pub mod gguf;
+mod hf_safetensors;
 mod host_device;
 pub mod llama;
 pub mod pooling;

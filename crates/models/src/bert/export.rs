@@ -12,11 +12,9 @@
 
 use std::path::Path;
 
-use burn::store::{BurnToPyTorchAdapter, ModuleSnapshot, SafetensorsStore};
-
 use super::config::{BertConfig, BertVariant, HiddenAct};
 use super::model::BertModel;
-use crate::error::{ModelError, Result};
+use crate::error::Result;
 
 /// Module path → checkpoint key rewrites applied when saving, in this order.
 pub const EXPORT_KEY_REMAPS: &[(&str, &str)] = &[
@@ -73,17 +71,6 @@ impl BertModel {
     /// # Errors
     /// [`ModelError::Weights`] naming `path` when the file cannot be written.
     pub fn save_hf_safetensors(&self, path: &Path) -> Result<()> {
-        let mut store = SafetensorsStore::from_file(path)
-            .clear_metadata()
-            .metadata("format", "pt")
-            .with_to_adapter(BurnToPyTorchAdapter)
-            .overwrite(true);
-        for (from, to) in EXPORT_KEY_REMAPS {
-            store = store.with_key_remapping(*from, *to);
-        }
-        self.save_into(&mut store).map_err(|e| ModelError::Weights {
-            path: path.to_path_buf(),
-            message: format!("cannot write: {e}"),
-        })
+        crate::hf_safetensors::save_hf_safetensors(self, path, EXPORT_KEY_REMAPS)
     }
 }

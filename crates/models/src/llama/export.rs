@@ -11,8 +11,6 @@
 
 use std::path::Path;
 
-use burn::store::{BurnToPyTorchAdapter, ModuleSnapshot, SafetensorsStore};
-
 use super::config::{LlamaConfig, LlamaVariant, RopeScaling};
 use super::model::LlamaModel;
 use super::{CONFIG_FILE, WEIGHTS_FILE};
@@ -140,18 +138,7 @@ impl LlamaModel {
     /// # Errors
     /// [`ModelError::Weights`] naming `path` when the file cannot be written.
     pub fn save_hf_safetensors(&self, path: &Path) -> Result<()> {
-        let mut store = SafetensorsStore::from_file(path)
-            .clear_metadata()
-            .metadata("format", "pt")
-            .with_to_adapter(BurnToPyTorchAdapter)
-            .overwrite(true);
-        for (from, to) in EXPORT_KEY_REMAPS {
-            store = store.with_key_remapping(*from, *to);
-        }
-        self.save_into(&mut store).map_err(|e| ModelError::Weights {
-            path: path.to_path_buf(),
-            message: format!("cannot write: {e}"),
-        })
+        crate::hf_safetensors::save_hf_safetensors(self, path, EXPORT_KEY_REMAPS)
     }
 
     /// Whether `config` describes this model: shapes, variant switches, head tying, norm
