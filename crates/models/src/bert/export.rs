@@ -69,7 +69,7 @@ impl BertModel {
     /// `path` is either kept or replaced whole.
     ///
     /// # Errors
-    /// [`ModelError::Weights`] naming `path` when the file cannot be written.
+    /// [`ModelError::Weights`](crate::ModelError::Weights) naming `path` when the file cannot be written.
     pub fn save_hf_safetensors(&self, path: &Path) -> Result<()> {
         crate::hf_safetensors::save_hf_safetensors(self, path, EXPORT_KEY_REMAPS)
     }
