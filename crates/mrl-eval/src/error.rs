@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-/// Everything that can go wrong while reading evaluation data or scoring embeddings.
+/// Everything that can go wrong while reading evaluation data, generating or scoring.
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {
     /// A data file could not be read.
@@ -41,6 +41,24 @@ pub enum EvalError {
     /// The encoder failed.
     #[error("encoding failed: {0}")]
     Encode(String),
+    /// An argument of a task runner is outside its domain.
+    #[error("invalid {name}: {message}")]
+    InvalidArgument {
+        /// The argument.
+        name: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// Text generation failed for one record.
+    #[error("generation failed for record {index} (seed {seed}): {message}")]
+    Generate {
+        /// Index of the record in the data file (0-based).
+        index: usize,
+        /// The run's seed.
+        seed: u64,
+        /// The generator's error.
+        message: String,
+    },
 }
 
 /// Shorthand for results of this crate.

@@ -2,10 +2,13 @@
 //!
 //! - [`correlation`] — Pearson, Spearman (average ranks for ties);
 //! - [`sts`] — semantic textual similarity: for each dim, truncate → L2-normalise → cosine →
-//!   Spearman/Pearson ×100 against the gold scores.
+//!   Spearman/Pearson ×100 against the gold scores;
+//! - [`rouge`] — ROUGE-L exactly as Python's `rouge_score` (with its Porter stemmer, [`porter`]);
+//! - [`instruct`] — instruction following (Dolly): the prompt template, the JSONL records, and
+//!   ROUGE-L ×100 of generated answers per seed, mean ± std.
 //!
-//! The runners take embeddings (or a closure that produces them), never a model type, so any
-//! encoder can be evaluated.
+//! The runners take embeddings or generated text (or a closure that produces them), never a
+//! model type, so any encoder or generator can be evaluated.
 //!
 //! ```
 //! use mrl_eval::sts::{run_sts, StsDataset};
@@ -25,8 +28,16 @@
 
 pub mod correlation;
 pub mod error;
+pub mod instruct;
+pub mod porter;
+pub mod rouge;
 pub mod sts;
 
 pub use correlation::{average_ranks, pearson, spearman};
 pub use error::{EvalError, Result};
+pub use instruct::{
+    read_instruct_jsonl, render_prompt, run_instruct, InstructPrediction, InstructRecord,
+    InstructReport, SeedScore, PROMPT_TEMPLATE,
+};
+pub use rouge::{rouge_l, rouge_l_multi, RougeScore};
 pub use sts::{run_sts, score_sts, DimScores, StsDataset, StsPair, StsReport};
