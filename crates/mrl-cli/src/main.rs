@@ -2,6 +2,7 @@
 //!
 //! One file per subcommand (`eval.rs`, `encode.rs`, …); `main` only parses and dispatches.
 
+mod distill;
 mod encode;
 mod eval;
 mod generate;
@@ -29,6 +30,9 @@ enum Command {
     Generate(generate::GenerateArgs),
     /// Fine-tune an encoder or decoder backbone with a Matryoshka objective (MRL, ESE, 2D, MIPIC) from a TOML config.
     Train(train::TrainArgs),
+    /// Distil a decoder teacher into a smaller student (KD), write its teacher cache, or
+    /// measure a student against its teacher.
+    Distill(distill::DistillArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -38,6 +42,7 @@ fn main() -> std::process::ExitCode {
         Command::Encode(args) => encode::run(args),
         Command::Generate(args) => generate::run(args),
         Command::Train(args) => train::run(args),
+        Command::Distill(args) => distill::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

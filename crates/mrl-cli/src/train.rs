@@ -7,11 +7,12 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
 use mrl_eval::{StsDataset, StsReport};
 use training::embedding::report::{RunReport, Series};
 use training::embedding::{EmbeddingConfig, EmbeddingTask};
-use training::{StepReport, TrainObserver};
+use training::StepReport;
+
+use crate::progress::TrainProgress;
 
 /// Arguments of `mrl train`.
 #[derive(Debug, Args)]
@@ -40,13 +41,6 @@ pub struct TrainArgs {
     pub no_export: bool,
 }
 
-/// Draws the progress bar (or prints a line every 10 % when stderr is not a terminal).
-struct Progress {
-    bar: Option<ProgressBar>,
-    every: usize,
-    start: Instant,
-}
-
 /// The total and the top-level terms of a breakdown, e.g.
 /// `loss 3.412 | mrl 5.1 sia 1.9 pic 2.7 | dim8 0.98`.
 fn summarize(report: &StepReport) -> String {
@@ -65,68 +59,14 @@ fn summarize(report: &StepReport) -> String {
     parts.join(" ")
 }
 
-impl TrainObserver<StsReport> for Progress {
-    fn on_start(&mut self, step: usize, total: usize) {
-        self.every = (total / 10).max(1);
-        let bar = ProgressBar::new(total as u64);
-        if bar.is_hidden() {
-            return;
-        }
-        bar.set_style(
-            ProgressStyle::with_template(
-                "train [{elapsed_precise}] {wide_bar} {pos}/{len} ({per_sec}, eta {eta}) {msg}",
-            )
-            .expect("a valid progress template"),
-        );
-        bar.set_position(step as u64);
-        bar.reset_eta();
-        self.bar = Some(bar);
-    }
-
-    fn on_step(&mut self, report: &StepReport) {
-        let line = format!(
-            "{} lr {:.2e} |g| {:.2}",
-            summarize(report),
-            report.lr,
-            report.grad_norm
-        );
-        match &self.bar {
-            Some(bar) => {
-                bar.set_position(report.step as u64);
-                bar.set_message(line);
-            }
-            None if report.step.is_multiple_of(self.every) || report.step == report.total_steps => {
-                eprintln!(
-                    "step {}/{} ({:.0} s): {line}",
-                    report.step,
-                    report.total_steps,
-                    self.start.elapsed().as_secs_f64()
-                );
-            }
-            None => {}
-        }
-    }
-
-    fn on_eval(&mut self, step: usize, report: &StsReport) {
-        let scores: Vec<String> = report
-            .dims
-            .iter()
-            .map(|(d, s)| format!("{d}:{:.2}", s.spearman))
-            .collect();
-        let line = format!("dev Spearman after {step} steps: {}", scores.join(" "));
-        match &self.bar {
-            Some(bar) => bar.println(line),
-            None => eprintln!("{line}"),
-        }
-    }
-
-    fn on_checkpoint(&mut self, step: usize, dir: &std::path::Path) {
-        let line = format!("checkpoint after {step} steps: {}", dir.display());
-        match &self.bar {
-            Some(bar) => bar.println(line),
-            None => eprintln!("{line}"),
-        }
-    }
+/// The dev line of an STS evaluation.
+fn describe_sts(step: usize, report: &StsReport) -> String {
+    let scores: Vec<String> = report
+        .dims
+        .iter()
+        .map(|(d, s)| format!("{d}:{:.2}", s.spearman))
+        .collect();
+    format!("dev Spearman after {step} steps: {}", scores.join(" "))
 }
 
 /// Runs `mrl train`.
@@ -183,16 +123,10 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         }
     }
 
-    let mut progress = Progress {
-        bar: None,
-        every: 1,
-        start: Instant::now(),
-    };
+    let mut progress = TrainProgress::new(summarize, describe_sts, None);
     let until = args.stop_after.map(|n| trainer.step() + n as usize);
     let summary = trainer.run(&mut progress, until)?;
-    if let Some(bar) = &progress.bar {
-        bar.finish_and_clear();
-    }
+    progress.finish();
     let steps_per_s = summary.steps_run as f64 / summary.train_seconds.max(1e-9);
     eprintln!(
         "{} steps in {:.1} s of training ({steps_per_s:.3} steps/s); step {}/{}",
@@ -267,7 +201,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
 }
 
 /// `s` as one shell word (single-quoted when it holds anything but safe characters).
-fn shell_quote(s: &str) -> String {
+pub(crate) fn shell_quote(s: &str) -> String {
     let safe = |c: char| c.is_ascii_alphanumeric() || "-_./=:,@+".contains(c);
     if !s.is_empty() && s.chars().all(safe) {
         s.to_string()

@@ -451,3 +451,31 @@ mod tests {
         );
     }
 }
+
+/// Parses a half-open range of 0-based record indices, `"START..END"` (e.g. `"1900..2000"`:
+/// Dolly's test records).
+///
+/// # Errors
+/// [`EvalError::InvalidArgument`] unless the text is two integers around `..` with
+/// `START < END`.
+pub fn parse_record_range(text: &str) -> Result<std::ops::Range<usize>> {
+    let invalid = |message: String| EvalError::InvalidArgument {
+        name: "records",
+        message,
+    };
+    let (start, end) = text
+        .split_once("..")
+        .ok_or_else(|| invalid(format!("expected START..END (e.g. 1900..2000), got {text:?}")))?;
+    let number = |s: &str| {
+        s.trim()
+            .parse::<usize>()
+            .map_err(|_| invalid(format!("{s:?} in {text:?} is not a record index")))
+    };
+    let (start, end) = (number(start)?, number(end)?);
+    if start >= end {
+        return Err(invalid(format!(
+            "{text:?} is empty: START must be below END"
+        )));
+    }
+    Ok(start..end)
+}

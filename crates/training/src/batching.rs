@@ -15,13 +15,17 @@ pub struct Batching {
     pub pool_batches: usize,
     /// The run's seed.
     pub seed: u64,
+    /// A trailing batch smaller than this is dropped (2 for in-batch negatives, 1 when every
+    /// example stands alone).
+    pub min_batch: usize,
 }
 
 impl Batching {
-    /// Batches per epoch for `n` examples (a trailing batch of fewer than two examples is
-    /// dropped: in-batch negatives need two).
+    /// Batches per epoch for `n` examples (a trailing batch of fewer than `min_batch`
+    /// examples is dropped).
     pub fn batches_per_epoch(&self, n: usize) -> usize {
-        n / self.batch_size + usize::from(n % self.batch_size >= 2)
+        let min = self.min_batch.max(1);
+        n / self.batch_size + usize::from(n % self.batch_size >= min)
     }
 
     /// The batches (example indices) of epoch `epoch`: shuffle with `(seed, epoch)`; with length
@@ -41,7 +45,7 @@ impl Batching {
         }
         let mut batches: Vec<Vec<usize>> = order
             .chunks(self.batch_size)
-            .filter(|b| b.len() >= 2)
+            .filter(|b| b.len() >= self.min_batch.max(1))
             .map(|b| b.to_vec())
             .collect();
         if self.length_grouping {

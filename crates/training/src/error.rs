@@ -80,6 +80,14 @@ pub enum TrainError {
         /// Its value.
         value: f64,
     },
+    /// The teacher cache is missing, stale or corrupt.
+    #[error("teacher cache {dir}: {message}")]
+    Cache {
+        /// The cache directory (or shard).
+        dir: PathBuf,
+        /// What is wrong and how to fix it.
+        message: String,
+    },
     /// The dev-set evaluation failed.
     #[error("dev evaluation: {0}")]
     Eval(String),

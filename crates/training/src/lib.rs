@@ -10,6 +10,8 @@
 //! - [`observer`] — step reports, observers (progress bars) and run summaries;
 //! - [`embedding`] — the embedding task (`mrl train`): a BERT- or Llama-family backbone and a
 //!   Matryoshka objective (MRL, ESE, 2D, MIPIC), STS evaluation, sentence-transformers export;
+//! - [`distill`] — the distillation task (`mrl distill`): a decoder student, a live or cached
+//!   decoder teacher, `(1 − α)·CE + α·KD`, Hugging Face export;
 //!
 //! # Determinism
 //! The data order, dropout masks and the losses' sampling are functions of `(seed, step)`, so
@@ -20,6 +22,7 @@ pub mod batching;
 pub mod checkpoint;
 pub mod clipping;
 pub mod config;
+pub mod distill;
 pub mod embedding;
 pub mod error;
 pub mod observer;

@@ -247,26 +247,7 @@ impl LlamaModel {
         layers: LayerSelection,
         device: &Device,
     ) -> Result<(LlamaConfig, Self)> {
-        let (dir, gguf_path) = if path.is_file() {
-            (
-                path.parent().unwrap_or(Path::new(".")).to_path_buf(),
-                Some(path.to_path_buf()),
-            )
-        } else {
-            let safetensors = path.join(super::WEIGHTS_FILE);
-            let gguf = find_gguf(path)?;
-            if gguf.is_none() && !safetensors.is_file() {
-                return Err(ModelError::Io {
-                    path: safetensors,
-                    source: std::io::Error::new(
-                        std::io::ErrorKind::NotFound,
-                        "no model.safetensors and no *.gguf file in the directory",
-                    ),
-                });
-            }
-            let gguf = if safetensors.is_file() { None } else { gguf };
-            (path.to_path_buf(), gguf)
-        };
+        let (dir, gguf_path) = locate(path)?;
         let config_path = dir.join(super::CONFIG_FILE);
         match gguf_path {
             Some(gguf_path) => {
@@ -287,6 +268,47 @@ impl LlamaModel {
             }
         }
     }
+}
+
+impl LlamaConfig {
+    /// The config of the model [`LlamaModel::from_pretrained`] would load from `path`, without
+    /// reading the weights: `config.json` when present, else the GGUF metadata.
+    ///
+    /// # Errors
+    /// As [`LlamaModel::from_pretrained`].
+    pub fn from_pretrained(path: &Path) -> Result<Self> {
+        let (dir, gguf_path) = locate(path)?;
+        let config_path = dir.join(super::CONFIG_FILE);
+        match gguf_path {
+            Some(gguf_path) if !config_path.is_file() => {
+                LlamaConfig::from_gguf(&GgufFile::open(&gguf_path)?, &gguf_path)
+            }
+            _ => LlamaConfig::from_hf_json(&config_path),
+        }
+    }
+}
+
+/// The directory of a model path and its GGUF file, if the weights are GGUF.
+fn locate(path: &Path) -> Result<(std::path::PathBuf, Option<std::path::PathBuf>)> {
+    if path.is_file() {
+        return Ok((
+            path.parent().unwrap_or(Path::new(".")).to_path_buf(),
+            Some(path.to_path_buf()),
+        ));
+    }
+    let safetensors = path.join(super::WEIGHTS_FILE);
+    let gguf = find_gguf(path)?;
+    if gguf.is_none() && !safetensors.is_file() {
+        return Err(ModelError::Io {
+            path: safetensors,
+            source: std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "no model.safetensors and no *.gguf file in the directory",
+            ),
+        });
+    }
+    let gguf = if safetensors.is_file() { None } else { gguf };
+    Ok((path.to_path_buf(), gguf))
 }
 
 /// The single `*.gguf` file in `dir`, if any.

@@ -125,6 +125,7 @@ impl EmbeddingTask {
             length_grouping: config.training.length_grouping,
             pool_batches: config.training.pool_batches,
             seed: config.seed,
+            min_batch: 2,
         };
         let dev = match &config.eval {
             Some(e) => {

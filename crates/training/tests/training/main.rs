@@ -7,6 +7,8 @@ mod checkpoint;
 mod common;
 mod config;
 mod data;
+mod distill;
+mod distill_smollm2;
 mod presets;
 mod runs;
 mod schedule;

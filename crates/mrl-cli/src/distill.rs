@@ -1,0 +1,318 @@
+//! `mrl distill`: distil a Llama-family teacher into a student from a TOML config — train
+//! (with the shared loop: checkpoints, `--resume`, the NaN guard, a progress bar with the loss
+//! breakdown and tokens/s), `cache` (run the teacher once and store its top-k targets) or
+//! `--eval-only` (measure teacher and student on a file without training).
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use training::distill::cache::{write_cache, CacheOutcome};
+use training::distill::{
+    eos_token, load_tokenizer, measure::measure, resolve_teacher, DistillConfig, DistillData,
+    DistillEval, DistillTask,
+};
+use training::StepReport;
+
+use crate::progress::{bar, TrainProgress};
+
+/// Arguments of `mrl distill`.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct DistillArgs {
+    /// Write the teacher cache instead of training.
+    #[command(subcommand)]
+    pub command: Option<DistillCommand>,
+    /// The TOML config (see `configs/kd-smollm2.toml`).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Continue from the newest checkpoint in `<output_dir>/checkpoints`.
+    #[arg(long)]
+    pub resume: bool,
+    /// Override a config key, e.g. `--set training.steps=50` (repeatable; TOML values);
+    /// `--set key=` removes the key.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub overrides: Vec<String>,
+    /// Stop after this many steps, at least 1 (a checkpoint is written; continue with
+    /// `--resume`).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub stop_after: Option<u64>,
+    /// Do not export the student at the end.
+    #[arg(long)]
+    pub no_export: bool,
+    /// Run no step: measure the config's (untrained) student against the live teacher on
+    /// `--data` and print the loss breakdown and the cross-entropies and divergences.
+    #[arg(long, requires = "data")]
+    pub eval_only: bool,
+    /// With `--eval-only`: the JSONL file to measure (every record).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// With `--eval-only`: also write the report as JSON to this file.
+    #[arg(long, requires = "eval_only")]
+    pub json: Option<PathBuf>,
+}
+
+/// `mrl distill cache`.
+#[derive(Debug, Subcommand)]
+pub enum DistillCommand {
+    /// Run the teacher once over the config's training (and `[eval]`) records and store its
+    /// top-k next-token log-probabilities and tail mass in `[cache] dir`.
+    Cache(CacheArgs),
+}
+
+/// Arguments of `mrl distill cache`.
+#[derive(Debug, Args)]
+pub struct CacheArgs {
+    /// The TOML config; its `[cache]` section says where and how many tokens to keep.
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Override a config key (as for training).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub overrides: Vec<String>,
+    /// Replace a cache that exists but does not match the config.
+    #[arg(long)]
+    pub force: bool,
+    /// Records per teacher forward pass.
+    #[arg(long, default_value_t = 8)]
+    pub batch_size: usize,
+}
+
+/// Runs `mrl distill`.
+pub fn run(args: DistillArgs) -> anyhow::Result<()> {
+    if let Some(DistillCommand::Cache(cache)) = args.command {
+        return run_cache(cache);
+    }
+    let config_path = args
+        .config
+        .clone()
+        .context("--config is required (e.g. --config configs/kd-smollm2.toml)")?;
+    let config = DistillConfig::from_file(&config_path, &args.overrides)?;
+    if args.eval_only {
+        return run_eval_only(&args, config);
+    }
+    let wall = Instant::now();
+    let device = config.device.device()?;
+    let mut trainer = if args.resume {
+        DistillTask::resume(config, &device)?
+    } else {
+        DistillTask::trainer(config, &device)?
+    };
+    let config = trainer.task().config().clone();
+    let out_dir = config.output_dir();
+    {
+        let task = trainer.task();
+        let (s, t) = (task.student_config(), task.teacher_config());
+        eprintln!(
+            "teacher {} ({} layers, hidden {}; {}); student {} layers, hidden {}, {} head; {} on \
+             {} records ({} response positions) from {}; {} steps of batch {} (starting at {}); \
+             device {:?}; output {}",
+            task.teacher_path().display(),
+            t.num_hidden_layers,
+            t.hidden_size,
+            task.teacher_kind(),
+            s.num_hidden_layers,
+            s.hidden_size,
+            if s.tie_word_embeddings { "tied" } else { "untied" },
+            objective_name(&config),
+            task.train_data().len(),
+            task.train_data().num_targets(),
+            config.data.path,
+            trainer.total_steps(),
+            config.training.batch_size,
+            trainer.step(),
+            config.device,
+            out_dir.display()
+        );
+    }
+    let mut progress = TrainProgress::new(summarize, describe_eval, Some("tokens"));
+    let until = args.stop_after.map(|n| trainer.step() + n as usize);
+    let summary = trainer.run(&mut progress, until)?;
+    progress.finish();
+    let seconds = summary.train_seconds.max(1e-9);
+    eprintln!(
+        "{} steps in {:.1} s of training ({:.3} steps/s, {:.0} tokens/s); step {}/{}",
+        summary.steps_run,
+        summary.train_seconds,
+        summary.steps_run as f64 / seconds,
+        summary.items as f64 / seconds,
+        trainer.step(),
+        trainer.total_steps()
+    );
+    if trainer.step() < trainer.total_steps() {
+        let overrides: String = args
+            .overrides
+            .iter()
+            .map(|o| format!(" --set {}", crate::train::shell_quote(o)))
+            .collect();
+        eprintln!(
+            "stopped early; continue with `mrl distill --config {}{overrides} --resume`",
+            crate::train::shell_quote(&config_path.display().to_string())
+        );
+        return Ok(());
+    }
+    if let Some(before) = &summary.before {
+        println!("{}", describe_eval(0, before));
+    }
+    if let Some((step, after)) = summary.evals.last() {
+        println!("{}", describe_eval(*step, after));
+    }
+    if !args.no_export {
+        let dir = out_dir.join("student");
+        trainer.task().export(trainer.model(), &dir)?;
+        eprintln!(
+            "exported {} (Hugging Face layout; `mrl eval --task instruct --model {}`)",
+            dir.display(),
+            dir.display()
+        );
+    }
+    eprintln!("wall time {:.1} s", wall.elapsed().as_secs_f64());
+    Ok(())
+}
+
+fn objective_name(config: &DistillConfig) -> String {
+    let o = &config.objective;
+    if o.alpha == 0.0 {
+        return "SFT (α = 0: cross-entropy only)".into();
+    }
+    format!(
+        "(1 − {a})·CE + {a}·{} at τ = {}{}",
+        o.divergence.name(),
+        o.temperature,
+        if o.temperature_squared { " ×τ²" } else { "" },
+        a = o.alpha
+    )
+}
+
+/// `loss 3.41 ce 4.20 kd 2.62`.
+fn summarize(report: &StepReport) -> String {
+    let mut parts = vec![format!("loss {:.4}", report.loss())];
+    for (name, v) in report.terms.iter().skip(1) {
+        if name == "ce" || name == "kd" {
+            parts.push(format!("{name} {v:.3}"));
+        }
+    }
+    parts.join(" ")
+}
+
+fn describe_eval(step: usize, eval: &DistillEval) -> String {
+    let kd = eval.kd.map(|k| format!(" kd {k:.4}")).unwrap_or_default();
+    format!(
+        "dev after {step} steps: loss {:.4} ce {:.4}{kd} ({} positions)",
+        eval.loss, eval.ce, eval.positions
+    )
+}
+
+/// `mrl distill cache`.
+fn run_cache(args: CacheArgs) -> anyhow::Result<()> {
+    let config = DistillConfig::from_file(&args.config, &args.overrides)?;
+    let start = Instant::now();
+    let progress = bar(0, "teacher");
+    let outcome = write_cache(&config, args.batch_size, args.force, |done, total| {
+        progress.set_length(total as u64);
+        progress.set_position(done as u64);
+    })?;
+    progress.finish_and_clear();
+    let dir = config.cache_dir().expect("write_cache checked [cache]");
+    match outcome {
+        CacheOutcome::UpToDate => eprintln!("{} is up to date", dir.display()),
+        CacheOutcome::Written {
+            manifest,
+            records,
+            positions,
+            bytes,
+        } => eprintln!(
+            "wrote {}: {records} records, {positions} positions, top-{} at τ = {}, {} shards, \
+             {:.1} MB, in {:.1} s",
+            dir.display(),
+            manifest.key.top_k,
+            manifest.key.temperature,
+            manifest.parts.values().map(|p| p.shards.len()).sum::<usize>(),
+            bytes as f64 / 1e6,
+            start.elapsed().as_secs_f64()
+        ),
+    }
+    Ok(())
+}
+
+/// `mrl distill --eval-only`.
+fn run_eval_only(args: &DistillArgs, config: DistillConfig) -> anyhow::Result<()> {
+    let data_path = args.data.clone().expect("clap requires --data");
+    let teacher_path = resolve_teacher(&config.teacher.path)?;
+    let device = config.device.device()?;
+    let (teacher_config, teacher) =
+        models::LlamaModel::from_pretrained(&teacher_path, models::LayerSelection::All, &device)
+            .with_context(|| format!("loading the teacher {}", teacher_path.display()))?;
+    device.seed(mrl_common::SplitMix64::with_stream(config.seed, 0x57DE_0000).next_u64());
+    let (_, student) = models::llama::build_student(&teacher_path, &config.student, &device)?;
+    let tokenizer = load_tokenizer(&teacher_path)?;
+    let eos = eos_token(&teacher_config)?;
+    let data = DistillData::load(
+        &data_path,
+        None,
+        "--data",
+        &tokenizer,
+        eos,
+        config.data.max_length,
+    )?;
+    let objective = config
+        .objective
+        .kd_objective()
+        .try_init()
+        .map_err(|e| anyhow::anyhow!("objective: {e}"))?;
+    eprintln!(
+        "measuring {} records ({} response positions) of {}: teacher {}, student {}",
+        data.len(),
+        data.num_targets(),
+        data_path.display(),
+        teacher_path.display(),
+        objective_name(&config)
+    );
+    let progress = bar(data.len(), "measuring");
+    let batch_size = config.eval.as_ref().map_or(8, |e| e.batch_size);
+    let top_k = config.cache.as_ref().map_or(64, |c| c.top_k);
+    let report = measure(
+        &student,
+        &teacher,
+        &objective,
+        &data,
+        batch_size,
+        top_k,
+        &device,
+        |done| progress.set_position(done as u64),
+    )?;
+    progress.finish_and_clear();
+    let kd = &report.kd;
+    println!(
+        "{} records, {} positions\nteacher CE {:.4}  student CE {:.4}  FKL {:.4}  RKL {:.4}  \
+         JSD {:.5}  τ²·KL(τ=2) {:.4}  top-1 agreement {:.2}%\nFKL with the teacher's top-{} \
+         + tail: {:.4}",
+        report.records,
+        report.positions,
+        kd.teacher_ce,
+        kd.student_ce,
+        kd.fkl,
+        kd.rkl,
+        kd.jsd,
+        kd.kl_tau2_scaled,
+        kd.top1_agreement * 100.0,
+        kd.top_k,
+        kd.fkl_top_k
+    );
+    let terms: Vec<String> = report.loss.iter().map(|(k, v)| format!("{k} {v:.4}")).collect();
+    println!("objective: {}", terms.join("  "));
+    if let Some(path) = &args.json {
+        let json = serde_json::json!({
+            "config": args.config.as_ref().map(|p| p.display().to_string()),
+            "data": data_path.display().to_string(),
+            "records": report.records,
+            "positions": report.positions,
+            "loss": report.loss,
+            "kd": report.kd,
+        });
+        models::error::write_atomic(path, &serde_json::to_vec_pretty(&json)?)
+            .with_context(|| format!("--json {}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}

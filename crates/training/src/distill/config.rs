@@ -1,0 +1,309 @@
+//! The TOML config of a distillation run (`mrl distill`): every section rejects unknown keys,
+//! and [`DistillConfig::validate`] names the key of any bad value.
+//!
+//! ```toml
+//! seed = 42
+//! device = "flex"
+//! output_dir = "runs/kd-smollm2"
+//!
+//! [teacher]
+//! path = "${MRL_SHARED}/models/SmolLM2-135M-Instruct-Q4_1"   # a directory, a .gguf file or a Hugging Face id
+//!
+//! [student]
+//! init = "first_layers"            # first_layers | fresh
+//! layers = 10
+//!
+//! [data]
+//! path = "${MRL_SHARED}/data/dolly_2k.jsonl"   # JSONL {"instruction", "response"}
+//! records = "0..1900"
+//! max_length = 128
+//!
+//! [objective]
+//! alpha = 0.5                      # (1 − α)·CE + α·KD
+//! temperature = 1.0
+//! divergence = { kind = "forward_kl" }
+//!
+//! [cache]                          # optional: read the teacher from `mrl distill cache`
+//! dir = "runs/kd-smollm2/teacher-cache"
+//! top_k = 64
+//!
+//! [training]
+//! batch_size = 8
+//! steps = 200
+//!
+//! [eval]                           # optional: dev loss every N steps
+//! records = "1900..2000"
+//! every = 50
+//! ```
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use distill_objectives::{Divergence, KdLossConfig, KdObjectiveConfig};
+use models::llama::StudentInit;
+use mrl_common::DeviceKind;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{bad, expand_path, CheckpointSection, LoopSettings, OptimizerSection, TrainingSection};
+use crate::error::Result;
+
+/// A whole distillation run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DistillConfig {
+    /// Seed of the data order and of a fresh student's initialisation. Default `42`.
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// Backend: `flex` (default), `ndarray`, `wgpu` or `cuda` (each needs its cargo feature).
+    #[serde(default)]
+    pub device: DeviceKind,
+    /// Where checkpoints, the exported student and the reports go.
+    pub output_dir: String,
+    /// The teacher (a Llama-family decoder).
+    pub teacher: TeacherSection,
+    /// How the student is made from the teacher.
+    pub student: StudentInit,
+    /// The training data.
+    pub data: DataSection,
+    /// The loss.
+    pub objective: ObjectiveSection,
+    /// Read the teacher's targets from a cache instead of running it (optional).
+    #[serde(default)]
+    pub cache: Option<CacheSection>,
+    /// AdamW and the learning-rate schedule; `head_lr` is the projectors' group.
+    #[serde(default)]
+    pub optimizer: OptimizerSection,
+    /// Batch size and length of the run.
+    pub training: TrainingSection,
+    /// Dev-set evaluation during training (optional).
+    #[serde(default)]
+    pub eval: Option<EvalSection>,
+    /// Checkpointing.
+    #[serde(default)]
+    pub checkpoint: CheckpointSection,
+}
+
+fn default_seed() -> u64 {
+    42
+}
+
+/// `[teacher]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TeacherSection {
+    /// A model directory (Hugging Face layout or one `*.gguf`), a `.gguf` file, or a Hugging
+    /// Face id (see [`models::resolve_model`]).
+    pub path: String,
+}
+
+/// `[data]`: JSONL records `{"instruction": …, "response": …}`, rendered with
+/// [`mrl_eval::instruct::PROMPT_TEMPLATE`] + response + EOS, no BOS, the prompt masked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataSection {
+    /// The JSONL file.
+    pub path: String,
+    /// The records to train on, a half-open range of 0-based record indices such as
+    /// `"0..1900"`. Default: every record.
+    #[serde(default)]
+    pub records: Option<String>,
+    /// Truncation length in tokens (prompt + response + EOS). Default `128`.
+    #[serde(default = "default_max_length")]
+    pub max_length: usize,
+}
+
+fn default_max_length() -> usize {
+    128
+}
+
+/// `[objective]`: `(1 − α)·CE + α·KD`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectiveSection {
+    /// Weight of the distillation term. Default `0.5` (DSKD's kd_rate).
+    #[serde(default = "default_alpha")]
+    pub alpha: f64,
+    /// Softmax temperature of both distributions in the divergence. Default `1`.
+    #[serde(default = "default_temperature")]
+    pub temperature: f64,
+    /// Multiply the divergence by `τ²` (Hinton's scaling). Default `false` (DSKD).
+    #[serde(default)]
+    pub temperature_squared: bool,
+    /// The divergence, e.g. `{ kind = "forward_kl" }` or
+    /// `{ kind = "skewed_reverse_kl", lambda = 0.1 }`.
+    pub divergence: Divergence,
+}
+
+fn default_alpha() -> f64 {
+    0.5
+}
+fn default_temperature() -> f64 {
+    1.0
+}
+
+impl ObjectiveSection {
+    /// The objective of `distill-objectives`.
+    pub fn kd_objective(&self) -> KdObjectiveConfig {
+        KdObjectiveConfig::new(
+            KdLossConfig::new(self.divergence.clone())
+                .with_temperature(self.temperature)
+                .with_temperature_squared(self.temperature_squared),
+        )
+        .with_alpha(self.alpha)
+    }
+}
+
+/// `[cache]`: the teacher's top-k next-token distribution per response position, written by
+/// `mrl distill cache`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheSection {
+    /// The cache directory.
+    pub dir: String,
+    /// Teacher tokens kept per position. Default `64`.
+    #[serde(default = "default_top_k")]
+    pub top_k: usize,
+    /// Records per shard file. Default `256`.
+    #[serde(default = "default_shard_records")]
+    pub shard_records: usize,
+}
+
+fn default_top_k() -> usize {
+    64
+}
+fn default_shard_records() -> usize {
+    256
+}
+
+/// `[eval]`: the objective's terms, the student's CE and the divergence on held-out records.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvalSection {
+    /// A JSONL file; default: `data.path`.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// Its records, e.g. `"1900..2000"`. Default: every record.
+    #[serde(default)]
+    pub records: Option<String>,
+    /// Evaluate every N steps (and at the end); `0` = only before and after training.
+    #[serde(default)]
+    pub every: usize,
+    /// Records per forward pass. Default `8`.
+    #[serde(default = "default_eval_batch")]
+    pub batch_size: usize,
+    /// Evaluate before training too. Default `true`.
+    #[serde(default = "crate::config::default_true")]
+    pub before: bool,
+}
+
+fn default_eval_batch() -> usize {
+    8
+}
+
+/// Parses a half-open record range `"START..END"`; `key` names it in errors.
+///
+/// # Errors
+/// [`TrainError::ConfigValue`](crate::TrainError::ConfigValue) for anything but two integers
+/// with `START < END`.
+pub fn parse_records(key: &str, text: &str) -> Result<Range<usize>> {
+    mrl_eval::instruct::parse_record_range(text).map_err(|e| bad(key, e.to_string()))
+}
+
+impl DistillConfig {
+    /// Reads and validates a TOML config, applying `overrides` (`key.path=value`) first.
+    ///
+    /// # Errors
+    /// As [`crate::embedding::EmbeddingConfig::from_file`].
+    pub fn from_file(path: &Path, overrides: &[String]) -> Result<Self> {
+        let config: Self = crate::config::read_toml(path, overrides)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// [`DistillConfig::from_file`] on a string; `origin` names it in errors.
+    ///
+    /// # Errors
+    /// As [`DistillConfig::from_file`].
+    pub fn from_toml_str(text: &str, origin: &Path, overrides: &[String]) -> Result<Self> {
+        let config: Self = crate::config::parse_toml(text, origin, overrides)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks every value that does not depend on the models (student layers against the
+    /// teacher's depth are checked when the student is built).
+    ///
+    /// # Errors
+    /// [`TrainError::ConfigValue`](crate::TrainError::ConfigValue) naming the key.
+    pub fn validate(&self) -> Result<()> {
+        self.optimizer.validate()?;
+        self.training.validate(1, "at least one record per step")?;
+        self.checkpoint.validate()?;
+        for (key, value) in [
+            ("teacher.path", &self.teacher.path),
+            ("data.path", &self.data.path),
+            ("output_dir", &self.output_dir),
+        ] {
+            if value.trim().is_empty() {
+                return Err(bad(key, "is empty"));
+            }
+        }
+        if self.data.max_length < 2 {
+            return Err(bad(
+                "data.max_length",
+                format!("must be >= 2 (a prompt token and a response token), got {}", self.data.max_length),
+            ));
+        }
+        if let Some(r) = &self.data.records {
+            parse_records("data.records", r)?;
+        }
+        self.objective
+            .kd_objective()
+            .try_init()
+            .map_err(|e| bad("objective", e.to_string()))?;
+        if let Some(cache) = &self.cache {
+            if cache.dir.trim().is_empty() {
+                return Err(bad("cache.dir", "is empty"));
+            }
+            if cache.top_k == 0 {
+                return Err(bad("cache.top_k", "must be >= 1"));
+            }
+            if cache.shard_records == 0 {
+                return Err(bad("cache.shard_records", "must be >= 1"));
+            }
+        }
+        if let Some(eval) = &self.eval {
+            if eval.batch_size == 0 {
+                return Err(bad("eval.batch_size", "must be >= 1"));
+            }
+            if let Some(r) = &eval.records {
+                parse_records("eval.records", r)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `output_dir` with `${MRL_SHARED}` expanded.
+    pub fn output_dir(&self) -> PathBuf {
+        expand_path(&self.output_dir)
+    }
+
+    /// The cache directory, when the run reads one.
+    pub fn cache_dir(&self) -> Option<PathBuf> {
+        self.cache.as_ref().map(|c| expand_path(&c.dir))
+    }
+
+    /// What the training loop reads, for data of `batches_per_epoch` batches.
+    pub fn loop_settings(&self, batches_per_epoch: usize) -> LoopSettings {
+        LoopSettings {
+            seed: self.seed,
+            optimizer: self.optimizer.clone(),
+            total_steps: self.training.total_steps(batches_per_epoch),
+            log_every: self.training.log_every,
+            checkpoint: self.checkpoint.clone(),
+            eval_every: self.eval.as_ref().map_or(0, |e| e.every),
+            eval_before: self.eval.as_ref().is_some_and(|e| e.before),
+            output_dir: self.output_dir(),
+        }
+    }
+}

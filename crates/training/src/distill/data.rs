@@ -1,0 +1,237 @@
+//! Distillation examples: instruction records rendered as
+//! [`PROMPT_TEMPLATE`](mrl_eval::instruct::PROMPT_TEMPLATE) + response + EOS, tokenized
+//! without special tokens (no BOS), truncated to `max_length`, with a mask of the response
+//! tokens (the prompt is masked out of every loss).
+//!
+//! A token belongs to the response when its first **character** (the tokenizer's char
+//! offsets, not bytes: Dolly has "•" and curly quotes) is at or after the end of the prompt.
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use mrl_eval::instruct::{render_prompt, InstructRecord};
+use tokenizers::Tokenizer;
+
+use crate::error::{Result, TrainError};
+
+/// One tokenized record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DistillExample {
+    /// The record's 0-based index in its file.
+    pub record: usize,
+    /// Token ids, prompt then response then EOS (unless truncated), at most `max_length`.
+    pub ids: Vec<u32>,
+    /// `true` for a response token (EOS included), `false` for a prompt token.
+    pub response: Vec<bool>,
+    /// Character offsets `[start, end)` of every token in the rendered text (EOS: the end of
+    /// the text, empty).
+    pub offsets: Vec<(usize, usize)>,
+}
+
+impl DistillExample {
+    /// The number of tokens.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// Whether there are no tokens (never, for an example built here).
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// The next-token positions `t` (`0..len − 1`) whose target `ids[t + 1]` is a response
+    /// token: where the losses are counted.
+    pub fn target_positions(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.len().saturating_sub(1)).filter(|&t| self.response[t + 1])
+    }
+
+    /// The number of counted next-token positions.
+    pub fn num_targets(&self) -> usize {
+        self.target_positions().count()
+    }
+}
+
+/// Tokenized records of one JSONL file.
+#[derive(Debug, Clone)]
+pub struct DistillData {
+    /// The file.
+    pub path: PathBuf,
+    /// Which of its records.
+    pub records: Range<usize>,
+    /// One per record.
+    pub examples: Vec<DistillExample>,
+}
+
+impl DistillData {
+    /// Reads `path` (JSONL `{"instruction", "response"}`), keeps `records` (all when `None`)
+    /// and tokenizes them.
+    ///
+    /// # Errors
+    /// [`TrainError::Eval`] wrapping a malformed line (its number) or a missing file;
+    /// [`TrainError::ConfigValue`] naming `key` for a range beyond the file;
+    /// [`TrainError::Data`] for a record whose prompt does not leave room for a response
+    /// token within `max_length`.
+    pub fn load(
+        path: &Path,
+        records: Option<Range<usize>>,
+        key: &str,
+        tokenizer: &Tokenizer,
+        eos: u32,
+        max_length: usize,
+    ) -> Result<Self> {
+        let all = mrl_eval::instruct::read_instruct_jsonl(path)
+            .map_err(|e| TrainError::Eval(e.to_string()))?;
+        let records = records.unwrap_or(0..all.len());
+        if records.end > all.len() {
+            return Err(crate::config::bad(
+                key,
+                format!(
+                    "records {}..{} asked, {} has {} records",
+                    records.start,
+                    records.end,
+                    path.display(),
+                    all.len()
+                ),
+            ));
+        }
+        let examples = records
+            .clone()
+            .map(|i| tokenize_record(&all[i], i, tokenizer, eos, max_length, path))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            records,
+            examples,
+        })
+    }
+
+    /// The number of examples.
+    pub fn len(&self) -> usize {
+        self.examples.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.examples.is_empty()
+    }
+
+    /// Counted next-token positions over every example.
+    pub fn num_targets(&self) -> usize {
+        self.examples.iter().map(DistillExample::num_targets).sum()
+    }
+}
+
+/// Tokenizes one record (see the [module docs](self)); `index` and `path` name it in errors.
+///
+/// # Errors
+/// [`TrainError::Data`] when the tokenizer fails or when the prompt alone fills `max_length`.
+pub fn tokenize_record(
+    record: &InstructRecord,
+    index: usize,
+    tokenizer: &Tokenizer,
+    eos: u32,
+    max_length: usize,
+    path: &Path,
+) -> Result<DistillExample> {
+    let data_err = |message: String| TrainError::Data {
+        path: path.to_path_buf(),
+        line: index + 1,
+        message,
+    };
+    let prompt = render_prompt(&record.instruction);
+    let prompt_chars = prompt.chars().count();
+    let text = format!("{prompt}{}", record.response);
+    let encoding = tokenizer
+        .encode_char_offsets(text.as_str(), false)
+        .map_err(|e| data_err(format!("record {index}: tokenizer: {e}")))?;
+    let mut ids = encoding.get_ids().to_vec();
+    let mut offsets = encoding.get_offsets().to_vec();
+    let mut response: Vec<bool> = offsets.iter().map(|&(s, _)| s >= prompt_chars).collect();
+    let prompt_tokens = response.iter().take_while(|r| !**r).count();
+    let text_chars = text.chars().count();
+    ids.push(eos);
+    offsets.push((text_chars, text_chars));
+    response.push(true);
+    if prompt_tokens >= max_length {
+        return Err(data_err(format!(
+            "record {index}: the prompt alone is {prompt_tokens} tokens, which leaves no room for \
+             the response within data.max_length = {max_length}"
+        )));
+    }
+    ids.truncate(max_length);
+    offsets.truncate(max_length);
+    response.truncate(max_length);
+    Ok(DistillExample {
+        record: index,
+        ids,
+        response,
+        offsets,
+    })
+}
+
+/// A padded batch on a device: inputs for the decoder and the aligned next-token targets.
+///
+/// # Shapes
+/// - `input_ids`, `attention_mask`: `[batch, seq]` (right padding)
+/// - `targets`, `target_mask`: `[batch, seq − 1]`: `targets[b, t] = input_ids[b, t + 1]`,
+///   `target_mask[b, t] = 1` where that target is a response token
+#[derive(Debug, Clone)]
+pub struct DistillBatch {
+    /// Token ids, padded with 0.
+    pub input_ids: Tensor<2, Int>,
+    /// 1 for a real token.
+    pub attention_mask: Tensor<2, Int>,
+    /// Next-token targets.
+    pub targets: Tensor<2, Int>,
+    /// 1.0 where the target counts.
+    pub target_mask: Tensor<2>,
+    /// Real tokens in the batch.
+    pub tokens: usize,
+    /// Counted target positions.
+    pub targets_counted: usize,
+}
+
+impl DistillBatch {
+    /// Pads `examples` to the longest one.
+    ///
+    /// # Panics
+    /// If `examples` is empty or an example has fewer than two tokens.
+    pub fn new(examples: &[&DistillExample], device: &Device) -> Self {
+        assert!(!examples.is_empty(), "a batch needs at least one example");
+        let seq = examples.iter().map(|e| e.len()).max().expect("non-empty");
+        assert!(seq >= 2, "examples need at least two tokens, got {seq}");
+        let batch = examples.len();
+        let mut ids = vec![0i64; batch * seq];
+        let mut mask = vec![0i64; batch * seq];
+        let mut targets = vec![0i64; batch * (seq - 1)];
+        let mut target_mask = vec![0f32; batch * (seq - 1)];
+        for (b, e) in examples.iter().enumerate() {
+            for (t, &id) in e.ids.iter().enumerate() {
+                ids[b * seq + t] = i64::from(id);
+                mask[b * seq + t] = 1;
+                if t > 0 {
+                    targets[b * (seq - 1) + t - 1] = i64::from(id);
+                    if e.response[t] {
+                        target_mask[b * (seq - 1) + t - 1] = 1.0;
+                    }
+                }
+            }
+        }
+        let tokens = examples.iter().map(|e| e.len()).sum();
+        let targets_counted = examples.iter().map(|e| e.num_targets()).sum();
+        Self {
+            input_ids: Tensor::from_data(TensorData::new(ids, [batch, seq]), device),
+            attention_mask: Tensor::from_data(TensorData::new(mask, [batch, seq]), device),
+            targets: Tensor::from_data(TensorData::new(targets, [batch, seq - 1]), device),
+            target_mask: Tensor::from_data(TensorData::new(target_mask, [batch, seq - 1]), device),
+            tokens,
+            targets_counted,
+        }
+    }
+
+    /// `[batch, seq]`.
+    pub fn dims(&self) -> [usize; 2] {
+        self.input_ids.dims()
+    }
+}

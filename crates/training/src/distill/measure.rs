@@ -1,0 +1,163 @@
+//! Measuring a student against its teacher over a whole file, without training
+//! (`mrl distill --eval-only`): the objective's breakdown and the reference block of
+//! cross-entropies and divergences.
+
+use std::collections::BTreeMap;
+
+use burn::nn::loss::Reduction;
+use burn::tensor::{Device, ElementConversion, Tensor};
+use distill_objectives::{
+    masked_cross_entropy, teacher_top_k, top1_agreement, Divergence, KdLossConfig, KdObjective, TeacherTarget,
+};
+use models::LlamaModel;
+use serde::{Deserialize, Serialize};
+
+use super::data::{DistillBatch, DistillData, DistillExample};
+use super::next_token_logits;
+use crate::error::{Result, TrainError};
+
+/// Teacher and student on the same positions: temperature 1 unless named, sums over the
+/// vocabulary, means over the next-token positions that predict response tokens.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KdBlock {
+    /// The teacher's cross-entropy.
+    pub teacher_ce: f64,
+    /// The student's cross-entropy.
+    pub student_ce: f64,
+    /// `KL(p_T ‖ p_S)`.
+    pub fkl: f64,
+    /// `KL(p_S ‖ p_T)`.
+    pub rkl: f64,
+    /// Jensen–Shannon divergence, β = ½.
+    pub jsd: f64,
+    /// `τ² · KL(p_T ‖ p_S)` at τ = 2.
+    pub kl_tau2_scaled: f64,
+    /// Fraction of positions where the two argmaxes agree.
+    pub top1_agreement: f64,
+    /// `k` of [`KdBlock::fkl_top_k`].
+    pub top_k: usize,
+    /// FKL with the teacher kept as its top `k` tokens plus the tail mass (what a cached run
+    /// optimises); at most [`KdBlock::fkl`].
+    pub fkl_top_k: f64,
+}
+
+/// What [`measure`] returns.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MeasureReport {
+    /// Records measured.
+    pub records: usize,
+    /// Counted next-token positions.
+    pub positions: usize,
+    /// The objective's terms (`total`, `ce`, `kd`, …), means over the positions, with the
+    /// full-vocabulary teacher.
+    pub loss: BTreeMap<String, f64>,
+    /// The reference block.
+    pub kd: KdBlock,
+}
+
+fn scalar(t: Tensor<1>) -> f64 {
+    f64::from(t.into_scalar().elem::<f32>())
+}
+
+/// Runs `teacher` and `student` (inference, on `device`) over `data` in batches of
+/// `batch_size` records; `top_k` is the `k` of [`KdBlock::fkl_top_k`]; `on_records` is
+/// called with the number of records done.
+///
+/// # Errors
+/// [`TrainError::Eval`] when a loss rejects its input.
+pub fn measure(
+    student: &LlamaModel,
+    teacher: &LlamaModel,
+    objective: &KdObjective,
+    data: &DistillData,
+    batch_size: usize,
+    top_k: usize,
+    device: &Device,
+    mut on_records: impl FnMut(usize),
+) -> Result<MeasureReport> {
+    let loss_err = |e: distill_objectives::DistillError| TrainError::Eval(e.to_string());
+    let kd = |divergence: Divergence, temperature: f64, squared: bool| {
+        KdLossConfig::new(divergence)
+            .with_temperature(temperature)
+            .with_temperature_squared(squared)
+            .init()
+    };
+    let fkl = kd(Divergence::ForwardKl, 1.0, false);
+    let rkl = kd(Divergence::ReverseKl, 1.0, false);
+    let jsd = kd(Divergence::JensenShannon { beta: 0.5 }, 1.0, false);
+    let kl2 = kd(Divergence::ForwardKl, 2.0, true);
+    let mut sums: BTreeMap<&str, f64> = BTreeMap::new();
+    let mut loss: BTreeMap<String, f64> = BTreeMap::new();
+    let (mut positions, mut done) = (0usize, 0usize);
+    for chunk in data.examples.chunks(batch_size.max(1)) {
+        let refs: Vec<&DistillExample> = chunk.iter().collect();
+        let batch = DistillBatch::new(&refs, device);
+        let n = batch.targets_counted as f64;
+        let t_logits = next_token_logits(teacher, &batch);
+        let s_logits = next_token_logits(student, &batch);
+        let (targets, mask) = (batch.targets.clone(), batch.target_mask.clone());
+        let full = TeacherTarget::Full {
+            logits: t_logits.clone(),
+        };
+        let mut add = |name: &'static str, value: f64| *sums.entry(name).or_default() += value;
+        add(
+            "teacher_ce",
+            scalar(masked_cross_entropy(t_logits.clone(), targets.clone(), mask.clone(), Reduction::Sum)),
+        );
+        add(
+            "student_ce",
+            scalar(masked_cross_entropy(s_logits.clone(), targets.clone(), mask.clone(), Reduction::Sum)),
+        );
+        for (name, d) in [("fkl", &fkl), ("rkl", &rkl), ("jsd", &jsd), ("kl_tau2_scaled", &kl2)] {
+            let out = d
+                .try_forward(s_logits.clone(), &full, mask.clone(), Reduction::Sum)
+                .map_err(loss_err)?;
+            add(name, scalar(out.loss));
+        }
+        let top = TeacherTarget::TopK(teacher_top_k(t_logits.clone(), top_k, 1.0));
+        let out = fkl
+            .try_forward(s_logits.clone(), &top, mask.clone(), Reduction::Sum)
+            .map_err(loss_err)?;
+        add("fkl_top_k", scalar(out.loss));
+        add(
+            "top1",
+            top1_agreement(s_logits.clone(), t_logits.clone(), mask.clone()) * n,
+        );
+        let out = objective
+            .try_forward(s_logits, targets, mask, &full, Reduction::Mean)
+            .map_err(loss_err)?;
+        *loss.entry("total".into()).or_default() += scalar(out.loss) * n;
+        *loss.entry("ce".into()).or_default() += scalar(out.ce) * n;
+        *loss.entry("kd".into()).or_default() += scalar(out.kd) * n;
+        for (name, value) in out.terms {
+            *loss.entry(format!("kd/{name}")).or_default() += scalar(value) * n;
+        }
+        positions += batch.targets_counted;
+        done += refs.len();
+        on_records(done);
+    }
+    if positions == 0 {
+        return Err(TrainError::Eval(format!(
+            "{}: no response position to measure",
+            data.path.display()
+        )));
+    }
+    let p = positions as f64;
+    let mean = |name: &str| sums.get(name).copied().unwrap_or(0.0) / p;
+    Ok(MeasureReport {
+        records: data.len(),
+        positions,
+        loss: loss.into_iter().map(|(k, v)| (k, v / p)).collect(),
+        kd: KdBlock {
+            teacher_ce: mean("teacher_ce"),
+            student_ce: mean("student_ce"),
+            fkl: mean("fkl"),
+            rkl: mean("rkl"),
+            jsd: mean("jsd"),
+            kl_tau2_scaled: mean("kl_tau2_scaled"),
+            top1_agreement: mean("top1"),
+            top_k,
+            fkl_top_k: mean("fkl_top_k"),
+        },
+    })
+}

@@ -1,0 +1,560 @@
+//! Distillation (`mrl distill`): a Llama-family student learns from a Llama-family teacher
+//! with `(1 − α)·CE + α·KD` on instruction records — the shared training loop
+//! ([`Trainer`]) with a [`DistillTask`].
+//!
+//! - [`config`] — the TOML config ([`DistillConfig`]);
+//! - [`data`] — records → token ids with a response mask ([`DistillData`], [`DistillBatch`]);
+//! - [`cache`] — the teacher cache written by `mrl distill cache` ([`TeacherCache`]);
+//! - [`measure`] — the loss breakdown and the teacher/student CE and divergences over a file.
+//!
+//! The teacher runs in inference mode (no autodiff) on the same backend, or is replaced by
+//! its cache. Without a cache the divergence uses the full vocabulary; with one it uses the
+//! cached top-k + tail coarsening (see `distill_objectives::TeacherTarget`).
+//!
+//! # Example
+//! ```no_run
+//! use training::distill::{DistillConfig, DistillTask};
+//! use training::Silent;
+//!
+//! let config = DistillConfig::from_file("configs/kd-smollm2.toml".as_ref(), &[])?;
+//! let device = config.device.device()?;
+//! let mut trainer = DistillTask::trainer(config, &device)?;
+//! trainer.run(&mut Silent, None)?;
+//! trainer.task().export(trainer.model(), "runs/kd-smollm2/student".as_ref())?;
+//! # Ok::<(), training::TrainError>(())
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use burn::module::{Module, ParamGroup};
+use burn::nn::loss::Reduction;
+use burn::nn::Linear;
+use burn::tensor::{Device, Tensor};
+use distill_objectives::{masked_cross_entropy, KdObjective, TeacherTarget};
+use models::llama::{build_student, LlamaConfig};
+use models::{LayerSelection, LlamaInput, LlamaModel};
+use serde::{Deserialize, Serialize};
+use tokenizers::Tokenizer;
+
+use crate::batching::Batching;
+use crate::error::{Result, TrainError};
+use crate::trainer::{LossTerms, ParamGroupSpec, Task, Trainer};
+
+pub mod cache;
+pub mod config;
+pub mod data;
+pub mod measure;
+
+pub use cache::{CacheKey, CacheManifest, TeacherCache};
+pub use config::{DistillConfig, ObjectiveSection};
+pub use data::{DistillBatch, DistillData, DistillExample};
+
+/// Everything a distillation run trains: the student and the objective's projectors (MTA and
+/// SRA map student hidden states to the teacher's width; plain KD has none), which form a
+/// second parameter group with `optimizer.head_lr`.
+#[derive(Module, Debug)]
+pub struct DistillModel {
+    /// The student decoder.
+    pub student: LlamaModel,
+    /// The objective's projectors.
+    pub projectors: Vec<Linear>,
+}
+
+/// Where the teacher's targets come from.
+#[derive(Debug)]
+pub enum TeacherSource {
+    /// The teacher itself, run in inference mode.
+    Live(Box<LlamaModel>),
+    /// Its cache.
+    Cached(Box<TeacherCache>),
+}
+
+/// What the periodic dev evaluation measures: means over the counted next-token positions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DistillEval {
+    /// The objective, `(1 − α)·CE + α·KD`.
+    pub loss: f64,
+    /// The student's cross-entropy on the response tokens.
+    pub ce: f64,
+    /// The divergence (as in training: full vocabulary live, top-k + tail with a cache);
+    /// `None` when `α = 0`.
+    pub kd: Option<f64>,
+    /// Counted positions.
+    pub positions: usize,
+}
+
+/// The distillation task of the training loop: see the [module docs](self).
+pub struct DistillTask {
+    config: DistillConfig,
+    teacher_path: PathBuf,
+    student_config: LlamaConfig,
+    teacher_config: LlamaConfig,
+    tokenizer: Tokenizer,
+    device: Device,
+    teacher: Option<TeacherSource>,
+    train: DistillData,
+    dev: Option<DistillData>,
+    lengths: Vec<usize>,
+    batching: Batching,
+    epoch_batches: Option<(usize, Vec<Vec<usize>>)>,
+    objective: KdObjective,
+}
+
+/// The teacher's path (a `.gguf` file is used as is; anything else goes through
+/// [`models::resolve_model`]).
+///
+/// # Errors
+/// As [`models::resolve_model`].
+pub fn resolve_teacher(path: &str) -> Result<PathBuf> {
+    let expanded = crate::config::expand_path(path);
+    if expanded.is_file() {
+        Ok(expanded)
+    } else {
+        Ok(models::resolve_model(&expanded.to_string_lossy())?)
+    }
+}
+
+/// The directory holding a model's `tokenizer.json` (the file's directory for a `.gguf`).
+fn model_dir(path: &Path) -> PathBuf {
+    if path.is_file() {
+        path.parent().unwrap_or(Path::new(".")).to_path_buf()
+    } else {
+        path.to_path_buf()
+    }
+}
+
+/// Loads `tokenizer.json` beside a model, without padding or truncation.
+///
+/// # Errors
+/// [`TrainError::Model`] naming the file.
+pub fn load_tokenizer(model: &Path) -> Result<Tokenizer> {
+    let path = model_dir(model).join(models::tokenizer::TOKENIZER_FILE);
+    let mut tokenizer = Tokenizer::from_file(&path).map_err(|e| models::ModelError::Tokenizer {
+        path: path.clone(),
+        message: e.to_string(),
+    })?;
+    tokenizer.with_padding(None);
+    tokenizer
+        .with_truncation(None)
+        .map_err(|e| models::ModelError::Tokenizer {
+            path,
+            message: e.to_string(),
+        })?;
+    Ok(tokenizer)
+}
+
+/// The data a config names: its training records and, with `[eval]`, its dev records.
+///
+/// # Errors
+/// Data errors (see [`DistillData::load`]).
+pub fn load_data(
+    config: &DistillConfig,
+    tokenizer: &Tokenizer,
+    eos: u32,
+) -> Result<(DistillData, Option<DistillData>)> {
+    let path = crate::config::expand_path(&config.data.path);
+    let records = config
+        .data
+        .records
+        .as_deref()
+        .map(|r| config::parse_records("data.records", r))
+        .transpose()?;
+    let max_length = config.data.max_length;
+    let train = DistillData::load(&path, records, "data.records", tokenizer, eos, max_length)?;
+    if train.is_empty() {
+        return Err(crate::config::bad("data.records", "selects no record"));
+    }
+    let dev = match &config.eval {
+        Some(e) => {
+            let path = e.path.as_deref().map_or(path.clone(), crate::config::expand_path);
+            let records = e
+                .records
+                .as_deref()
+                .map(|r| config::parse_records("eval.records", r))
+                .transpose()?;
+            Some(DistillData::load(&path, records, "eval.records", tokenizer, eos, max_length)?)
+        }
+        None => None,
+    };
+    Ok((train, dev))
+}
+
+/// The end-of-sequence token appended to every record: the teacher config's first EOS id.
+///
+/// # Errors
+/// [`TrainError::ConfigValue`] on `teacher.path` when the config has none.
+pub fn eos_token(config: &LlamaConfig) -> Result<u32> {
+    config.eos_token_ids.first().copied().ok_or_else(|| {
+        crate::config::bad("teacher.path", "the teacher's config has no eos_token_id")
+    })
+}
+
+/// The cache key a config expects for `train` / `dev` data.
+///
+/// # Errors
+/// [`TrainError::Io`] reading the teacher's files.
+pub fn expected_cache_key(
+    config: &DistillConfig,
+    teacher_path: &Path,
+    train: &DistillData,
+    dev: Option<&DistillData>,
+) -> Result<CacheKey> {
+    let cache = config.cache.as_ref().ok_or_else(|| {
+        crate::config::bad("cache", "the config has no [cache] section (dir, top_k)")
+    })?;
+    let mut data_sha256 = BTreeMap::new();
+    data_sha256.insert("train".to_string(), cache::data_sha256(&train.examples));
+    if let Some(dev) = dev {
+        data_sha256.insert("dev".to_string(), cache::data_sha256(&dev.examples));
+    }
+    Ok(CacheKey {
+        format: cache::CACHE_FORMAT,
+        teacher_sha256: cache::teacher_sha256(teacher_path)?,
+        template: mrl_eval::instruct::PROMPT_TEMPLATE.to_string(),
+        top_k: cache.top_k,
+        temperature: config.objective.temperature,
+        max_length: config.data.max_length,
+        hidden_layers: Vec::new(),
+        data_sha256,
+    })
+}
+
+impl DistillTask {
+    /// Starts a run: loads the teacher (or opens and verifies its cache), builds the student,
+    /// reads and tokenizes the data, builds the objective, the optimizer and the schedule.
+    ///
+    /// # Errors
+    /// Teacher not found or not loadable, a student that does not fit the teacher, data
+    /// errors, a stale or missing cache, objective values out of range.
+    pub fn trainer(config: DistillConfig, device: &Device) -> Result<Trainer<Self>> {
+        let teacher_path = resolve_teacher(&config.teacher.path)?;
+        let device = device.clone().autodiff();
+        let inner = device.clone().inner();
+        device.seed(mrl_common::SplitMix64::with_stream(config.seed, 0x57DE_0000).next_u64());
+        let (student_config, student) = build_student(&teacher_path, &config.student, &device)?;
+        let tokenizer = load_tokenizer(&teacher_path)?;
+        let objective = config
+            .objective
+            .kd_objective()
+            .try_init()
+            .map_err(|e| crate::config::bad("objective", e.to_string()))?;
+        let needs_teacher = config.objective.alpha > 0.0;
+        let (teacher_config, teacher) = if needs_teacher && config.cache.is_none() {
+            let (c, m) = LlamaModel::from_pretrained(&teacher_path, LayerSelection::All, &inner)?;
+            (c, Some(TeacherSource::Live(Box::new(m))))
+        } else {
+            (LlamaConfig::from_pretrained(&teacher_path)?, None)
+        };
+        if student_config.vocab_size != teacher_config.vocab_size {
+            return Err(crate::config::bad(
+                "student",
+                format!(
+                    "the student's vocabulary ({}) differs from the teacher's ({}); KD over the \
+                     same tokenizer needs one vocabulary",
+                    student_config.vocab_size, teacher_config.vocab_size
+                ),
+            ));
+        }
+        let eos = eos_token(&teacher_config)?;
+        let (train, dev) = load_data(&config, &tokenizer, eos)?;
+        let teacher = match teacher {
+            Some(t) => Some(t),
+            None if needs_teacher => {
+                let dir = config.cache_dir().expect("a cache when the teacher is not live");
+                let key = expected_cache_key(&config, &teacher_path, &train, dev.as_ref())?;
+                Some(TeacherSource::Cached(Box::new(TeacherCache::open(&dir, &key)?)))
+            }
+            None => None,
+        };
+        let lengths = train.examples.iter().map(DistillExample::len).collect();
+        let batching = Batching {
+            batch_size: config.training.batch_size,
+            length_grouping: config.training.length_grouping,
+            pool_batches: config.training.pool_batches,
+            seed: config.seed,
+            min_batch: 1,
+        };
+        let settings = config.loop_settings(batching.batches_per_epoch(train.len()));
+        let task = Self {
+            config,
+            teacher_path,
+            student_config,
+            teacher_config,
+            tokenizer,
+            device: device.clone(),
+            teacher,
+            train,
+            dev,
+            lengths,
+            batching,
+            epoch_batches: None,
+            objective,
+        };
+        let model = DistillModel {
+            student,
+            projectors: Vec::new(),
+        };
+        Ok(Trainer::new(task, model, settings, &device))
+    }
+
+    /// [`DistillTask::trainer`], then the newest checkpoint in `output_dir/checkpoints`.
+    ///
+    /// # Errors
+    /// As [`DistillTask::trainer`] and [`Trainer::resume`].
+    pub fn resume(config: DistillConfig, device: &Device) -> Result<Trainer<Self>> {
+        Self::trainer(config, device)?.resume()
+    }
+
+    /// The config.
+    pub fn config(&self) -> &DistillConfig {
+        &self.config
+    }
+
+    /// The teacher's path.
+    pub fn teacher_path(&self) -> &Path {
+        &self.teacher_path
+    }
+
+    /// The student's config.
+    pub fn student_config(&self) -> &LlamaConfig {
+        &self.student_config
+    }
+
+    /// The teacher's config.
+    pub fn teacher_config(&self) -> &LlamaConfig {
+        &self.teacher_config
+    }
+
+    /// The tokenizer (the teacher's, shared by the student).
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+
+    /// The training records.
+    pub fn train_data(&self) -> &DistillData {
+        &self.train
+    }
+
+    /// `"live"`, `"cache (top-k)"` or `"none"` (α = 0).
+    pub fn teacher_kind(&self) -> String {
+        match &self.teacher {
+            Some(TeacherSource::Live(_)) => "live".into(),
+            Some(TeacherSource::Cached(c)) => format!("cache {} (top-{})", c.dir.display(), c.manifest.key.top_k),
+            None => "none (α = 0)".into(),
+        }
+    }
+
+    /// Writes the student to `dir` in the Hugging Face layout (config.json,
+    /// model.safetensors, the teacher's tokenizer files), loadable by transformers and by
+    /// `mrl generate` / `mrl eval --task instruct`.
+    ///
+    /// # Errors
+    /// [`TrainError::Model`] when writing fails.
+    pub fn export(&self, model: &DistillModel, dir: &Path) -> Result<()> {
+        models::llama::export_decoder(
+            &model.student.valid(),
+            &self.student_config,
+            dir,
+            &model_dir(&self.teacher_path),
+        )?;
+        Ok(())
+    }
+
+    /// The example indices of 0-based step `step`.
+    fn batch_at(&mut self, step: usize) -> Vec<usize> {
+        let per_epoch = self.batching.batches_per_epoch(self.train.len()).max(1);
+        let (epoch, index) = (step / per_epoch, step % per_epoch);
+        if self.epoch_batches.as_ref().map(|(e, _)| *e) != Some(epoch) {
+            self.epoch_batches = Some((epoch, self.batching.epoch(&self.lengths, epoch)));
+        }
+        self.epoch_batches.as_ref().expect("just set").1[index].clone()
+    }
+
+    /// The teacher's targets for a batch of `part` (`train` / `dev`), on `device`.
+    fn teacher_target(
+        &self,
+        part: &str,
+        examples: &[&DistillExample],
+        batch: &DistillBatch,
+        device: &Device,
+    ) -> Result<TeacherTarget> {
+        match self.teacher.as_ref().expect("a teacher when α > 0") {
+            TeacherSource::Live(teacher) => {
+                let inner = device.clone().inner();
+                let b = DistillBatch::new(examples, &inner);
+                let logits = next_token_logits(teacher, &b);
+                let logits = if device.is_autodiff() {
+                    Tensor::from_inner(logits)
+                } else {
+                    logits
+                };
+                Ok(TeacherTarget::Full { logits })
+            }
+            TeacherSource::Cached(cache) => cache.part(part)?.batch_target(examples, batch, device),
+        }
+    }
+
+    /// The objective on one batch of `part`, on `device` (autodiff for training).
+    fn batch_loss(
+        &self,
+        model: &DistillModel,
+        part: &str,
+        examples: &[&DistillExample],
+        device: &Device,
+    ) -> Result<(LossTerms, DistillBatch)> {
+        let batch = DistillBatch::new(examples, device);
+        let logits = next_token_logits(&model.student, &batch);
+        let alpha = self.config.objective.alpha;
+        let mut terms = Vec::new();
+        let total = if alpha > 0.0 {
+            let teacher = self.teacher_target(part, examples, &batch, device)?;
+            let out = self
+                .objective
+                .try_forward(
+                    logits,
+                    batch.targets.clone(),
+                    batch.target_mask.clone(),
+                    &teacher,
+                    Reduction::Mean,
+                )
+                .map_err(|e| TrainError::Eval(format!("distillation loss: {e}")))?;
+            terms.push(("total".to_string(), out.loss.clone()));
+            terms.push(("ce".to_string(), out.ce));
+            terms.push(("kd".to_string(), out.kd));
+            for (name, value) in out.terms {
+                terms.push((format!("kd/{name}"), value));
+            }
+            out.loss
+        } else {
+            let ce = masked_cross_entropy(
+                logits,
+                batch.targets.clone(),
+                batch.target_mask.clone(),
+                Reduction::Mean,
+            );
+            terms.push(("total".to_string(), ce.clone()));
+            terms.push(("ce".to_string(), ce.clone()));
+            ce
+        };
+        Ok((
+            LossTerms {
+                total,
+                terms,
+                items: batch.tokens,
+            },
+            batch,
+        ))
+    }
+
+    /// [`DistillEval`] of `model` on `data` (a `part` of the cache when the teacher is cached).
+    ///
+    /// # Errors
+    /// Cache or loss errors.
+    pub fn evaluate_on(&self, model: &DistillModel, part: &str, data: &DistillData) -> Result<DistillEval> {
+        let inference = DistillModel {
+            student: model.student.valid(),
+            projectors: model.projectors.iter().map(|p| p.valid()).collect(),
+        };
+        let device = self.device.clone().inner();
+        let batch_size = self.config.eval.as_ref().map_or(8, |e| e.batch_size);
+        let (mut loss, mut ce, mut kd, mut positions) = (0.0, 0.0, 0.0, 0usize);
+        for chunk in data.examples.chunks(batch_size) {
+            let refs: Vec<&DistillExample> = chunk.iter().collect();
+            let (terms, batch) = self.batch_loss(&inference, part, &refs, &device)?;
+            let n = batch.targets_counted as f64;
+            let value = |name: &str| -> f64 {
+                terms
+                    .terms
+                    .iter()
+                    .find(|(t, _)| t == name)
+                    .map_or(0.0, |(_, v)| f64::from(v.clone().into_scalar().elem::<f32>()))
+            };
+            loss += value("total") * n;
+            ce += value("ce") * n;
+            kd += value("kd") * n;
+            positions += batch.targets_counted;
+        }
+        let n = positions.max(1) as f64;
+        Ok(DistillEval {
+            loss: loss / n,
+            ce: ce / n,
+            kd: (self.config.objective.alpha > 0.0).then_some(kd / n),
+            positions,
+        })
+    }
+}
+
+use burn::tensor::ElementConversion;
+
+/// The decoder's logits at every position but the last, `[batch, seq − 1, vocab]`: position
+/// `t` predicts token `t + 1` (aligned with [`DistillBatch::targets`]).
+pub fn next_token_logits(model: &LlamaModel, batch: &DistillBatch) -> Tensor<3> {
+    let logits = model
+        .forward(
+            LlamaInput {
+                input_ids: batch.input_ids.clone(),
+                attention_mask: batch.attention_mask.clone(),
+            },
+            false,
+        )
+        .logits
+        .expect("forward returns logits");
+    let [b, s, v] = logits.dims();
+    logits.slice([0..b, 0..s - 1, 0..v])
+}
+
+impl Task for DistillTask {
+    type Model = DistillModel;
+    type Eval = DistillEval;
+
+    fn name(&self) -> &'static str {
+        "distillation"
+    }
+
+    /// Everything but `device`, `output_dir`, `[eval]`, `[checkpoint]`, `training.log_every`
+    /// and where the cache lives (`cache.dir`, `cache.shard_records`).
+    fn run_config(&self) -> serde_json::Value {
+        let mut value = serde_json::to_value(&self.config).expect("the config serialises");
+        if let Some(map) = value.as_object_mut() {
+            for key in ["device", "output_dir", "eval", "checkpoint"] {
+                map.remove(key);
+            }
+            if let Some(training) = map.get_mut("training").and_then(|t| t.as_object_mut()) {
+                training.remove("log_every");
+            }
+            if let Some(cache) = map.get_mut("cache").and_then(|t| t.as_object_mut()) {
+                cache.remove("dir");
+                cache.remove("shard_records");
+            }
+        }
+        value
+    }
+
+    fn param_groups(&self, model: &DistillModel) -> Vec<ParamGroupSpec> {
+        if model.projectors.is_empty() {
+            return Vec::new();
+        }
+        vec![ParamGroupSpec {
+            name: "projectors",
+            group: ParamGroup::ids_from_module(model.projectors.clone()),
+            lr: self.config.optimizer.head_lr(),
+            weight_decay: None,
+        }]
+    }
+
+    fn step_loss(&mut self, model: &DistillModel, step: usize) -> Result<LossTerms> {
+        let indices = self.batch_at(step);
+        let examples: Vec<&DistillExample> =
+            indices.iter().map(|&i| &self.train.examples[i]).collect();
+        let device = self.device.clone();
+        Ok(self.batch_loss(model, "train", &examples, &device)?.0)
+    }
+
+    fn evaluate(&mut self, model: &DistillModel) -> Result<Option<DistillEval>> {
+        match &self.dev {
+            Some(dev) => self.evaluate_on(model, "dev", dev).map(Some),
+            None => Ok(None),
+        }
+    }
+}

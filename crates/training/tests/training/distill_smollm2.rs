@@ -1,0 +1,80 @@
+//! The distillation data and measurements on the real SmolLM2-135M-Instruct (needs
+//! `MRL_SHARED`): the first 64 Dolly records tokenize to the reference fixture's ids and
+//! response masks, and teacher (30 layers) vs student (first 10 layers) reproduce its
+//! cross-entropies, divergences and top-1 agreement (PyTorch f32 on the dequantised GGUF).
+
+use burn::tensor::Device;
+use models::llama::StudentInit;
+use test_support::shared_path;
+use training::distill::measure::measure;
+use training::distill::{load_tokenizer, DistillData, ObjectiveSection};
+
+#[test]
+#[ignore = "needs MRL_SHARED (SmolLM2 GGUF, dolly_2k.jsonl, the KD fixture); ~3 min"]
+fn smollm2_reproduces_the_kd_fixture() {
+    let fixture: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(shared_path("fixtures/smollm2_dolly64_kd_reference.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let teacher_dir = shared_path("models/SmolLM2-135M-Instruct-Q4_1");
+    let tokenizer = load_tokenizer(&teacher_dir).unwrap();
+    let data = DistillData::load(
+        &shared_path("data/dolly_2k.jsonl"),
+        Some(0..64),
+        "data.records",
+        &tokenizer,
+        2,
+        128,
+    )
+    .unwrap();
+    let examples = fixture["examples"].as_array().unwrap();
+    for (i, (e, want)) in data.examples.iter().zip(examples).enumerate() {
+        let ids: Vec<u32> = serde_json::from_value(want["input_ids"].clone()).unwrap();
+        let mask: Vec<u8> = serde_json::from_value(want["response_mask"].clone()).unwrap();
+        assert_eq!(e.ids, ids, "record {i}: ids");
+        let got: Vec<u8> = e.response.iter().map(|&r| u8::from(r)).collect();
+        assert_eq!(got, mask, "record {i}: response mask");
+    }
+    assert_eq!(data.num_targets(), 2597);
+
+    #[cfg(feature = "flex")]
+    let device = Device::flex();
+    #[cfg(not(feature = "flex"))]
+    #[allow(deprecated)]
+    let device = Device::ndarray();
+    let (_, teacher) =
+        models::LlamaModel::from_pretrained(&teacher_dir, models::LayerSelection::All, &device)
+            .unwrap();
+    let init = StudentInit::FirstLayers {
+        layers: 10,
+        untie_head: false,
+    };
+    let (_, student) = models::llama::build_student(&teacher_dir, &init, &device).unwrap();
+    let objective: ObjectiveSection =
+        toml::from_str("alpha = 0.5\ndivergence = { kind = \"forward_kl\" }").unwrap();
+    let objective = objective.kd_objective().init();
+    let report = measure(&student, &teacher, &objective, &data, 8, 64, &device, |_| {}).unwrap();
+    let kd = &report.kd;
+    let close = |name: &str, got: f64, key: &str| {
+        let want = fixture[key].as_f64().unwrap();
+        assert!(
+            (got - want).abs() <= 2e-3 * want.abs().max(1e-3),
+            "{name}: {got} vs the fixture's {want}"
+        );
+    };
+    close("teacher CE", kd.teacher_ce, "ce_t");
+    close("student CE", kd.student_ce, "ce_s");
+    close("FKL", kd.fkl, "fkl");
+    close("RKL", kd.rkl, "rkl");
+    close("JSD", kd.jsd, "jsd");
+    close("τ²·KL(τ=2)", kd.kl_tau2_scaled, "kl_tau2");
+    close("top-1 agreement", kd.top1_agreement, "agree");
+    assert_eq!(report.positions, 2597);
+    // The top-64 + tail FKL bounds the full one from below.
+    assert!(kd.fkl_top_k <= kd.fkl + 1e-4 && kd.fkl_top_k > 0.0, "{kd:?}");
+    eprintln!("top-64 FKL {} vs full FKL {}", kd.fkl_top_k, kd.fkl);
+    // The objective's total is (1 − α)·CE + α·FKL.
+    let total = report.loss["total"];
+    assert!((total - 0.5 * (kd.student_ce + kd.fkl)).abs() < 1e-3 * total, "{report:?}");
+}
