@@ -1,0 +1,19 @@
+//! Value, gradient, property and bad-input tests of `distill-objectives` on every compiled-in
+//! CPU device (NdArray, Flex), one file per concern, linked into one test binary; shared helpers
+//! are in `common.rs`.
+//!
+//! Reference values come from `scripts/make_divergence_reference.py` (NumPy float64, written
+//! independently of the Rust code in plain probability space), stored in
+//! `tests/fixtures/divergences.json`.
+//!
+//! Run one concern with a name filter, e.g. `cargo test -p distill-objectives --test
+//! distill_objectives gradients`.
+#![allow(deprecated)] // `Device::ndarray()`, deprecated upstream, is one of the devices tested
+
+mod common;
+
+mod config;
+mod errors;
+mod gradients;
+mod properties;
+mod values;
