@@ -1,4 +1,6 @@
-//! `mrl eval`: scores at every Matryoshka dim, as a table on stdout and optionally JSON.
+//! `mrl eval`: STS scores of an encoder at every Matryoshka dim, or instruction-following
+//! ROUGE-L of a decoder (`--task instruct`, in `eval_instruct.rs`), as a table on stdout and
+//! optionally JSON.
 
 use std::path::PathBuf;
 
@@ -8,14 +10,19 @@ use mrl_common::nested_dims;
 use mrl_eval::{run_sts, StsDataset, StsReport};
 use serde::Serialize;
 
+use crate::eval_instruct::InstructArgs;
 use crate::model_args::ModelArgs;
 
 /// Evaluation tasks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Task {
-    /// Semantic textual similarity; data = TSV `score<TAB>sentence1<TAB>sentence2`.
+    /// Semantic textual similarity of an encoder at every dim; data = TSV
+    /// `score<TAB>sentence1<TAB>sentence2`.
     Sts,
+    /// Instruction following of a decoder: ROUGE-L ×100 of sampled answers against the
+    /// references, per seed; data = JSON lines `{"instruction": .., "response": ..}`.
+    Instruct,
 }
 
 /// Arguments of `mrl eval`.
@@ -30,12 +37,14 @@ pub struct EvalArgs {
     #[arg(long)]
     pub data: PathBuf,
     /// Matryoshka dims, comma separated (default: the hidden size, then every power of two
-    /// below it down to 8 — 384,256,128,64,32,16,8 for MiniLM).
+    /// below it down to 8 — 384,256,128,64,32,16,8 for MiniLM). `--task sts` only.
     #[arg(long, value_delimiter = ',')]
     pub dims: Option<Vec<usize>>,
-    /// Also write the scores as JSON to this file.
+    /// Also write the scores as JSON to this file (atomically).
     #[arg(long)]
     pub json: Option<PathBuf>,
+    #[command(flatten)]
+    pub instruct: InstructArgs,
 }
 
 /// The JSON written by `--json`.
@@ -50,9 +59,20 @@ struct EvalJson<'a> {
 
 /// Runs `mrl eval`.
 pub fn run(args: EvalArgs) -> anyhow::Result<()> {
-    let dataset = match args.task {
-        Task::Sts => StsDataset::from_tsv(&args.data)?,
-    };
+    match args.task {
+        Task::Sts => run_sts_task(args),
+        Task::Instruct => crate::eval_instruct::run(args),
+    }
+}
+
+/// `mrl eval --task sts`.
+fn run_sts_task(args: EvalArgs) -> anyhow::Result<()> {
+    if let Some(flag) = args.instruct.flags_given().first() {
+        anyhow::bail!(
+            "{flag} applies to --task instruct only (generation with a decoder), not to --task sts"
+        );
+    }
+    let dataset = StsDataset::from_tsv(&args.data)?;
     let (encoder, dir) = args.model.load()?;
     let hidden = encoder.hidden_size();
     // Default: the model's Matryoshka ladder, largest dim first.
@@ -95,7 +115,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             report: &report,
         };
         let text = serde_json::to_string_pretty(&json)?;
-        std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))?;
+        models::error::write_atomic(path, (text + "\n").as_bytes())?;
         eprintln!("wrote {}", path.display());
     }
     Ok(())

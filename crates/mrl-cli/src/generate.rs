@@ -2,7 +2,6 @@
 //! decoder loaded from a GGUF file or a Hugging Face directory, streaming the text to stdout.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context;
@@ -59,12 +58,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
             anyhow::bail!("--top-p must be in (0, 1], got {p}");
         }
     }
-    // A GGUF file is loaded as is; anything else goes through the one resolver.
-    let model = if Path::new(&args.model).is_file() {
-        PathBuf::from(&args.model)
-    } else {
-        models::resolve::resolve_model(&args.model)?
-    };
+    let model = crate::model_args::resolve_decoder(&args.model)?;
     let device = args.device.device()?;
     let start = Instant::now();
     let generator = TextGenerator::load(&model, &device)

@@ -5,6 +5,7 @@
 mod distill;
 mod encode;
 mod eval;
+mod eval_instruct;
 mod generate;
 mod model_args;
 mod progress;
@@ -22,7 +23,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Evaluate a model at every Matryoshka dim (STS: Spearman/Pearson ×100).
+    /// Evaluate an encoder at every Matryoshka dim (STS: Spearman/Pearson ×100), or a decoder on
+    /// instruction following (ROUGE-L ×100 per seed).
     Eval(eval::EvalArgs),
     /// Embed sentences (one per line) at one dim, truncated and L2-normalised, to JSON lines.
     Encode(encode::EncodeArgs),
@@ -92,7 +94,7 @@ mod tests {
             panic!("parsed {cli:?}")
         };
         assert_eq!(args.dims, Some(vec![384, 64, 8]));
-        assert_eq!(args.model.batch_size, 16);
+        assert_eq!(args.model.batch_size(), 16);
         assert_eq!(args.model.max_length, Some(64));
     }
 

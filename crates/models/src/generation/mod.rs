@@ -235,6 +235,26 @@ impl TextGenerator {
         Ok(encoding.get_ids().to_vec())
     }
 
+    /// The token ids of `text` exactly as written: no chat template and no special tokens
+    /// (no BOS or EOS, whatever the tokenizer's post-processor would add) — transformers'
+    /// `tokenizer(text, add_special_tokens=False)`, how instruction-tuning templates such as
+    /// `### Instruction:` prompts are tokenised.
+    ///
+    /// # Errors
+    /// [`ModelError::Encode`] if tokenisation fails.
+    pub fn plain_ids(&self, text: &str) -> Result<Vec<u32>> {
+        let encoding = self
+            .tokenizer
+            .encode(text, false)
+            .map_err(|e| ModelError::Encode(e.to_string()))?;
+        Ok(encoding.get_ids().to_vec())
+    }
+
+    /// The context window in tokens (prompt plus generated tokens).
+    pub fn context_length(&self) -> usize {
+        self.model.max_positions
+    }
+
     /// Decodes token ids to text, without special tokens.
     ///
     /// # Errors
@@ -258,9 +278,24 @@ impl TextGenerator {
         on_token: impl FnMut(u32),
     ) -> Result<(String, Generation)> {
         let ids = self.prompt_ids(prompt, chat)?;
+        self.generate_from_ids(&ids, options, on_token)
+    }
+
+    /// Continues the token ids `prompt` (from [`TextGenerator::prompt_ids`] or
+    /// [`TextGenerator::plain_ids`]), stopping at the model's stop tokens in addition to
+    /// `options.stop_tokens`; returns the decoded new text and the generation.
+    ///
+    /// # Errors
+    /// See [`generate`]; [`ModelError::Encode`] if decoding fails.
+    pub fn generate_from_ids(
+        &self,
+        prompt: &[u32],
+        options: &GenerationOptions,
+        on_token: impl FnMut(u32),
+    ) -> Result<(String, Generation)> {
         let mut options = options.clone();
         options.stop_tokens.extend(&self.stop_tokens);
-        let generation = generate(&self.model, &ids, &options, &self.device, on_token)?;
+        let generation = generate(&self.model, prompt, &options, &self.device, on_token)?;
         Ok((self.decode(&generation.tokens)?, generation))
     }
 }

@@ -91,3 +91,33 @@ fn a_prompt_beyond_the_context_is_a_clear_error() {
         "{message}"
     );
 }
+
+/// The instruction prompt (`mrl eval --task instruct`, the distillation data) is tokenised as
+/// transformers' `tokenizer(prompt, add_special_tokens=False)`: "###" first, no BOS.
+#[test]
+#[ignore = "needs MRL_SHARED"]
+fn the_instruction_prompt_is_tokenised_without_special_tokens() {
+    let device = burn::tensor::Device::flex();
+    let g = generator(&device);
+    let prompt = mrl_eval::render_prompt("Name a “fruit” • now");
+    // transformers 5.24: AutoTokenizer.from_pretrained(<this dir>)(prompt,
+    // add_special_tokens=False).input_ids
+    let want = [
+        3757, 20880, 42, 198, 5820, 253, 619, 25403, 573, 7825, 1209, 198, 198, 3757, 14212, 42,
+        198,
+    ];
+    let ids = g.plain_ids(&prompt).unwrap();
+    assert_eq!(ids, want);
+    assert_eq!(g.tokenizer.id_to_token(ids[0]).as_deref(), Some("###"));
+    assert!(!ids.contains(&1) && !ids.contains(&2), "{ids:?}");
+    assert_eq!(g.context_length(), 8192);
+    // Greedy generation from these ids equals generate_text on the same (non-chat) prompt,
+    // since this tokenizer adds no special tokens either way.
+    let options = GenerationOptions {
+        max_new_tokens: 4,
+        ..GenerationOptions::default()
+    };
+    let (a, ga) = g.generate_from_ids(&ids, &options, |_| {}).unwrap();
+    let (b, gb) = g.generate_text(&prompt, false, &options, |_| {}).unwrap();
+    assert_eq!((a, ga), (b, gb));
+}

@@ -6,5 +6,6 @@
 mod common;
 
 mod eval;
+mod eval_instruct;
 mod fresh_machine;
 mod train;

@@ -1,0 +1,500 @@
+//! `mrl eval --task instruct`: a decoder answers every instruction of a JSON-lines file once per
+//! seed; each answer is scored by ROUGE-L F1 against the reference response (`mrl_eval::rouge`,
+//! identical to Python's `rouge_score` with its stemmer), ×100, averaged over the records; the
+//! table shows every seed and the mean ± population std over seeds.
+//!
+//! Protocol (DSKD's test settings, arXiv 2406.17328): the prompt is
+//! [`mrl_eval::PROMPT_TEMPLATE`] filled with the instruction, tokenised without special tokens
+//! (no BOS); sampling at temperature 1, top-p 1, no top-k, never repeating a 6-gram; at most 256
+//! new tokens; generation stops at the model's end-of-sequence token(s). Record `i` of the file
+//! is sampled with the seed `SplitMix64::with_stream(seed, i)` draws, so its answer for a seed
+//! does not depend on which `--records` range is evaluated.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::Args;
+use models::generation::{GenerationOptions, SamplingOptions, TextGenerator};
+use mrl_common::SplitMix64;
+use mrl_eval::{read_instruct_jsonl, render_prompt, run_instruct, InstructReport};
+use serde::Serialize;
+
+use crate::eval::{EvalArgs, Task};
+
+/// Default `--seeds` (DSKD evaluates with five: 10, 20, 30, 40, 50).
+pub const DEFAULT_SEEDS: [u64; 3] = [10, 20, 30];
+/// Default `--temperature`.
+pub const DEFAULT_TEMPERATURE: f32 = 1.0;
+/// Default `--top-p`.
+pub const DEFAULT_TOP_P: f32 = 1.0;
+/// Default `--top-k` (0 = off).
+pub const DEFAULT_TOP_K: usize = 0;
+/// Default `--no-repeat-ngram-size`.
+pub const DEFAULT_NO_REPEAT_NGRAM_SIZE: usize = 6;
+/// Default `--max-new-tokens`.
+pub const DEFAULT_MAX_NEW_TOKENS: usize = 256;
+
+/// A half-open range of record indices, `START..END`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct RecordRange {
+    /// First index (0-based).
+    pub start: usize,
+    /// One past the last index.
+    pub end: usize,
+}
+
+impl FromStr for RecordRange {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("`{s}` is not a range START..END of record indices (e.g. 1900..2000)");
+        let (start, end) = s.split_once("..").ok_or_else(bad)?;
+        let start: usize = start.trim().parse().map_err(|_| bad())?;
+        let end: usize = end.trim().parse().map_err(|_| bad())?;
+        if start >= end {
+            return Err(format!("`{s}` is empty: START must be below END"));
+        }
+        Ok(Self { start, end })
+    }
+}
+
+impl fmt::Display for RecordRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}..{}", self.start, self.end)
+    }
+}
+
+/// The flags of `--task instruct` (each refused with `--task sts`; the defaults are applied
+/// when the task runs).
+#[derive(Debug, Default, Args)]
+#[command(next_help_heading = "Instruction following (--task instruct)")]
+pub struct InstructArgs {
+    /// Seeds, one sampled run each, comma separated [default: 10,20,30].
+    #[arg(long, value_delimiter = ',')]
+    pub seeds: Option<Vec<u64>>,
+    /// Sampling temperature; 0 = greedy (then every seed gives the same answers) [default: 1].
+    #[arg(long)]
+    pub temperature: Option<f32>,
+    /// Nucleus sampling: keep the most likely tokens up to this total probability [default: 1].
+    #[arg(long)]
+    pub top_p: Option<f32>,
+    /// Sample among the k most likely tokens only; 0 = off [default: 0].
+    #[arg(long)]
+    pub top_k: Option<usize>,
+    /// Never repeat an n-gram of this size; 0 = off [default: 6].
+    #[arg(long)]
+    pub no_repeat_ngram_size: Option<usize>,
+    /// Upper bound on the tokens of each answer [default: 256].
+    #[arg(long)]
+    pub max_new_tokens: Option<usize>,
+    /// Evaluate the records START..END of the file only (0-based, end excluded), e.g. 1900..2000
+    /// [default: all].
+    #[arg(long)]
+    pub records: Option<RecordRange>,
+    /// Also write every answer as JSON lines (index, seed, rouge_l, instruction, reference,
+    /// prediction) to this file.
+    #[arg(long)]
+    pub predictions: Option<PathBuf>,
+}
+
+impl InstructArgs {
+    /// The flags that were given.
+    pub fn flags_given(&self) -> Vec<&'static str> {
+        [
+            ("--seeds", self.seeds.is_some()),
+            ("--temperature", self.temperature.is_some()),
+            ("--top-p", self.top_p.is_some()),
+            ("--top-k", self.top_k.is_some()),
+            (
+                "--no-repeat-ngram-size",
+                self.no_repeat_ngram_size.is_some(),
+            ),
+            ("--max-new-tokens", self.max_new_tokens.is_some()),
+            ("--records", self.records.is_some()),
+            ("--predictions", self.predictions.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(flag, given)| given.then_some(flag))
+        .collect()
+    }
+}
+
+/// The generation settings of a run, defaults applied and checked.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GenerationSettings {
+    /// Sampling temperature (0 = greedy).
+    pub temperature: f32,
+    /// Nucleus mass.
+    pub top_p: f32,
+    /// Top-k (0 = off).
+    pub top_k: usize,
+    /// No-repeat n-gram size (0 = off).
+    pub no_repeat_ngram_size: usize,
+    /// Upper bound on new tokens.
+    pub max_new_tokens: usize,
+}
+
+impl GenerationSettings {
+    /// The settings of `args`, defaults applied.
+    ///
+    /// # Errors
+    /// A temperature that is negative or not finite, a top-p outside (0, 1], or 0 new tokens.
+    pub fn from_args(args: &InstructArgs) -> anyhow::Result<Self> {
+        let settings = Self {
+            temperature: args.temperature.unwrap_or(DEFAULT_TEMPERATURE),
+            top_p: args.top_p.unwrap_or(DEFAULT_TOP_P),
+            top_k: args.top_k.unwrap_or(DEFAULT_TOP_K),
+            no_repeat_ngram_size: args
+                .no_repeat_ngram_size
+                .unwrap_or(DEFAULT_NO_REPEAT_NGRAM_SIZE),
+            max_new_tokens: args.max_new_tokens.unwrap_or(DEFAULT_MAX_NEW_TOKENS),
+        };
+        if !settings.temperature.is_finite() || settings.temperature < 0.0 {
+            anyhow::bail!(
+                "--temperature must be a finite number ≥ 0, got {}",
+                settings.temperature
+            );
+        }
+        if settings.top_p.is_nan() || settings.top_p <= 0.0 || settings.top_p > 1.0 {
+            anyhow::bail!("--top-p must be in (0, 1], got {}", settings.top_p);
+        }
+        if settings.max_new_tokens == 0 {
+            anyhow::bail!("--max-new-tokens must be at least 1");
+        }
+        Ok(settings)
+    }
+
+    /// The options of one generation with the sampler seeded by `seed`.
+    pub fn options(&self, seed: u64) -> GenerationOptions {
+        GenerationOptions {
+            max_new_tokens: self.max_new_tokens,
+            sampling: SamplingOptions {
+                temperature: self.temperature,
+                top_k: (self.top_k > 0).then_some(self.top_k),
+                top_p: (self.top_p < 1.0).then_some(self.top_p),
+                no_repeat_ngram_size: self.no_repeat_ngram_size,
+            },
+            stop_tokens: Vec::new(),
+            seed,
+        }
+    }
+}
+
+/// The seed of the sampler for record `index` in the run with `seed`.
+pub fn record_seed(seed: u64, index: usize) -> u64 {
+    SplitMix64::with_stream(seed, index as u64).next_u64()
+}
+
+/// The token ids of the prompt of `instruction`: the template, without special tokens.
+pub fn prompt_ids(generator: &TextGenerator, instruction: &str) -> anyhow::Result<Vec<u32>> {
+    Ok(generator.plain_ids(&render_prompt(instruction))?)
+}
+
+/// The JSON written by `--json`.
+#[derive(Serialize)]
+struct InstructJson<'a> {
+    model: &'a str,
+    task: Task,
+    data: String,
+    records: RecordRange,
+    prompt_template: &'static str,
+    generation: &'a GenerationSettings,
+    /// "population" (ddof = 0).
+    std_kind: &'static str,
+    seconds_per_record: f64,
+    #[serde(flatten)]
+    report: &'a InstructReport,
+}
+
+/// One line of `--predictions`.
+#[derive(Serialize)]
+struct PredictionLine<'a> {
+    index: usize,
+    seed: u64,
+    rouge_l: f64,
+    instruction: &'a str,
+    reference: &'a str,
+    prediction: &'a str,
+}
+
+/// Runs `mrl eval --task instruct`.
+pub fn run(args: EvalArgs) -> anyhow::Result<()> {
+    let mut refused = args.model.encoder_flags_given();
+    if args.dims.is_some() {
+        refused.push("--dims");
+    }
+    if let Some(flag) = refused.first() {
+        anyhow::bail!(
+            "{flag} applies to --task sts only (embeddings of an encoder); --task instruct \
+             generates with a decoder"
+        );
+    }
+    let settings = GenerationSettings::from_args(&args.instruct)?;
+    let seeds = args
+        .instruct
+        .seeds
+        .clone()
+        .unwrap_or_else(|| DEFAULT_SEEDS.to_vec());
+    if seeds.is_empty() {
+        anyhow::bail!("--seeds is empty");
+    }
+    let all = read_instruct_jsonl(&args.data)?;
+    let range = args.instruct.records.unwrap_or(RecordRange {
+        start: 0,
+        end: all.len(),
+    });
+    if range.end > all.len() {
+        anyhow::bail!(
+            "--records {range} is out of range: {} has {} records (indices 0..{})",
+            args.data.display(),
+            all.len(),
+            all.len()
+        );
+    }
+    let records = &all[range.start..range.end];
+
+    let path = crate::model_args::resolve_decoder(&args.model.model)?;
+    let device = args.model.device.device()?;
+    let start = Instant::now();
+    let generator = TextGenerator::load(&path, &device)
+        .with_context(|| format!("loading {}", path.display()))?;
+    // Every prompt must leave room for the answer: checked before generating anything.
+    let context = generator.context_length();
+    let mut prompts = Vec::with_capacity(records.len());
+    for (position, record) in records.iter().enumerate() {
+        let ids = prompt_ids(&generator, &record.instruction)?;
+        if ids.len() + settings.max_new_tokens > context {
+            anyhow::bail!(
+                "record {} of {}: its prompt has {} tokens, and with --max-new-tokens {} that \
+                 exceeds the model's context of {context} tokens (at most {} prompt tokens fit)",
+                range.start + position,
+                args.data.display(),
+                ids.len(),
+                settings.max_new_tokens,
+                context.saturating_sub(settings.max_new_tokens)
+            );
+        }
+        prompts.push(ids);
+    }
+    eprintln!(
+        "model {} ({} layers, context {context}) loaded in {:.1} s on {:?}; records {range} of \
+         {} ({}), seeds {seeds:?}",
+        path.display(),
+        generator.config.num_hidden_layers,
+        start.elapsed().as_secs_f64(),
+        args.model.device,
+        args.data.display(),
+        records.len(),
+    );
+
+    let bar = crate::progress::bar(records.len() * seeds.len(), "generating");
+    let (mut running_seed, mut running_sum, mut running_n) = (None, 0.0, 0usize);
+    let start = Instant::now();
+    let mut report = run_instruct(
+        records,
+        range.start,
+        &seeds,
+        |index, _, seed| {
+            let ids = &prompts[index - range.start];
+            generator
+                .generate_from_ids(ids, &settings.options(record_seed(seed, index)), |_| {})
+                .map(|(text, _)| text)
+        },
+        |prediction| {
+            if running_seed != Some(prediction.seed) {
+                (running_seed, running_sum, running_n) = (Some(prediction.seed), 0.0, 0);
+            }
+            running_sum += prediction.rouge_l;
+            running_n += 1;
+            bar.set_message(format!(
+                "seed {} ROUGE-L {:.2}",
+                prediction.seed,
+                running_sum / running_n as f64
+            ));
+            bar.inc(1);
+        },
+    )?;
+    bar.finish_and_clear();
+    let seconds_per_record = start.elapsed().as_secs_f64() / (records.len() * seeds.len()) as f64;
+
+    println!("{:>6}  {:>8}", "seed", "ROUGE-L");
+    for s in &report.seeds {
+        println!("{:>6}  {:>8.2}", s.seed, s.rouge_l);
+    }
+    println!("{:>6}  {:>8.2} ± {:.2}", "mean", report.mean, report.std);
+    eprintln!(
+        "{} records × {} seeds, {seconds_per_record:.2} s per record",
+        report.n_records,
+        report.seeds.len()
+    );
+
+    let predictions = std::mem::take(&mut report.predictions);
+    if let Some(path) = &args.instruct.predictions {
+        let mut text = String::new();
+        for p in &predictions {
+            let record = &all[p.index];
+            let line = PredictionLine {
+                index: p.index,
+                seed: p.seed,
+                rouge_l: p.rouge_l,
+                instruction: &record.instruction,
+                reference: &record.response,
+                prediction: &p.prediction,
+            };
+            text += &serde_json::to_string(&line)?;
+            text.push('\n');
+        }
+        models::error::write_atomic(path, text.as_bytes())?;
+        eprintln!(
+            "wrote {} predictions to {}",
+            predictions.len(),
+            path.display()
+        );
+    }
+    if let Some(path) = &args.json {
+        write_json(path, &args, range, &settings, seconds_per_record, &report)?;
+    }
+    Ok(())
+}
+
+fn write_json(
+    path: &Path,
+    args: &EvalArgs,
+    range: RecordRange,
+    settings: &GenerationSettings,
+    seconds_per_record: f64,
+    report: &InstructReport,
+) -> anyhow::Result<()> {
+    let json = InstructJson {
+        model: &args.model.model,
+        task: Task::Instruct,
+        data: args.data.display().to_string(),
+        records: range,
+        prompt_template: mrl_eval::PROMPT_TEMPLATE,
+        generation: settings,
+        std_kind: "population",
+        seconds_per_record,
+        report,
+    };
+    let text = serde_json::to_string_pretty(&json)? + "\n";
+    models::error::write_atomic(path, text.as_bytes())?;
+    eprintln!("wrote {}", path.display());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_ranges_parse_and_reject_nonsense() {
+        assert_eq!(
+            "1900..2000".parse::<RecordRange>(),
+            Ok(RecordRange {
+                start: 1900,
+                end: 2000
+            })
+        );
+        assert_eq!("0..1".parse::<RecordRange>().unwrap().to_string(), "0..1");
+        for bad in ["1900", "a..b", "5..5", "7..3", "-1..4", "1..=4"] {
+            let err = bad.parse::<RecordRange>().unwrap_err();
+            assert!(err.contains(bad), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn defaults_are_dskd_test_settings_and_bad_values_are_refused() {
+        let settings = GenerationSettings::from_args(&InstructArgs::default()).unwrap();
+        assert_eq!(
+            settings,
+            GenerationSettings {
+                temperature: 1.0,
+                top_p: 1.0,
+                top_k: 0,
+                no_repeat_ngram_size: 6,
+                max_new_tokens: 256,
+            }
+        );
+        // top-k 0 and top-p 1 mean "off".
+        let options = settings.options(5);
+        assert_eq!(options.sampling.top_k, None);
+        assert_eq!(options.sampling.top_p, None);
+        assert_eq!(options.seed, 5);
+        for (args, flag) in [
+            (
+                InstructArgs {
+                    temperature: Some(-1.0),
+                    ..Default::default()
+                },
+                "--temperature",
+            ),
+            (
+                InstructArgs {
+                    temperature: Some(f32::NAN),
+                    ..Default::default()
+                },
+                "--temperature",
+            ),
+            (
+                InstructArgs {
+                    top_p: Some(0.0),
+                    ..Default::default()
+                },
+                "--top-p",
+            ),
+            (
+                InstructArgs {
+                    max_new_tokens: Some(0),
+                    ..Default::default()
+                },
+                "--max-new-tokens",
+            ),
+        ] {
+            let err = GenerationSettings::from_args(&args)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(flag), "{err}");
+        }
+    }
+
+    #[test]
+    fn record_seeds_differ_per_record_and_seed() {
+        let seeds: Vec<u64> = [(10, 0), (10, 1), (20, 0), (20, 1)]
+            .into_iter()
+            .map(|(s, i)| record_seed(s, i))
+            .collect();
+        for i in 0..seeds.len() {
+            for j in 0..i {
+                assert_ne!(seeds[i], seeds[j]);
+            }
+        }
+        assert_eq!(record_seed(10, 1), record_seed(10, 1));
+    }
+
+    /// The tiny random Llama's tokenizer appends `</s>` to every text it encodes with special
+    /// tokens (its post-processor is `$A </s>`): the instruction prompt must not get it.
+    #[test]
+    fn the_prompt_has_no_special_tokens() {
+        let tmp = test_support::TempDir::new("instruct-prompt");
+        #[allow(deprecated)]
+        let device = burn::tensor::Device::ndarray();
+        let shape = tiny_models::ModelShape::new(16, 1, 2, 32, 256);
+        tiny_models::write_random_model(tmp.path(), tiny_models::Arch::Llama, &shape, 1, &device)
+            .unwrap();
+        let generator = TextGenerator::load(tmp.path(), &device).unwrap();
+        let with_special = generator.prompt_ids("a man", false).unwrap();
+        assert_eq!(with_special.last(), Some(&2), "{with_special:?}");
+        let ids = prompt_ids(&generator, "a man").unwrap();
+        assert!(!ids.contains(&1) && !ids.contains(&2), "{ids:?}");
+        // The template's words come first: "###" is not in the tiny vocabulary (unknown, id
+        // 0), and the instruction's words are in the middle.
+        let words = generator.plain_ids("a man").unwrap();
+        assert!(
+            ids.windows(2).any(|w| w == words.as_slice()),
+            "{ids:?} {words:?}"
+        );
+    }
+}
