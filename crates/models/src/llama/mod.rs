@@ -5,7 +5,8 @@
 //! [`config`](LlamaConfig) → [`rms_norm`](LlamaRmsNorm) → [`rope`](RotaryEmbedding) →
 //! [`attention`](LlamaAttention) (grouped-query, KV cache) → [`mlp`](LlamaMlp) (SwiGLU) →
 //! [`block`](LlamaDecoderLayer) → [`model`](LlamaModel) → [`weights`] (loading) → export
-//! ([`LlamaModel::save_pretrained`], a Hugging Face directory).
+//! ([`LlamaModel::save_pretrained`], a Hugging Face directory) → students for distillation
+//! ([`build_student`], [`StudentInit`]).
 //!
 //! [`LlamaModel::forward`] returns logits, every hidden state (index 0 = embeddings, last =
 //! after the final norm) and optionally every layer's attention probabilities;
@@ -19,6 +20,7 @@ mod mlp;
 mod model;
 mod rms_norm;
 mod rope;
+mod student;
 pub mod weights;
 
 pub use attention::{DecoderMask, LayerKvCache, LlamaAttention};
@@ -29,6 +31,7 @@ pub use mlp::LlamaMlp;
 pub use model::{KvCache, LlamaInput, LlamaModel, LlamaOutput};
 pub use rms_norm::LlamaRmsNorm;
 pub use rope::{apply_rotary, RotaryEmbedding};
+pub use student::{build_student, StudentInit, FRESH_INIT_STD};
 pub use weights::LayerSelection;
 
 /// File name of the architecture config in a Hugging Face model directory.

@@ -14,6 +14,7 @@ mod llama_decoder;
 mod llama_export;
 mod llama_safetensors;
 mod llama_smollm2;
+mod llama_student;
 mod loading;
 mod minilm_fixture;
 mod pooling;
