@@ -12,6 +12,7 @@ mod generate_smollm2;
 mod gguf_reader;
 mod llama_decoder;
 mod llama_export;
+mod llama_export_decoder;
 mod llama_safetensors;
 mod llama_smollm2;
 mod llama_student;
