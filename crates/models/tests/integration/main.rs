@@ -16,6 +16,7 @@ mod llama_export_decoder;
 mod llama_safetensors;
 mod llama_smollm2;
 mod llama_student;
+mod llama_train_step;
 mod loading;
 mod minilm_fixture;
 mod pooling;
