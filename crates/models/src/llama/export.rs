@@ -8,13 +8,28 @@
 //! `norm.weight` → `model.norm.weight`; `lm_head.weight` keeps its name and is written only for
 //! an untied head. Loading the directory with [`LlamaModel::from_pretrained`] gives the same
 //! tensors bit for bit.
+//!
+//! [`export_decoder`] adds the tokenizer side (`tokenizer.json`, `tokenizer_config.json`, …)
+//! so that transformers' `AutoModelForCausalLM` and `AutoTokenizer` both load the directory.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::config::{LlamaConfig, LlamaVariant, RopeScaling};
 use super::model::LlamaModel;
 use super::{CONFIG_FILE, WEIGHTS_FILE};
 use crate::error::{write_atomic, ModelError, Result};
+
+/// Files of the tokenizer side that [`export_decoder`] copies when the source has them
+/// (`tokenizer.json` itself is required).
+pub const TOKENIZER_SIDE_FILES: &[&str] = &[
+    TOKENIZER_CONFIG_FILE,
+    "special_tokens_map.json",
+    crate::generation::chat::CHAT_TEMPLATE_FILE,
+    "generation_config.json",
+];
+
+/// The tokenizer config transformers' `AutoTokenizer` reads beside `tokenizer.json`.
+pub const TOKENIZER_CONFIG_FILE: &str = "tokenizer_config.json";
 
 /// Module path → checkpoint key rewrites applied when saving.
 pub const EXPORT_KEY_REMAPS: &[(&str, &str)] = &[(r"^(embed_tokens|layers|norm)\.", "model.${1}.")];
@@ -206,4 +221,129 @@ impl LlamaModel {
         }
         Ok(())
     }
+}
+
+/// Writes `model` as a Hugging Face model directory `dir` that transformers loads with
+/// `AutoModelForCausalLM.from_pretrained(dir)` and `AutoTokenizer.from_pretrained(dir)`:
+/// [`LlamaModel::save_pretrained`]'s `config.json` and `model.safetensors`, plus the tokenizer
+/// of `tokenizer_source` (a model directory, or a file in one such as the teacher's `.gguf`):
+/// its `tokenizer.json` and whichever of [`TOKENIZER_SIDE_FILES`] it has, byte for byte.
+///
+/// When the source has no `tokenizer_config.json`, a minimal one is written: the
+/// `PreTrainedTokenizerFast` class, the `bos_token` / `eos_token` strings of `config`'s
+/// `bos_token_id` / first `eos_token_ids` (looked up in `tokenizer.json`) and
+/// `model_max_length = max_position_embeddings`. A file of [`TOKENIZER_SIDE_FILES`] that the
+/// source lacks but `dir` holds (from an earlier export) is removed, so that the directory
+/// describes this model only.
+///
+/// Everything is read and checked before anything is written; each file is then written to a
+/// scratch sibling and renamed into place (`write_atomic`), so no file is ever half-written.
+///
+/// # Errors
+/// [`ModelError::InvalidArgument`] (`config`) when `config` does not describe `model`, or
+/// names a special token id that `tokenizer.json` does not have;
+/// [`ModelError::InvalidArgument`] (`tokenizer_source`) when the tokenizer has more tokens
+/// than the model's vocabulary; [`ModelError::Io`] naming `tokenizer.json` (or another source
+/// file) when it cannot be read; [`ModelError::Tokenizer`] when it does not parse;
+/// [`ModelError::Write`] / [`ModelError::Weights`] naming the file that cannot be written.
+pub fn export_decoder(
+    model: &LlamaModel,
+    config: &LlamaConfig,
+    dir: &Path,
+    tokenizer_source: &Path,
+) -> Result<()> {
+    model.check_config(config)?;
+    let source_dir = if tokenizer_source.is_file() {
+        tokenizer_source.parent().unwrap_or(Path::new("."))
+    } else {
+        tokenizer_source
+    };
+    let tokenizer_path = source_dir.join(crate::tokenizer::TOKENIZER_FILE);
+    let tokenizer_bytes = read(&tokenizer_path)?;
+    let tokenizer =
+        tokenizers::Tokenizer::from_bytes(&tokenizer_bytes).map_err(|e| ModelError::Tokenizer {
+            path: tokenizer_path.clone(),
+            message: e.to_string(),
+        })?;
+    let tokens = tokenizer.get_vocab_size(true);
+    if tokens > config.vocab_size {
+        return Err(ModelError::InvalidArgument {
+            name: "tokenizer_source",
+            message: format!(
+                "{} has {tokens} tokens, more than the model's vocabulary of {}",
+                tokenizer_path.display(),
+                config.vocab_size
+            ),
+        });
+    }
+    let mut files: Vec<(&str, Vec<u8>)> = vec![(crate::tokenizer::TOKENIZER_FILE, tokenizer_bytes)];
+    let mut absent = Vec::new();
+    for name in TOKENIZER_SIDE_FILES {
+        let path = source_dir.join(name);
+        if path.is_file() {
+            files.push((name, read(&path)?));
+        } else if *name == TOKENIZER_CONFIG_FILE {
+            let json = minimal_tokenizer_config(config, &tokenizer, &tokenizer_path)?;
+            files.push((
+                name,
+                serde_json::to_vec_pretty(&json).expect("a JSON value"),
+            ));
+        } else {
+            absent.push(*name);
+        }
+    }
+    model.save_pretrained(config, dir)?;
+    for (name, bytes) in files {
+        write_atomic(&dir.join(name), &bytes)?;
+    }
+    for name in absent {
+        let stale = dir.join(name);
+        if stale.is_file() {
+            std::fs::remove_file(&stale).map_err(|source| ModelError::Write {
+                path: stale.clone(),
+                source,
+            })?;
+        }
+    }
+    Ok(())
+}
+
+fn read(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|source| ModelError::Io {
+        path: PathBuf::from(path),
+        source,
+    })
+}
+
+/// `tokenizer_config.json` for a source that has none: the fast-tokenizer class over
+/// `tokenizer.json`, the special tokens of `config` by name, the context window.
+fn minimal_tokenizer_config(
+    config: &LlamaConfig,
+    tokenizer: &tokenizers::Tokenizer,
+    tokenizer_path: &Path,
+) -> Result<serde_json::Value> {
+    let name_of = |what: &str, id: u32| {
+        tokenizer
+            .id_to_token(id)
+            .ok_or_else(|| ModelError::InvalidArgument {
+                name: "config",
+                message: format!(
+                    "{what} {id} is not a token of {} (which has {} tokens)",
+                    tokenizer_path.display(),
+                    tokenizer.get_vocab_size(true)
+                ),
+            })
+    };
+    let mut json = serde_json::json!({
+        "tokenizer_class": "PreTrainedTokenizerFast",
+        "model_max_length": config.max_position_embeddings,
+        "clean_up_tokenization_spaces": false,
+    });
+    if let Some(id) = config.bos_token_id {
+        json["bos_token"] = name_of("bos_token_id", id)?.into();
+    }
+    if let Some(&id) = config.eos_token_ids.first() {
+        json["eos_token"] = name_of("eos_token_id", id)?.into();
+    }
+    Ok(json)
 }

@@ -5,7 +5,8 @@
 //! [`config`](LlamaConfig) → [`rms_norm`](LlamaRmsNorm) → [`rope`](RotaryEmbedding) →
 //! [`attention`](LlamaAttention) (grouped-query, KV cache) → [`mlp`](LlamaMlp) (SwiGLU) →
 //! [`block`](LlamaDecoderLayer) → [`model`](LlamaModel) → [`weights`] (loading) → export
-//! ([`LlamaModel::save_pretrained`], a Hugging Face directory).
+//! ([`LlamaModel::save_pretrained`], a Hugging Face directory; [`export_decoder`] with the
+//! tokenizer) → students for distillation ([`build_student`], [`StudentInit`]).
 //!
 //! [`LlamaModel::forward`] returns logits, every hidden state (index 0 = embeddings, last =
 //! after the final norm) and optionally every layer's attention probabilities;
@@ -19,16 +20,18 @@ mod mlp;
 mod model;
 mod rms_norm;
 mod rope;
+mod student;
 pub mod weights;
 
 pub use attention::{DecoderMask, LayerKvCache, LlamaAttention};
 pub use block::LlamaDecoderLayer;
 pub use config::{LlamaConfig, LlamaVariant, RopeScaling};
-pub use export::EXPORT_KEY_REMAPS;
+pub use export::{export_decoder, EXPORT_KEY_REMAPS, TOKENIZER_CONFIG_FILE, TOKENIZER_SIDE_FILES};
 pub use mlp::LlamaMlp;
 pub use model::{KvCache, LlamaInput, LlamaModel, LlamaOutput};
 pub use rms_norm::LlamaRmsNorm;
 pub use rope::{apply_rotary, RotaryEmbedding};
+pub use student::{build_student, StudentInit, FRESH_INIT_STD};
 pub use weights::LayerSelection;
 
 /// File name of the architecture config in a Hugging Face model directory.

@@ -247,9 +247,9 @@ impl LlamaModel {
         layers: LayerSelection,
         device: &Device,
     ) -> Result<(LlamaConfig, Self)> {
-        let (dir, gguf_path) = locate(path)?;
-        let config_path = dir.join(super::CONFIG_FILE);
-        match gguf_path {
+        let files = CheckpointFiles::locate(path)?;
+        let config_path = files.config_path();
+        match files.gguf {
             Some(gguf_path) => {
                 let gguf = GgufFile::open(&gguf_path)?;
                 let config = if config_path.is_file() {
@@ -262,7 +262,7 @@ impl LlamaModel {
             }
             None => {
                 let config = LlamaConfig::from_hf_json(&config_path)?;
-                let weights = dir.join(super::WEIGHTS_FILE);
+                let weights = files.dir.join(super::WEIGHTS_FILE);
                 let model = Self::load_safetensors(&config, &weights, layers, device)?;
                 Ok((layers.apply(&config)?, model))
             }
@@ -271,15 +271,16 @@ impl LlamaModel {
 }
 
 impl LlamaConfig {
-    /// The config of the model [`LlamaModel::from_pretrained`] would load from `path`, without
-    /// reading the weights: `config.json` when present, else the GGUF metadata.
+    /// The config of the checkpoint that [`LlamaModel::from_pretrained`] would load from
+    /// `path`, without loading its weights: `config.json` when there is one, else the GGUF
+    /// metadata (which reads the GGUF file).
     ///
     /// # Errors
-    /// As [`LlamaModel::from_pretrained`].
+    /// As [`LlamaModel::from_pretrained`] for locating the files and parsing the config.
     pub fn from_pretrained(path: &Path) -> Result<Self> {
-        let (dir, gguf_path) = locate(path)?;
-        let config_path = dir.join(super::CONFIG_FILE);
-        match gguf_path {
+        let files = CheckpointFiles::locate(path)?;
+        let config_path = files.config_path();
+        match files.gguf {
             Some(gguf_path) if !config_path.is_file() => {
                 LlamaConfig::from_gguf(&GgufFile::open(&gguf_path)?, &gguf_path)
             }
@@ -288,27 +289,49 @@ impl LlamaConfig {
     }
 }
 
-/// The directory of a model path and its GGUF file, if the weights are GGUF.
-fn locate(path: &Path) -> Result<(std::path::PathBuf, Option<std::path::PathBuf>)> {
-    if path.is_file() {
-        return Ok((
-            path.parent().unwrap_or(Path::new(".")).to_path_buf(),
-            Some(path.to_path_buf()),
-        ));
+/// Where a checkpoint's files are: its directory and, when the weights are a GGUF, that file.
+pub(crate) struct CheckpointFiles {
+    /// The model directory (the parent of a `.gguf` path).
+    pub dir: std::path::PathBuf,
+    /// The GGUF weights; `None` for `model.safetensors`.
+    pub gguf: Option<std::path::PathBuf>,
+}
+
+impl CheckpointFiles {
+    /// A `.gguf` file (its directory beside it), or a directory with `model.safetensors`
+    /// (preferred) or exactly one `*.gguf`.
+    ///
+    /// # Errors
+    /// [`ModelError::Io`] when the directory has no weights; [`ModelError::InvalidArgument`]
+    /// when it has several GGUF files.
+    pub fn locate(path: &Path) -> Result<Self> {
+        if path.is_file() {
+            return Ok(Self {
+                dir: path.parent().unwrap_or(Path::new(".")).to_path_buf(),
+                gguf: Some(path.to_path_buf()),
+            });
+        }
+        let safetensors = path.join(super::WEIGHTS_FILE);
+        let gguf = find_gguf(path)?;
+        if gguf.is_none() && !safetensors.is_file() {
+            return Err(ModelError::Io {
+                path: safetensors,
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "no model.safetensors and no *.gguf file in the directory",
+                ),
+            });
+        }
+        Ok(Self {
+            dir: path.to_path_buf(),
+            gguf: if safetensors.is_file() { None } else { gguf },
+        })
     }
-    let safetensors = path.join(super::WEIGHTS_FILE);
-    let gguf = find_gguf(path)?;
-    if gguf.is_none() && !safetensors.is_file() {
-        return Err(ModelError::Io {
-            path: safetensors,
-            source: std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                "no model.safetensors and no *.gguf file in the directory",
-            ),
-        });
+
+    /// `config.json` in the directory (which may not exist beside a GGUF).
+    pub fn config_path(&self) -> std::path::PathBuf {
+        self.dir.join(super::CONFIG_FILE)
     }
-    let gguf = if safetensors.is_file() { None } else { gguf };
-    Ok((path.to_path_buf(), gguf))
 }
 
 /// The single `*.gguf` file in `dir`, if any.

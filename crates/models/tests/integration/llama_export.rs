@@ -5,13 +5,12 @@
 //! transformers-written fixtures have exactly their keys and shapes); a config that does not
 //! describe the model, or a directory that cannot be written, is refused with its name.
 
-use crate::common::TempDir;
+use crate::common::{tensors, TempDir};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use burn::module::{Module, ModuleMapper, Param};
-use burn::store::{bridge, ModuleSnapshot};
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
 use models::llama::{LlamaConfig, LlamaVariant, RopeScaling};
 use models::{LayerSelection, LlamaInput, LlamaModel, ModelError};
@@ -31,22 +30,6 @@ impl ModuleMapper for Jitter {
 fn random_model(config: &LlamaConfig, seed: u64, device: &Device) -> LlamaModel {
     device.seed(seed);
     config.init(device).map(&mut Jitter)
-}
-
-/// Every parameter by module path, as raw values.
-fn tensors(model: &LlamaModel) -> BTreeMap<String, (Vec<usize>, Vec<f32>)> {
-    model
-        .collect(None, None, false)
-        .into_iter()
-        .map(|t| {
-            let shape = t.shape.to_vec();
-            let values = bridge::to_data(&t)
-                .unwrap()
-                .try_into_vec_as::<f32>()
-                .unwrap();
-            (t.name.clone(), (shape, values))
-        })
-        .collect()
 }
 
 /// Key → (dtype, shape) of a safetensors file, from its header.

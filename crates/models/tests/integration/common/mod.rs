@@ -9,6 +9,23 @@ use std::path::{Path, PathBuf};
 use burn::tensor::Device;
 pub use test_support::{shared_path, TempDir};
 
+/// Every parameter of `module` by module path, as raw values (to compare models exactly).
+pub fn tensors(module: &impl burn::module::Module) -> BTreeMap<String, (Vec<usize>, Vec<f32>)> {
+    use burn::store::{bridge, ModuleSnapshot};
+    module
+        .collect(None, None, false)
+        .into_iter()
+        .map(|t| {
+            let shape = t.shape.to_vec();
+            let values = bridge::to_data(&t)
+                .unwrap()
+                .try_into_vec_as::<f32>()
+                .unwrap();
+            (t.name.clone(), (shape, values))
+        })
+        .collect()
+}
+
 /// Every CPU device compiled in: tests run on each.
 #[allow(deprecated)]
 pub fn devices() -> Vec<(&'static str, Device)> {
