@@ -88,6 +88,10 @@ pub enum TrainError {
         /// What is wrong and how to fix it.
         message: String,
     },
+    /// A data file of the evaluation crate's formats (instruction JSONL) is missing or
+    /// malformed (the file and line are named).
+    #[error(transparent)]
+    Records(#[from] mrl_eval::EvalError),
     /// The dev-set evaluation failed.
     #[error("dev evaluation: {0}")]
     Eval(String),

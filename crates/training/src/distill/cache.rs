@@ -283,8 +283,7 @@ impl CachedPart {
         let mut ids = vec![0i64; b * t * k];
         let mut log_probs = vec![filler; b * t * k];
         let mut tail = vec![filler; b * t];
-        for (row, chunk) in ids.chunks_mut(k).enumerate() {
-            let _ = row;
+        for chunk in ids.chunks_mut(k) {
             for (j, v) in chunk.iter_mut().enumerate() {
                 *v = j as i64;
             }
@@ -514,9 +513,9 @@ impl CacheWriter<'_> {
                     let vocab = logits.dims()[2];
                     let logits = logits.slice([0..b, 0..seq - 1, 0..vocab]);
                     let top = teacher_top_k(logits, k, key.temperature);
-                    let t_ids: Vec<i64> = top.ids.into_data().convert::<i64>().to_vec().map_err(data_err)?;
-                    let t_lp: Vec<f32> = top.log_probs.into_data().convert::<f32>().to_vec().map_err(data_err)?;
-                    let t_tail: Vec<f32> = top.tail_log_mass.into_data().convert::<f32>().to_vec().map_err(data_err)?;
+                    let t_ids: Vec<i64> = top.ids.into_data().convert::<i64>().try_to_vec::<i64>().map_err(data_err)?;
+                    let t_lp: Vec<f32> = top.log_probs.into_data().convert::<f32>().try_to_vec::<f32>().map_err(data_err)?;
+                    let t_tail: Vec<f32> = top.tail_log_mass.into_data().convert::<f32>().try_to_vec::<f32>().map_err(data_err)?;
                     for (bi, e) in refs.iter().enumerate() {
                         records.push(e.record as i64);
                         for pos in e.target_positions() {
@@ -583,18 +582,18 @@ fn write_shard(
     let lp_b = bytes(log_probs.iter().flat_map(|v| v.to_le_bytes()).collect());
     let tail_b = bytes(tail.iter().flat_map(|v| v.to_le_bytes()).collect());
     let n = tail.len();
-    let view = |dtype, shape: Vec<usize>, data: &[u8]| {
+    fn view<'a>(path: &Path, dtype: Dtype, shape: Vec<usize>, data: &'a [u8]) -> Result<TensorView<'a>> {
         TensorView::new(dtype, shape, data).map_err(|e| TrainError::Cache {
             dir: path.to_path_buf(),
             message: e.to_string(),
         })
-    };
+    }
     let tensors = vec![
-        ("records", view(Dtype::I64, vec![records.len()], &rec_b)?),
-        ("rows", view(Dtype::I64, vec![rows.len()], &rows_b)?),
-        ("ids", view(Dtype::I32, vec![n, k], &ids_b)?),
-        ("log_probs", view(Dtype::F32, vec![n, k], &lp_b)?),
-        ("tail_log_mass", view(Dtype::F32, vec![n], &tail_b)?),
+        ("records", view(path, Dtype::I64, vec![records.len()], &rec_b)?),
+        ("rows", view(path, Dtype::I64, vec![rows.len()], &rows_b)?),
+        ("ids", view(path, Dtype::I32, vec![n, k], &ids_b)?),
+        ("log_probs", view(path, Dtype::F32, vec![n, k], &lp_b)?),
+        ("tail_log_mass", view(path, Dtype::F32, vec![n], &tail_b)?),
     ];
     let data = safetensors::serialize(tensors, &None).map_err(|e| TrainError::Cache {
         dir: path.to_path_buf(),

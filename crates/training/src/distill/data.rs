@@ -68,7 +68,7 @@ impl DistillData {
     /// and tokenizes them.
     ///
     /// # Errors
-    /// [`TrainError::Eval`] wrapping a malformed line (its number) or a missing file;
+    /// [`TrainError::Records`] for a missing file or a malformed line (its number);
     /// [`TrainError::ConfigValue`] naming `key` for a range beyond the file;
     /// [`TrainError::Data`] for a record whose prompt does not leave room for a response
     /// token within `max_length`.
@@ -80,8 +80,7 @@ impl DistillData {
         eos: u32,
         max_length: usize,
     ) -> Result<Self> {
-        let all = mrl_eval::instruct::read_instruct_jsonl(path)
-            .map_err(|e| TrainError::Eval(e.to_string()))?;
+        let all = mrl_eval::instruct::read_instruct_jsonl(path)?;
         let records = records.unwrap_or(0..all.len());
         if records.end > all.len() {
             return Err(crate::config::bad(

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use burn::nn::loss::Reduction;
-use burn::tensor::{Device, ElementConversion, Tensor};
+use burn::tensor::{Device, Tensor};
 use distill_objectives::{
     masked_cross_entropy, teacher_top_k, top1_agreement, Divergence, KdLossConfig, KdObjective, TeacherTarget,
 };
@@ -56,7 +56,7 @@ pub struct MeasureReport {
 }
 
 fn scalar(t: Tensor<1>) -> f64 {
-    f64::from(t.into_scalar().elem::<f32>())
+    f64::from(t.into_scalar::<f32>())
 }
 
 /// Runs `teacher` and `student` (inference, on `device`) over `data` in batches of

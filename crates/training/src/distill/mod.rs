@@ -468,7 +468,7 @@ impl DistillTask {
                     .terms
                     .iter()
                     .find(|(t, _)| t == name)
-                    .map_or(0.0, |(_, v)| f64::from(v.clone().into_scalar().elem::<f32>()))
+                    .map_or(0.0, |(_, v)| f64::from(v.clone().into_scalar::<f32>()))
             };
             loss += value("total") * n;
             ce += value("ce") * n;
@@ -484,8 +484,6 @@ impl DistillTask {
         })
     }
 }
-
-use burn::tensor::ElementConversion;
 
 /// The decoder's logits at every position but the last, `[batch, seq − 1, vocab]`: position
 /// `t` predicts token `t + 1` (aligned with [`DistillBatch::targets`]).

@@ -5,6 +5,7 @@
 
 use std::path::Path;
 
+use burn::module::Module;
 use burn::tensor::Device;
 use tiny_models::{tiny_sentences, write_random_model, Arch, ModelShape};
 use training::distill::{DistillConfig, DistillData, DistillTask};
@@ -132,7 +133,10 @@ fn records_render_with_the_template_mask_the_prompt_and_end_with_eos() {
     )
     .unwrap();
     let err = DistillData::load(&bad, None, "data.records", &tokenizer, 2, 40).unwrap_err();
-    assert!(err.to_string().contains("line 2"), "{err}");
+    assert!(
+        err.to_string().contains("bad.jsonl:2:") && err.to_string().contains("instruction"),
+        "{err}"
+    );
 
     // A range beyond the file names the key.
     let err = DistillData::load(
