@@ -113,7 +113,11 @@ pub fn run(args: DistillArgs) -> anyhow::Result<()> {
             task.teacher_kind(),
             s.num_hidden_layers,
             s.hidden_size,
-            if s.tie_word_embeddings { "tied" } else { "untied" },
+            if s.tie_word_embeddings {
+                "tied"
+            } else {
+                "untied"
+            },
             objective_name(&config),
             task.train_data().len(),
             task.train_data().num_targets(),
@@ -227,7 +231,11 @@ fn run_cache(args: CacheArgs) -> anyhow::Result<()> {
             dir.display(),
             manifest.key.top_k,
             manifest.key.temperature,
-            manifest.parts.values().map(|p| p.shards.len()).sum::<usize>(),
+            manifest
+                .parts
+                .values()
+                .map(|p| p.shards.len())
+                .sum::<usize>(),
             bytes as f64 / 1e6,
             start.elapsed().as_secs_f64()
         ),
@@ -299,7 +307,11 @@ fn run_eval_only(args: &DistillArgs, config: DistillConfig) -> anyhow::Result<()
         kd.top_k,
         kd.fkl_top_k
     );
-    let terms: Vec<String> = report.loss.iter().map(|(k, v)| format!("{k} {v:.4}")).collect();
+    let terms: Vec<String> = report
+        .loss
+        .iter()
+        .map(|(k, v)| format!("{k} {v:.4}"))
+        .collect();
     println!("objective: {}", terms.join("  "));
     if let Some(path) = &args.json {
         let json = serde_json::json!({

@@ -10,15 +10,14 @@
 //! is sampled with the seed `SplitMix64::with_stream(seed, i)` draws, so its answer for a seed
 //! does not depend on which `--records` range is evaluated.
 
-use std::fmt;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::time::Instant;
 
 use anyhow::Context;
 use clap::Args;
 use models::generation::{GenerationOptions, SamplingOptions, TextGenerator};
 use mrl_common::SplitMix64;
+use mrl_eval::instruct::RecordRange;
 use mrl_eval::{read_instruct_jsonl, render_prompt, run_instruct, InstructReport};
 use serde::Serialize;
 
@@ -36,36 +35,6 @@ pub const DEFAULT_TOP_K: usize = 0;
 pub const DEFAULT_NO_REPEAT_NGRAM_SIZE: usize = 6;
 /// Default `--max-new-tokens`.
 pub const DEFAULT_MAX_NEW_TOKENS: usize = 256;
-
-/// A half-open range of record indices, `START..END`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct RecordRange {
-    /// First index (0-based).
-    pub start: usize,
-    /// One past the last index.
-    pub end: usize,
-}
-
-impl FromStr for RecordRange {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("`{s}` is not a range START..END of record indices (e.g. 1900..2000)");
-        let (start, end) = s.split_once("..").ok_or_else(bad)?;
-        let start: usize = start.trim().parse().map_err(|_| bad())?;
-        let end: usize = end.trim().parse().map_err(|_| bad())?;
-        if start >= end {
-            return Err(format!("`{s}` is empty: START must be below END"));
-        }
-        Ok(Self { start, end })
-    }
-}
-
-impl fmt::Display for RecordRange {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}..{}", self.start, self.end)
-    }
-}
 
 /// The flags of `--task instruct` (each refused with `--task sts`; the defaults are applied
 /// when the task runs).

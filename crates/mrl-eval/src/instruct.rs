@@ -452,30 +452,41 @@ mod tests {
     }
 }
 
-/// Parses a half-open range of 0-based record indices, `"START..END"` (e.g. `"1900..2000"`:
-/// Dolly's test records).
-///
-/// # Errors
-/// [`EvalError::InvalidArgument`] unless the text is two integers around `..` with
-/// `START < END`.
-pub fn parse_record_range(text: &str) -> Result<std::ops::Range<usize>> {
-    let invalid = |message: String| EvalError::InvalidArgument {
-        name: "records",
-        message,
-    };
-    let (start, end) = text
-        .split_once("..")
-        .ok_or_else(|| invalid(format!("expected START..END (e.g. 1900..2000), got {text:?}")))?;
-    let number = |s: &str| {
-        s.trim()
-            .parse::<usize>()
-            .map_err(|_| invalid(format!("{s:?} in {text:?} is not a record index")))
-    };
-    let (start, end) = (number(start)?, number(end)?);
-    if start >= end {
-        return Err(invalid(format!(
-            "{text:?} is empty: START must be below END"
-        )));
+/// A half-open range of 0-based record indices, `START..END` (e.g. `1900..2000`: Dolly's test
+/// records), as `--records` and the distillation config's `records` take it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct RecordRange {
+    /// First index (0-based).
+    pub start: usize,
+    /// One past the last index.
+    pub end: usize,
+}
+
+impl RecordRange {
+    /// As a [`std::ops::Range`].
+    pub fn range(self) -> std::ops::Range<usize> {
+        self.start..self.end
     }
-    Ok(start..end)
+}
+
+impl std::str::FromStr for RecordRange {
+    type Err = String;
+
+    /// Two integers around `..` with `START < END`; the error says what is wrong.
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let bad = || format!("`{s}` is not a range START..END of record indices (e.g. 1900..2000)");
+        let (start, end) = s.split_once("..").ok_or_else(bad)?;
+        let start: usize = start.trim().parse().map_err(|_| bad())?;
+        let end: usize = end.trim().parse().map_err(|_| bad())?;
+        if start >= end {
+            return Err(format!("`{s}` is empty: START must be below END"));
+        }
+        Ok(Self { start, end })
+    }
+}
+
+impl std::fmt::Display for RecordRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}..{}", self.start, self.end)
+    }
 }

@@ -5,6 +5,7 @@
 
 mod common;
 
+mod distill;
 mod eval;
 mod eval_instruct;
 mod fresh_machine;

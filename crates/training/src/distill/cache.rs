@@ -133,7 +133,11 @@ pub fn teacher_sha256(path: &Path) -> Result<String> {
     }
     let mut hasher = Sha256::new();
     for file in files {
-        hasher.update(file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+        hasher.update(
+            file.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        );
         let mut f = std::fs::File::open(&file).map_err(io_err(&file))?;
         std::io::copy(&mut f, &mut hasher).map_err(io_err(&file))?;
     }
@@ -289,12 +293,13 @@ impl CachedPart {
             }
         }
         for (bi, e) in examples.iter().enumerate() {
-            let cached = self.records.get(&e.record).ok_or_else(|| {
-                TrainError::Cache {
+            let cached = self
+                .records
+                .get(&e.record)
+                .ok_or_else(|| TrainError::Cache {
                     dir: PathBuf::new(),
                     message: format!("record {} is not in the cache", e.record),
-                }
-            })?;
+                })?;
             let positions: Vec<usize> = e.target_positions().collect();
             if positions.len() != cached.tail.len() {
                 return Err(TrainError::Cache {
@@ -337,7 +342,10 @@ fn first_difference(a: &CacheKey, b: &CacheKey) -> Option<String> {
         serde_json::to_value(a).expect("serialisable"),
         serde_json::to_value(b).expect("serialisable"),
     );
-    let (a, b) = (a.as_object().expect("object"), b.as_object().expect("object"));
+    let (a, b) = (
+        a.as_object().expect("object"),
+        b.as_object().expect("object"),
+    );
     for (key, va) in a {
         let vb = b.get(key).unwrap_or(&serde_json::Value::Null);
         if va != vb {
@@ -379,17 +387,26 @@ fn read_shard(path: &Path, k: usize, out: &mut BTreeMap<usize, RecordTargets>) -
     };
     let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| corrupt(e.to_string()))?;
     let get = |name: &str, dtype: Dtype| -> Result<(Vec<usize>, &[u8])> {
-        let t = st.tensor(name).map_err(|e| corrupt(format!("`{name}`: {e}")))?;
+        let t = st
+            .tensor(name)
+            .map_err(|e| corrupt(format!("`{name}`: {e}")))?;
         if t.dtype() != dtype {
-            return Err(corrupt(format!("`{name}` is {:?}, expected {dtype:?}", t.dtype())));
+            return Err(corrupt(format!(
+                "`{name}` is {:?}, expected {dtype:?}",
+                t.dtype()
+            )));
         }
         Ok((t.shape().to_vec(), t.data()))
     };
     let i64s = |b: &[u8]| -> Vec<i64> {
-        b.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes"))).collect()
+        b.chunks_exact(8)
+            .map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes")))
+            .collect()
     };
     let f32s = |b: &[u8]| -> Vec<f32> {
-        b.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes"))).collect()
+        b.chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
+            .collect()
     };
     let (_, rec) = get("records", Dtype::I64)?;
     let (_, rows) = get("rows", Dtype::I64)?;
@@ -397,7 +414,9 @@ fn read_shard(path: &Path, k: usize, out: &mut BTreeMap<usize, RecordTargets>) -
     let (_, lp) = get("log_probs", Dtype::F32)?;
     let (_, tail) = get("tail_log_mass", Dtype::F32)?;
     if ids_shape.get(1) != Some(&k) {
-        return Err(corrupt(format!("ids have shape {ids_shape:?}, expected k = {k}")));
+        return Err(corrupt(format!(
+            "ids have shape {ids_shape:?}, expected k = {k}"
+        )));
     }
     let (records, rows) = (i64s(rec), i64s(rows));
     let ids: Vec<i32> = ids
@@ -451,13 +470,19 @@ impl CacheWriter<'_> {
         mut on_records: impl FnMut(usize),
     ) -> Result<CacheManifest> {
         if dir.exists() {
-            return Err(cache_err(dir, "exists; remove it (or pass --force) to rebuild"));
+            return Err(cache_err(
+                dir,
+                "exists; remove it (or pass --force) to rebuild",
+            ));
         }
         let name = dir
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "cache".into());
-        let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let parent = dir
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
         std::fs::create_dir_all(parent).map_err(io_err(parent))?;
         let scratch = parent.join(format!(".{name}.partial-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&scratch);
@@ -513,9 +538,24 @@ impl CacheWriter<'_> {
                     let vocab = logits.dims()[2];
                     let logits = logits.slice([0..b, 0..seq - 1, 0..vocab]);
                     let top = teacher_top_k(logits, k, key.temperature);
-                    let t_ids: Vec<i64> = top.ids.into_data().convert::<i64>().try_to_vec::<i64>().map_err(data_err)?;
-                    let t_lp: Vec<f32> = top.log_probs.into_data().convert::<f32>().try_to_vec::<f32>().map_err(data_err)?;
-                    let t_tail: Vec<f32> = top.tail_log_mass.into_data().convert::<f32>().try_to_vec::<f32>().map_err(data_err)?;
+                    let t_ids: Vec<i64> = top
+                        .ids
+                        .into_data()
+                        .convert::<i64>()
+                        .try_to_vec::<i64>()
+                        .map_err(data_err)?;
+                    let t_lp: Vec<f32> = top
+                        .log_probs
+                        .into_data()
+                        .convert::<f32>()
+                        .try_to_vec::<f32>()
+                        .map_err(data_err)?;
+                    let t_tail: Vec<f32> = top
+                        .tail_log_mass
+                        .into_data()
+                        .convert::<f32>()
+                        .try_to_vec::<f32>()
+                        .map_err(data_err)?;
                     for (bi, e) in refs.iter().enumerate() {
                         records.push(e.record as i64);
                         for pos in e.target_positions() {
@@ -582,14 +622,22 @@ fn write_shard(
     let lp_b = bytes(log_probs.iter().flat_map(|v| v.to_le_bytes()).collect());
     let tail_b = bytes(tail.iter().flat_map(|v| v.to_le_bytes()).collect());
     let n = tail.len();
-    fn view<'a>(path: &Path, dtype: Dtype, shape: Vec<usize>, data: &'a [u8]) -> Result<TensorView<'a>> {
+    fn view<'a>(
+        path: &Path,
+        dtype: Dtype,
+        shape: Vec<usize>,
+        data: &'a [u8],
+    ) -> Result<TensorView<'a>> {
         TensorView::new(dtype, shape, data).map_err(|e| TrainError::Cache {
             dir: path.to_path_buf(),
             message: e.to_string(),
         })
     }
     let tensors = vec![
-        ("records", view(path, Dtype::I64, vec![records.len()], &rec_b)?),
+        (
+            "records",
+            view(path, Dtype::I64, vec![records.len()], &rec_b)?,
+        ),
         ("rows", view(path, Dtype::I64, vec![rows.len()], &rows_b)?),
         ("ids", view(path, Dtype::I32, vec![n, k], &ids_b)?),
         ("log_probs", view(path, Dtype::F32, vec![n, k], &lp_b)?),
@@ -635,9 +683,9 @@ pub fn write_cache(
     force: bool,
     mut on_records: impl FnMut(usize, usize),
 ) -> Result<CacheOutcome> {
-    let dir = config
-        .cache_dir()
-        .ok_or_else(|| crate::config::bad("cache", "the config has no [cache] section (dir, top_k)"))?;
+    let dir = config.cache_dir().ok_or_else(|| {
+        crate::config::bad("cache", "the config has no [cache] section (dir, top_k)")
+    })?;
     let shard_records = config.cache.as_ref().map_or(256, |c| c.shard_records);
     let teacher_path = super::resolve_teacher(&config.teacher.path)?;
     let device = config.device.device()?;
@@ -658,11 +706,8 @@ pub fn write_cache(
             "exists but holds no manifest.json; remove it or pass --force",
         ));
     }
-    let (_, teacher) = models::LlamaModel::from_pretrained(
-        &teacher_path,
-        models::LayerSelection::All,
-        &device,
-    )?;
+    let (_, teacher) =
+        models::LlamaModel::from_pretrained(&teacher_path, models::LayerSelection::All, &device)?;
     let mut parts: Vec<(&str, &DistillData)> = vec![("train", &train)];
     if let Some(dev) = &dev {
         parts.push(("dev", dev));

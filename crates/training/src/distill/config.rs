@@ -44,7 +44,9 @@ use models::llama::StudentInit;
 use mrl_common::DeviceKind;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{bad, expand_path, CheckpointSection, LoopSettings, OptimizerSection, TrainingSection};
+use crate::config::{
+    bad, expand_path, CheckpointSection, LoopSettings, OptimizerSection, TrainingSection,
+};
 use crate::error::Result;
 
 /// A whole distillation run.
@@ -206,7 +208,9 @@ fn default_eval_batch() -> usize {
 /// [`TrainError::ConfigValue`](crate::TrainError::ConfigValue) for anything but two integers
 /// with `START < END`.
 pub fn parse_records(key: &str, text: &str) -> Result<Range<usize>> {
-    mrl_eval::instruct::parse_record_range(text).map_err(|e| bad(key, e.to_string()))
+    text.parse::<mrl_eval::instruct::RecordRange>()
+        .map(|r| r.range())
+        .map_err(|e| bad(key, e))
 }
 
 impl DistillConfig {
@@ -251,7 +255,10 @@ impl DistillConfig {
         if self.data.max_length < 2 {
             return Err(bad(
                 "data.max_length",
-                format!("must be >= 2 (a prompt token and a response token), got {}", self.data.max_length),
+                format!(
+                    "must be >= 2 (a prompt token and a response token), got {}",
+                    self.data.max_length
+                ),
             ));
         }
         if let Some(r) = &self.data.records {

@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use burn::nn::loss::Reduction;
 use burn::tensor::{Device, Tensor};
 use distill_objectives::{
-    masked_cross_entropy, teacher_top_k, top1_agreement, Divergence, KdLossConfig, KdObjective, TeacherTarget,
+    masked_cross_entropy, teacher_top_k, top1_agreement, Divergence, KdLossConfig, KdObjective,
+    TeacherTarget,
 };
 use models::LlamaModel;
 use serde::{Deserialize, Serialize};
@@ -102,13 +103,28 @@ pub fn measure(
         let mut add = |name: &'static str, value: f64| *sums.entry(name).or_default() += value;
         add(
             "teacher_ce",
-            scalar(masked_cross_entropy(t_logits.clone(), targets.clone(), mask.clone(), Reduction::Sum)),
+            scalar(masked_cross_entropy(
+                t_logits.clone(),
+                targets.clone(),
+                mask.clone(),
+                Reduction::Sum,
+            )),
         );
         add(
             "student_ce",
-            scalar(masked_cross_entropy(s_logits.clone(), targets.clone(), mask.clone(), Reduction::Sum)),
+            scalar(masked_cross_entropy(
+                s_logits.clone(),
+                targets.clone(),
+                mask.clone(),
+                Reduction::Sum,
+            )),
         );
-        for (name, d) in [("fkl", &fkl), ("rkl", &rkl), ("jsd", &jsd), ("kl_tau2_scaled", &kl2)] {
+        for (name, d) in [
+            ("fkl", &fkl),
+            ("rkl", &rkl),
+            ("jsd", &jsd),
+            ("kl_tau2_scaled", &kl2),
+        ] {
             let out = d
                 .try_forward(s_logits.clone(), &full, mask.clone(), Reduction::Sum)
                 .map_err(loss_err)?;

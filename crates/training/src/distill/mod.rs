@@ -167,13 +167,23 @@ pub fn load_data(
     }
     let dev = match &config.eval {
         Some(e) => {
-            let path = e.path.as_deref().map_or(path.clone(), crate::config::expand_path);
+            let path = e
+                .path
+                .as_deref()
+                .map_or(path.clone(), crate::config::expand_path);
             let records = e
                 .records
                 .as_deref()
                 .map(|r| config::parse_records("eval.records", r))
                 .transpose()?;
-            Some(DistillData::load(&path, records, "eval.records", tokenizer, eos, max_length)?)
+            Some(DistillData::load(
+                &path,
+                records,
+                "eval.records",
+                tokenizer,
+                eos,
+                max_length,
+            )?)
         }
         None => None,
     };
@@ -261,9 +271,13 @@ impl DistillTask {
         let teacher = match teacher {
             Some(t) => Some(t),
             None if needs_teacher => {
-                let dir = config.cache_dir().expect("a cache when the teacher is not live");
+                let dir = config
+                    .cache_dir()
+                    .expect("a cache when the teacher is not live");
                 let key = expected_cache_key(&config, &teacher_path, &train, dev.as_ref())?;
-                Some(TeacherSource::Cached(Box::new(TeacherCache::open(&dir, &key)?)))
+                Some(TeacherSource::Cached(Box::new(TeacherCache::open(
+                    &dir, &key,
+                )?)))
             }
             None => None,
         };
@@ -340,7 +354,9 @@ impl DistillTask {
     pub fn teacher_kind(&self) -> String {
         match &self.teacher {
             Some(TeacherSource::Live(_)) => "live".into(),
-            Some(TeacherSource::Cached(c)) => format!("cache {} (top-{})", c.dir.display(), c.manifest.key.top_k),
+            Some(TeacherSource::Cached(c)) => {
+                format!("cache {} (top-{})", c.dir.display(), c.manifest.key.top_k)
+            }
             None => "none (α = 0)".into(),
         }
     }
@@ -451,7 +467,12 @@ impl DistillTask {
     ///
     /// # Errors
     /// Cache or loss errors.
-    pub fn evaluate_on(&self, model: &DistillModel, part: &str, data: &DistillData) -> Result<DistillEval> {
+    pub fn evaluate_on(
+        &self,
+        model: &DistillModel,
+        part: &str,
+        data: &DistillData,
+    ) -> Result<DistillEval> {
         let inference = DistillModel {
             student: model.student.valid(),
             projectors: model.projectors.iter().map(|p| p.valid()).collect(),

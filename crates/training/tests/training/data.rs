@@ -67,7 +67,7 @@ fn batching_is_seeded_complete_and_groups_lengths() {
         length_grouping: true,
         pool_batches: 4,
         seed: 9,
-            min_batch: 2,
+        min_batch: 2,
     };
     let e0 = b.epoch(&lengths, 0);
     assert_eq!(

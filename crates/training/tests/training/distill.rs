@@ -123,7 +123,10 @@ fn records_render_with_the_template_mask_the_prompt_and_end_with_eos() {
     )
     .unwrap_err();
     let msg = err.to_string();
-    assert!(msg.contains("record 0") && msg.contains("max_length = 4"), "{msg}");
+    assert!(
+        msg.contains("record 0") && msg.contains("max_length = 4"),
+        "{msg}"
+    );
 
     // A malformed line is named by its number.
     let bad = tmp.path().join("bad.jsonl");
@@ -163,7 +166,11 @@ fn bad_configs_name_the_key() {
         ("max_length = 40", "max_length = 1", "data.max_length"),
         ("batch_size = 4", "batch_size = 0", "training.batch_size"),
         ("layers = 1", "layers = 1\nwidth = 3", "width"),
-        ("kind = \"forward_kl\"", "kind = \"no_such_divergence\"", "no_such_divergence"),
+        (
+            "kind = \"forward_kl\"",
+            "kind = \"no_such_divergence\"",
+            "no_such_divergence",
+        ),
     ];
     for (from, to, named) in cases {
         let err = parse(&base.replace(from, to)).unwrap_err();
@@ -173,7 +180,9 @@ fn bad_configs_name_the_key() {
     assert!(err.to_string().contains("cache.top_k"), "{err}");
     // A student deeper than the teacher is refused when the run starts.
     let config = parse(&base.replace("layers = 1", "layers = 3")).unwrap();
-    let err = DistillTask::trainer(config, &device).err().expect("too deep");
+    let err = DistillTask::trainer(config, &device)
+        .err()
+        .expect("too deep");
     assert!(err.to_string().contains("layers"), "{err}");
 }
 
@@ -211,11 +220,11 @@ fn distillation_resumes_exactly_and_learns() {
             );
         }
         // A changed objective is refused on resume, naming the key.
-        let changed = parse(
-            &setup(tmp.path(), &device, "").replace("alpha = 0.5", "alpha = 0.25"),
-        )
-        .unwrap();
-        let err = DistillTask::resume(changed, &device).err().expect("differs");
+        let changed =
+            parse(&setup(tmp.path(), &device, "").replace("alpha = 0.5", "alpha = 0.25")).unwrap();
+        let err = DistillTask::resume(changed, &device)
+            .err()
+            .expect("differs");
         assert!(err.to_string().contains("objective.alpha"), "{err}");
     }
 }
@@ -238,16 +247,23 @@ fn the_cache_replays_the_live_teacher_and_refuses_to_be_stale() {
     let cached = parse(&setup(tmp.path(), &device, &cache_section(VOCAB - 1))).unwrap();
 
     // No cache yet: the error says how to write it.
-    let err = DistillTask::trainer(cached.clone(), &device).err().expect("no cache");
+    let err = DistillTask::trainer(cached.clone(), &device)
+        .err()
+        .expect("no cache");
     assert!(err.to_string().contains("mrl distill cache"), "{err}");
 
     training::distill::cache::write_cache(&cached, 4, false, |_, _| {}).unwrap();
-    let manifest: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(cache_dir.join("manifest.json")).unwrap(),
-    )
-    .unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(cache_dir.join("manifest.json")).unwrap())
+            .unwrap();
     assert_eq!(manifest["top_k"], VOCAB - 1);
-    assert_eq!(manifest["parts"]["train"]["shards"].as_array().unwrap().len(), 4);
+    assert_eq!(
+        manifest["parts"]["train"]["shards"]
+            .as_array()
+            .unwrap()
+            .len(),
+        4
+    );
     // Nothing but the cache was left beside it.
     let leftovers: Vec<_> = std::fs::read_dir(tmp.path())
         .unwrap()
@@ -264,15 +280,21 @@ fn the_cache_replays_the_live_teacher_and_refuses_to_be_stale() {
     assert!(b.task().teacher_kind().starts_with("cache"));
     b.run(&mut Silent, Some(3)).unwrap();
     for (x, y) in a.losses().iter().zip(b.losses()) {
-        assert!((x - y).abs() < 1e-4 * x.abs().max(1.0), "live {x} vs cached {y}");
+        assert!(
+            (x - y).abs() < 1e-4 * x.abs().max(1.0),
+            "live {x} vs cached {y}"
+        );
     }
 
     // Stale: other data (max_length changes the tokenized records), another k.
     let other_len = parse(
-        &setup(tmp.path(), &device, &cache_section(VOCAB - 1)).replace("max_length = 40", "max_length = 30"),
+        &setup(tmp.path(), &device, &cache_section(VOCAB - 1))
+            .replace("max_length = 40", "max_length = 30"),
     )
     .unwrap();
-    let err = DistillTask::trainer(other_len, &device).err().expect("stale");
+    let err = DistillTask::trainer(other_len, &device)
+        .err()
+        .expect("stale");
     let msg = err.to_string();
     assert!(msg.contains("stale") && msg.contains("max_length"), "{msg}");
     let other_k = parse(&setup(tmp.path(), &device, &cache_section(8))).unwrap();
@@ -285,7 +307,9 @@ fn the_cache_replays_the_live_teacher_and_refuses_to_be_stale() {
     let n = bytes.len();
     bytes[n - 1] ^= 0xFF;
     std::fs::write(&shard, bytes).unwrap();
-    let err = DistillTask::trainer(cached, &device).err().expect("corrupt");
+    let err = DistillTask::trainer(cached, &device)
+        .err()
+        .expect("corrupt");
     assert!(
         err.to_string().contains("train-00001.safetensors") && err.to_string().contains("checksum"),
         "{err}"

@@ -54,7 +54,17 @@ fn smollm2_reproduces_the_kd_fixture() {
     let objective: ObjectiveSection =
         toml::from_str("alpha = 0.5\ndivergence = { kind = \"forward_kl\" }").unwrap();
     let objective = objective.kd_objective().init();
-    let report = measure(&student, &teacher, &objective, &data, 8, 64, &device, |_| {}).unwrap();
+    let report = measure(
+        &student,
+        &teacher,
+        &objective,
+        &data,
+        8,
+        64,
+        &device,
+        |_| {},
+    )
+    .unwrap();
     let kd = &report.kd;
     let close = |name: &str, got: f64, key: &str| {
         let want = fixture[key].as_f64().unwrap();
@@ -72,9 +82,15 @@ fn smollm2_reproduces_the_kd_fixture() {
     close("top-1 agreement", kd.top1_agreement, "agree");
     assert_eq!(report.positions, 2597);
     // The top-64 + tail FKL bounds the full one from below.
-    assert!(kd.fkl_top_k <= kd.fkl + 1e-4 && kd.fkl_top_k > 0.0, "{kd:?}");
+    assert!(
+        kd.fkl_top_k <= kd.fkl + 1e-4 && kd.fkl_top_k > 0.0,
+        "{kd:?}"
+    );
     eprintln!("top-64 FKL {} vs full FKL {}", kd.fkl_top_k, kd.fkl);
     // The objective's total is (1 − α)·CE + α·FKL.
     let total = report.loss["total"];
-    assert!((total - 0.5 * (kd.student_ce + kd.fkl)).abs() < 1e-3 * total, "{report:?}");
+    assert!(
+        (total - 0.5 * (kd.student_ce + kd.fkl)).abs() < 1e-3 * total,
+        "{report:?}"
+    );
 }
