@@ -128,6 +128,13 @@ pub fn run(args: DistillArgs) -> anyhow::Result<()> {
             config.device,
             out_dir.display()
         );
+        if !task.train_data().skipped.is_empty() {
+            eprintln!(
+                "skipped training records {:?}: their prompt alone fills data.max_length = {}",
+                task.train_data().skipped,
+                config.data.max_length
+            );
+        }
     }
     let mut progress = TrainProgress::new(summarize, describe_eval, Some("tokens"));
     let until = args.stop_after.map(|n| trainer.step() + n as usize);
@@ -262,7 +269,14 @@ fn run_eval_only(args: &DistillArgs, config: DistillConfig) -> anyhow::Result<()
         &tokenizer,
         eos,
         config.data.max_length,
+        config.data.skip_long_prompts,
     )?;
+    if !data.skipped.is_empty() {
+        eprintln!(
+            "skipped records {:?}: their prompt alone fills data.max_length = {}",
+            data.skipped, config.data.max_length
+        );
+    }
     let objective = config
         .objective
         .kd_objective()

@@ -112,6 +112,10 @@ pub struct DataSection {
     /// Truncation length in tokens (prompt + response + EOS). Default `128`.
     #[serde(default = "default_max_length")]
     pub max_length: usize,
+    /// Leave out (and list) the records whose prompt alone fills `max_length`, in training and
+    /// evaluation data. Default `false`: such a record is an error naming it.
+    #[serde(default)]
+    pub skip_long_prompts: bool,
 }
 
 fn default_max_length() -> usize {

@@ -59,8 +59,11 @@ pub struct DistillData {
     pub path: PathBuf,
     /// Which of its records.
     pub records: Range<usize>,
-    /// One per record.
+    /// One per record kept.
     pub examples: Vec<DistillExample>,
+    /// Records left out because their prompt alone fills `max_length` (only with
+    /// `skip_long_prompts`; otherwise such a record is an error).
+    pub skipped: Vec<usize>,
 }
 
 impl DistillData {
@@ -71,7 +74,8 @@ impl DistillData {
     /// [`TrainError::Records`] for a missing file or a malformed line (its number);
     /// [`TrainError::ConfigValue`] naming `key` for a range beyond the file;
     /// [`TrainError::Data`] for a record whose prompt does not leave room for a response
-    /// token within `max_length`.
+    /// token within `max_length`, unless `skip_long_prompts` (then it is listed in
+    /// [`DistillData::skipped`]).
     pub fn load(
         path: &Path,
         records: Option<Range<usize>>,
@@ -79,6 +83,7 @@ impl DistillData {
         tokenizer: &Tokenizer,
         eos: u32,
         max_length: usize,
+        skip_long_prompts: bool,
     ) -> Result<Self> {
         let all = mrl_eval::instruct::read_instruct_jsonl(path)?;
         let records = records.unwrap_or(0..all.len());
@@ -94,14 +99,24 @@ impl DistillData {
                 ),
             ));
         }
-        let examples = records
-            .clone()
-            .map(|i| tokenize_record(&all[i], i, tokenizer, eos, max_length, path))
-            .collect::<Result<Vec<_>>>()?;
+        let mut examples = Vec::with_capacity(records.len());
+        let mut skipped = Vec::new();
+        for i in records.clone() {
+            match tokenize_record(&all[i], i, tokenizer, eos, max_length, path) {
+                Ok(e) => examples.push(e),
+                Err(TrainError::Data { .. })
+                    if skip_long_prompts && prompt_too_long(&all[i], tokenizer, max_length) =>
+                {
+                    skipped.push(i);
+                }
+                Err(e) => return Err(e),
+            }
+        }
         Ok(Self {
             path: path.to_path_buf(),
             records,
             examples,
+            skipped,
         })
     }
 
@@ -119,6 +134,13 @@ impl DistillData {
     pub fn num_targets(&self) -> usize {
         self.examples.iter().map(DistillExample::num_targets).sum()
     }
+}
+
+/// Whether the prompt of `record` alone fills `max_length` tokens.
+fn prompt_too_long(record: &InstructRecord, tokenizer: &Tokenizer, max_length: usize) -> bool {
+    tokenizer
+        .encode(render_prompt(&record.instruction).as_str(), false)
+        .is_ok_and(|e| e.len() >= max_length)
 }
 
 /// Tokenizes one record (see the [module docs](self)); `index` and `path` name it in errors.
@@ -155,7 +177,8 @@ pub fn tokenize_record(
     if prompt_tokens >= max_length {
         return Err(data_err(format!(
             "record {index}: the prompt alone is {prompt_tokens} tokens, which leaves no room for \
-             the response within data.max_length = {max_length}"
+             the response within data.max_length = {max_length} (raise it, pick other records, \
+             or set data.skip_long_prompts = true)"
         )));
     }
     ids.truncate(max_length);

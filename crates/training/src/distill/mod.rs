@@ -160,8 +160,16 @@ pub fn load_data(
         .as_deref()
         .map(|r| config::parse_records("data.records", r))
         .transpose()?;
-    let max_length = config.data.max_length;
-    let train = DistillData::load(&path, records, "data.records", tokenizer, eos, max_length)?;
+    let (max_length, skip) = (config.data.max_length, config.data.skip_long_prompts);
+    let train = DistillData::load(
+        &path,
+        records,
+        "data.records",
+        tokenizer,
+        eos,
+        max_length,
+        skip,
+    )?;
     if train.is_empty() {
         return Err(crate::config::bad("data.records", "selects no record"));
     }
@@ -183,6 +191,7 @@ pub fn load_data(
                 tokenizer,
                 eos,
                 max_length,
+                skip,
             )?)
         }
         None => None,

@@ -85,6 +85,7 @@ fn records_render_with_the_template_mask_the_prompt_and_end_with_eos() {
         &tokenizer,
         2,
         40,
+        false,
     )
     .unwrap();
     assert_eq!(data.len(), 3);
@@ -100,17 +101,21 @@ fn records_render_with_the_template_mask_the_prompt_and_end_with_eos() {
     assert_eq!(data.examples[0].record, 2);
 
     // Truncation keeps the prompt and cuts the response (and the eos).
+    let full = &data.examples[0];
+    let prompt_len = full.response.iter().position(|&r| r).unwrap();
+    assert!(full.len() > prompt_len + 3, "a response of several tokens");
     let short = DistillData::load(
         &tmp.path().join("data.jsonl"),
-        Some(0..1),
+        Some(2..3),
         "data.records",
         &tokenizer,
         2,
-        data.examples.iter().map(|e| e.len()).min().unwrap() - 1,
-    );
-    if let Ok(short) = short {
-        assert!(short.examples[0].ids.last() != Some(&2) || short.examples[0].len() == 1);
-    }
+        prompt_len + 2,
+        false,
+    )
+    .unwrap();
+    assert_eq!(short.examples[0].ids, full.ids[..prompt_len + 2]);
+    assert_eq!(short.examples[0].num_targets(), 2);
 
     // A prompt that fills max_length is refused, naming the record.
     let err = DistillData::load(
@@ -120,6 +125,7 @@ fn records_render_with_the_template_mask_the_prompt_and_end_with_eos() {
         &tokenizer,
         2,
         4,
+        false,
     )
     .unwrap_err();
     let msg = err.to_string();
@@ -127,6 +133,18 @@ fn records_render_with_the_template_mask_the_prompt_and_end_with_eos() {
         msg.contains("record 0") && msg.contains("max_length = 4"),
         "{msg}"
     );
+    // … or skipped and listed, when asked.
+    let kept = DistillData::load(
+        &tmp.path().join("data.jsonl"),
+        Some(0..3),
+        "data.records",
+        &tokenizer,
+        2,
+        4,
+        true,
+    )
+    .unwrap();
+    assert_eq!((kept.len(), kept.skipped.clone()), (0, vec![0, 1, 2]));
 
     // A malformed line is named by its number.
     let bad = tmp.path().join("bad.jsonl");
@@ -135,7 +153,7 @@ fn records_render_with_the_template_mask_the_prompt_and_end_with_eos() {
         "{\"instruction\": \"a\", \"response\": \"b\"}\n{\"instruction\": 3}\n",
     )
     .unwrap();
-    let err = DistillData::load(&bad, None, "data.records", &tokenizer, 2, 40).unwrap_err();
+    let err = DistillData::load(&bad, None, "data.records", &tokenizer, 2, 40, false).unwrap_err();
     assert!(
         err.to_string().contains("bad.jsonl:2:") && err.to_string().contains("instruction"),
         "{err}"
@@ -149,6 +167,7 @@ fn records_render_with_the_template_mask_the_prompt_and_end_with_eos() {
         &tokenizer,
         2,
         40,
+        false,
     )
     .unwrap_err();
     assert!(err.to_string().contains("data.records"), "{err}");
@@ -367,6 +386,7 @@ fn the_student_exports_in_hugging_face_layout() {
         &tokenizer,
         2,
         40,
+        false,
     )
     .unwrap();
     let refs: Vec<_> = data.examples.iter().collect();

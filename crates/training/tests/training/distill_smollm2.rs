@@ -26,6 +26,7 @@ fn smollm2_reproduces_the_kd_fixture() {
         &tokenizer,
         2,
         128,
+        false,
     )
     .unwrap();
     let examples = fixture["examples"].as_array().unwrap();
