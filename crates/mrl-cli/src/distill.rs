@@ -10,7 +10,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use training::distill::cache::{write_cache, CacheOutcome};
 use training::distill::{
-    eos_token, load_tokenizer, measure::measure, resolve_teacher, DistillConfig, DistillData,
+    eos_token, load_tokenizer, measure::Measure, resolve_teacher, DistillConfig, DistillData,
     DistillEval, DistillTask,
 };
 use training::StepReport;
@@ -293,16 +293,15 @@ fn run_eval_only(args: &DistillArgs, config: DistillConfig) -> anyhow::Result<()
     let progress = bar(data.len(), "measuring");
     let batch_size = config.eval.as_ref().map_or(8, |e| e.batch_size);
     let top_k = config.cache.as_ref().map_or(64, |c| c.top_k);
-    let report = measure(
-        &student,
-        &teacher,
-        &objective,
-        &data,
+    let report = Measure {
+        student: &student,
+        teacher: &teacher,
+        objective: &objective,
         batch_size,
         top_k,
-        &device,
-        |done| progress.set_position(done as u64),
-    )?;
+        device: &device,
+    }
+    .run(&data, |done| progress.set_position(done as u64))?;
     progress.finish_and_clear();
     let kd = &report.kd;
     println!(

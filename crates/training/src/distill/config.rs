@@ -151,7 +151,7 @@ impl ObjectiveSection {
     /// The objective of `distill-objectives`.
     pub fn kd_objective(&self) -> KdObjectiveConfig {
         KdObjectiveConfig::new(
-            KdLossConfig::new(self.divergence.clone())
+            KdLossConfig::new(self.divergence)
                 .with_temperature(self.temperature)
                 .with_temperature_squared(self.temperature_squared),
         )

@@ -60,22 +60,45 @@ fn scalar(t: Tensor<1>) -> f64 {
     f64::from(t.into_scalar::<f32>())
 }
 
-/// Runs `teacher` and `student` (inference, on `device`) over `data` in batches of
-/// `batch_size` records; `top_k` is the `k` of [`KdBlock::fkl_top_k`]; `on_records` is
-/// called with the number of records done.
-///
-/// # Errors
-/// [`TrainError::Eval`] when a loss rejects its input.
-pub fn measure(
-    student: &LlamaModel,
-    teacher: &LlamaModel,
-    objective: &KdObjective,
+/// A measurement: a student and its teacher (inference, on `device`) and the objective.
+pub struct Measure<'a> {
+    /// The student.
+    pub student: &'a LlamaModel,
+    /// The teacher.
+    pub teacher: &'a LlamaModel,
+    /// The objective whose breakdown is reported.
+    pub objective: &'a KdObjective,
+    /// Records per forward pass.
+    pub batch_size: usize,
+    /// The `k` of [`KdBlock::fkl_top_k`].
+    pub top_k: usize,
+    /// Where the models live.
+    pub device: &'a Device,
+}
+
+impl Measure<'_> {
+    /// Runs both models over `data`; `on_records` is called with the number of records done.
+    ///
+    /// # Errors
+    /// [`TrainError::Eval`] when a loss rejects its input or no position counts.
+    pub fn run(&self, data: &DistillData, on_records: impl FnMut(usize)) -> Result<MeasureReport> {
+        measure(self, data, on_records)
+    }
+}
+
+fn measure(
+    m: &Measure<'_>,
     data: &DistillData,
-    batch_size: usize,
-    top_k: usize,
-    device: &Device,
     mut on_records: impl FnMut(usize),
 ) -> Result<MeasureReport> {
+    let (student, teacher, objective, batch_size, top_k, device) = (
+        m.student,
+        m.teacher,
+        m.objective,
+        m.batch_size,
+        m.top_k,
+        m.device,
+    );
     let loss_err = |e: distill_objectives::DistillError| TrainError::Eval(e.to_string());
     let kd = |divergence: Divergence, temperature: f64, squared: bool| {
         KdLossConfig::new(divergence)

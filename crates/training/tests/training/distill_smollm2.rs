@@ -6,7 +6,7 @@
 use burn::tensor::Device;
 use models::llama::StudentInit;
 use test_support::shared_path;
-use training::distill::measure::measure;
+use training::distill::measure::Measure;
 use training::distill::{load_tokenizer, DistillData, ObjectiveSection};
 
 #[test]
@@ -55,16 +55,15 @@ fn smollm2_reproduces_the_kd_fixture() {
     let objective: ObjectiveSection =
         toml::from_str("alpha = 0.5\ndivergence = { kind = \"forward_kl\" }").unwrap();
     let objective = objective.kd_objective().init();
-    let report = measure(
-        &student,
-        &teacher,
-        &objective,
-        &data,
-        8,
-        64,
-        &device,
-        |_| {},
-    )
+    let report = Measure {
+        student: &student,
+        teacher: &teacher,
+        objective: &objective,
+        batch_size: 8,
+        top_k: 64,
+        device: &device,
+    }
+    .run(&data, |_| {})
     .unwrap();
     let kd = &report.kd;
     let close = |name: &str, got: f64, key: &str| {

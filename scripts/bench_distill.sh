@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# The distillation benchmark of docs/benchmarks.md: `mrl distill` against the equivalent PyTorch
+# loop (scripts/bench_distill_torch.py) on SmolLM2-135M-Instruct → its first 10 layers, the first
+# 64 Dolly records, batch 4, max length 128, 0.5·CE + 0.5·FKL (τ = 1), AdamW lr 5e-5
+# (eps 1e-8, weight decay 0.01), 2 threads — with the teacher live and from a top-64 cache;
+# ROUNDS rounds of STEPS steps, alternating ours and theirs in one session. Prints one JSON line
+# per round (ours: steps/s and tokens/s of the timed steps, peak RSS of the process; theirs:
+# the script's own line).
+#
+#   MRL_SHARED=../shared scripts/bench_distill.sh            # needs python3 with torch, transformers, gguf
+#   ROUNDS=5 STEPS=8 scripts/bench_distill.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export MRL_SHARED="${MRL_SHARED:-../shared}"
+ROUNDS="${ROUNDS:-3}"
+STEPS="${STEPS:-6}"
+OUT="${OUT:-bench-out/distill}"
+MRL="${MRL:-}"
+if [ -z "$MRL" ]; then
+  cargo build --release -q -p mrl-cli
+  MRL="${CARGO_TARGET_DIR:-target}/release/mrl"
+fi
+mkdir -p "$OUT"
+export OMP_NUM_THREADS=2 RAYON_NUM_THREADS=2
+COMMON=(--set data.records=0..64 --set eval= --set checkpoint.every=0 --set training.batch_size=4
+  --set optimizer.lr=5e-5 --set optimizer.eps=1e-8 --set optimizer.weight_decay=0.01
+  --set optimizer.warmup_steps=0 --set optimizer.grad_clip=0 --set "training.steps=$STEPS"
+  --set "cache.dir=\"$OUT/cache\"")
+
+ours() { # live|cache round
+  local extra=()
+  if [ "$1" = live ]; then extra=(--set cache=); fi
+  rm -rf "$OUT/run"
+  local log="$OUT/ours-$1-$2.log"
+  /usr/bin/time -f "peak_rss_kb %M" "$MRL" distill --config configs/kd-smollm2.toml "${COMMON[@]}" \
+    "${extra[@]}" --set "output_dir=\"$OUT/run\"" --no-export >"$log" 2>&1
+  python3 - "$log" "$1" "$2" <<'PY'
+import json, re, sys
+text = open(sys.argv[1]).read()
+m = re.search(r"(\d+) steps in ([\d.]+) s of training \(([\d.]+) steps/s, ([\d.]+) tokens/s\)", text)
+rss = re.search(r"peak_rss_kb (\d+)", text)
+print(json.dumps({"impl": "burn-mrl", "teacher": sys.argv[2], "round": int(sys.argv[3]),
+                  "steps": int(m[1]), "seconds": float(m[2]), "steps_per_s": float(m[3]),
+                  "tokens_per_s": float(m[4]), "peak_rss_mb": round(int(rss[1]) / 1024, 1)}),
+      flush=True)
+PY
+}
+
+"$MRL" distill cache --config configs/kd-smollm2.toml "${COMMON[@]}" >&2
+for mode in live cache; do
+  for round in $(seq 0 $((ROUNDS - 1))); do
+    ours "$mode" "$round"
+    python3 scripts/bench_distill_torch.py --teacher "$mode" --rounds 1 --steps "$STEPS" \
+      --warmup 1 --batch-size 4 --cache-dir "$OUT" 2>/dev/null | sed "s/\"round\": 0/\"round\": $round/"
+  done
+done
