@@ -441,7 +441,7 @@ fn read_shard(path: &Path, k: usize, out: &mut BTreeMap<usize, RecordTargets>) -
     Ok(())
 }
 
-/// Writes a cache: see [`build_cache`].
+/// Runs a teacher over tokenized records and writes a cache (see [`write_cache`], which builds it from a config).
 pub struct CacheWriter<'a> {
     /// The teacher, on an inference device.
     pub teacher: &'a LlamaModel,

@@ -42,7 +42,7 @@ pub struct KdBlock {
     pub fkl_top_k: f64,
 }
 
-/// What [`measure`] returns.
+/// What [`Measure::run`] returns.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MeasureReport {
     /// Records measured.
