@@ -166,10 +166,14 @@ fn measure(
             .try_forward(s_logits, targets, mask, &full, Reduction::Mean)
             .map_err(loss_err)?;
         *loss.entry("total".into()).or_default() += scalar(out.loss) * n;
-        *loss.entry("ce".into()).or_default() += scalar(out.ce) * n;
-        *loss.entry("kd".into()).or_default() += scalar(out.kd) * n;
+        let own = objective.kd.divergence.name();
         for (name, value) in out.terms {
-            *loss.entry(format!("kd/{name}")).or_default() += scalar(value) * n;
+            let key = match name {
+                "ce" | "kd" => name.to_string(),
+                _ if name == own => continue,
+                _ => format!("kd/{name}"),
+            };
+            *loss.entry(key).or_default() += scalar(value) * n;
         }
         positions += batch.targets_counted;
         done += refs.len();

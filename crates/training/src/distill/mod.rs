@@ -444,11 +444,16 @@ impl DistillTask {
                     Reduction::Mean,
                 )
                 .map_err(|e| TrainError::Eval(format!("distillation loss: {e}")))?;
+            // `ce`, `kd`, then the divergence's own parts (AKL: fkl, rkl, head weight); the
+            // divergence under its own name is `kd` again.
+            let own = self.config.objective.divergence.name();
             terms.push(("total".to_string(), out.loss.clone()));
-            terms.push(("ce".to_string(), out.ce));
-            terms.push(("kd".to_string(), out.kd));
             for (name, value) in out.terms {
-                terms.push((format!("kd/{name}"), value));
+                match name {
+                    "ce" | "kd" => terms.push((name.to_string(), value)),
+                    _ if name == own => {}
+                    _ => terms.push((format!("kd/{name}"), value)),
+                }
             }
             out.loss
         } else {

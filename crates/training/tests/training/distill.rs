@@ -397,3 +397,27 @@ fn the_student_exports_in_hugging_face_layout() {
     assert!(diff < 1e-5, "max |Δlogit| = {diff}");
     let _ = TrainError::Eval(String::new());
 }
+
+/// The step's breakdown: total, ce, kd, and the divergence's own parts (AKL: its FKL, RKL
+/// and head weight), with total = ½·ce + ½·kd.
+#[test]
+fn the_breakdown_names_every_term() {
+    let _rng = rng_lock();
+    let (_, device) = devices().remove(0);
+    let tmp = TempDir::new("distill-terms");
+    let text = setup(tmp.path(), &device, "").replace("forward_kl", "adaptive_kl");
+    let mut trainer = DistillTask::trainer(parse(&text).unwrap(), &device).unwrap();
+    let report = trainer.train_step().unwrap();
+    let names: Vec<&str> = report.terms.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names[..3], ["total", "ce", "kd"], "{names:?}");
+    assert!(
+        names.contains(&"kd/fkl") && names.contains(&"kd/rkl"),
+        "{names:?}"
+    );
+    assert!(
+        !names.contains(&"kd/akl"),
+        "the divergence itself is `kd`: {names:?}"
+    );
+    let v = |n: &str| report.terms.iter().find(|(m, _)| m == n).unwrap().1;
+    assert!((v("total") - 0.5 * (v("ce") + v("kd"))).abs() < 1e-4 * v("total"));
+}
