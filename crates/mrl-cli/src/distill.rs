@@ -10,8 +10,8 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use training::distill::cache::{write_cache, CacheOutcome};
 use training::distill::{
-    eos_token, load_tokenizer, measure::Measure, resolve_teacher, DistillConfig, DistillData,
-    DistillEval, DistillTask,
+    eos_token, load_student, load_tokenizer, measure::Measure, resolve_teacher, DistillConfig,
+    DistillData, DistillEval, DistillTask,
 };
 use training::StepReport;
 
@@ -258,8 +258,7 @@ fn run_eval_only(args: &DistillArgs, config: DistillConfig) -> anyhow::Result<()
     let (teacher_config, teacher) =
         models::LlamaModel::from_pretrained(&teacher_path, models::LayerSelection::All, &device)
             .with_context(|| format!("loading the teacher {}", teacher_path.display()))?;
-    device.seed(mrl_common::SplitMix64::with_stream(config.seed, 0x57DE_0000).next_u64());
-    let (_, student) = models::llama::build_student(&teacher_path, &config.student, &device)?;
+    let (_, student) = load_student(&config, &teacher_path, &teacher_config, &device)?;
     let tokenizer = load_tokenizer(&teacher_path)?;
     let eos = eos_token(&teacher_config)?;
     let data = DistillData::load(

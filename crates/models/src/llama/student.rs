@@ -90,6 +90,14 @@ pub enum StudentInit {
         #[serde(default)]
         seed: u64,
     },
+    /// An existing Llama-family checkpoint (a directory or a `.gguf` file, as
+    /// [`LlamaModel::from_pretrained`] reads them), trained as it is: e.g. a smaller model of
+    /// the teacher's family. Whether it fits the teacher (vocabulary, tokenizer) is for the
+    /// objective to check.
+    Pretrained {
+        /// The checkpoint.
+        path: std::path::PathBuf,
+    },
 }
 
 fn invalid(name: &'static str, message: String) -> ModelError {
@@ -107,6 +115,7 @@ impl StudentInit {
     /// `attention_heads`.
     pub fn student_config(&self, teacher: &LlamaConfig) -> Result<LlamaConfig> {
         match *self {
+            StudentInit::Pretrained { ref path } => LlamaConfig::from_pretrained(path),
             StudentInit::FirstLayers { layers, untie_head } => {
                 if layers == 0 || layers > teacher.num_hidden_layers {
                     return Err(invalid(
@@ -228,6 +237,9 @@ pub fn build_student(
                 std: FRESH_INIT_STD,
             };
             Ok((config.clone(), config.init(device).map(&mut init)))
+        }
+        StudentInit::Pretrained { ref path } => {
+            LlamaModel::from_pretrained(path, LayerSelection::All, device)
         }
     }
 }

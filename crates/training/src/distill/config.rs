@@ -10,7 +10,7 @@
 //! path = "${MRL_SHARED}/models/SmolLM2-135M-Instruct-Q4_1"   # a directory, a .gguf file or a Hugging Face id
 //!
 //! [student]
-//! init = "first_layers"            # first_layers | fresh
+//! init = "first_layers"            # first_layers | fresh | pretrained (path = …)
 //! layers = 10
 //!
 //! [data]

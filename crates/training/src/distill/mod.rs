@@ -209,6 +209,59 @@ pub fn eos_token(config: &LlamaConfig) -> Result<u32> {
     })
 }
 
+/// The config's student on `device`: built from the teacher (its first layers, a fresh config)
+/// or loaded (`init = "pretrained"`, `${MRL_SHARED}` expanded), then checked against the
+/// teacher for distillation over one tokenizer: the same vocabulary size and, when the student
+/// has its own `tokenizer.json`, the same tokenizer.
+///
+/// # Errors
+/// As [`build_student`]; [`TrainError::ConfigValue`] on `student` when the vocabularies or
+/// tokenizers differ.
+pub fn load_student(
+    config: &DistillConfig,
+    teacher_path: &Path,
+    teacher_config: &LlamaConfig,
+    device: &Device,
+) -> Result<(LlamaConfig, LlamaModel)> {
+    let init = match &config.student {
+        models::llama::StudentInit::Pretrained { path } => models::llama::StudentInit::Pretrained {
+            path: crate::config::expand_path(&path.to_string_lossy()),
+        },
+        other => other.clone(),
+    };
+    device.seed(mrl_common::SplitMix64::with_stream(config.seed, 0x57DE_0000).next_u64());
+    let (student_config, student) = build_student(teacher_path, &init, device)?;
+    if student_config.vocab_size != teacher_config.vocab_size {
+        return Err(crate::config::bad(
+            "student",
+            format!(
+                "the student's vocabulary ({}) differs from the teacher's ({}); KD over one \
+                 tokenizer needs the same vocabulary",
+                student_config.vocab_size, teacher_config.vocab_size
+            ),
+        ));
+    }
+    if let models::llama::StudentInit::Pretrained { path } = &init {
+        let mine = model_dir(path).join(models::tokenizer::TOKENIZER_FILE);
+        let theirs = model_dir(teacher_path).join(models::tokenizer::TOKENIZER_FILE);
+        if mine.is_file() {
+            let (a, b) = (load_tokenizer(path)?, load_tokenizer(teacher_path)?);
+            if a.get_vocab(true) != b.get_vocab(true) {
+                return Err(crate::config::bad(
+                    "student",
+                    format!(
+                        "{} and {} hold different vocabularies; KD over one tokenizer needs the \
+                         teacher's",
+                        mine.display(),
+                        theirs.display()
+                    ),
+                ));
+            }
+        }
+    }
+    Ok((student_config, student))
+}
+
 /// The cache key a config expects for `train` / `dev` data.
 ///
 /// # Errors
@@ -250,8 +303,6 @@ impl DistillTask {
         let teacher_path = resolve_teacher(&config.teacher.path)?;
         let device = device.clone().autodiff();
         let inner = device.clone().inner();
-        device.seed(mrl_common::SplitMix64::with_stream(config.seed, 0x57DE_0000).next_u64());
-        let (student_config, student) = build_student(&teacher_path, &config.student, &device)?;
         let tokenizer = load_tokenizer(&teacher_path)?;
         let objective = config
             .objective
@@ -265,16 +316,8 @@ impl DistillTask {
         } else {
             (LlamaConfig::from_pretrained(&teacher_path)?, None)
         };
-        if student_config.vocab_size != teacher_config.vocab_size {
-            return Err(crate::config::bad(
-                "student",
-                format!(
-                    "the student's vocabulary ({}) differs from the teacher's ({}); KD over the \
-                     same tokenizer needs one vocabulary",
-                    student_config.vocab_size, teacher_config.vocab_size
-                ),
-            ));
-        }
+        let (student_config, student) =
+            load_student(&config, &teacher_path, &teacher_config, &device)?;
         let eos = eos_token(&teacher_config)?;
         let (train, dev) = load_data(&config, &tokenizer, eos)?;
         let teacher = match teacher {

@@ -421,3 +421,55 @@ fn the_breakdown_names_every_term() {
     let v = |n: &str| report.terms.iter().find(|(m, _)| m == n).unwrap().1;
     assert!((v("total") - 0.5 * (v("ce") + v("kd"))).abs() < 1e-4 * v("total"));
 }
+
+/// A pretrained student (`init = "pretrained"`) trains when it shares the teacher's
+/// vocabulary and tokenizer, and is refused, naming why, when it does not.
+#[test]
+fn a_pretrained_student_must_share_the_teachers_tokenizer() {
+    let _rng = rng_lock();
+    let (_, device) = devices().remove(0);
+    let tmp = TempDir::new("distill-pretrained");
+    let base = setup(tmp.path(), &device, "");
+    let student_dir = tmp.path().join("student");
+    let pretrained = |dir: &Path| {
+        base.replace(
+            "init = \"first_layers\"\nlayers = 1",
+            &format!("init = \"pretrained\"\npath = \"{}\"", dir.display()),
+        )
+    };
+
+    // Same tokenizer: a 1-layer model of the teacher's vocabulary.
+    let shape = ModelShape::new(16, 1, 4, 32, VOCAB)
+        .with_kv_heads(2)
+        .with_max_positions(64);
+    write_random_model(&student_dir, Arch::Llama, &shape, 3, &device).unwrap();
+    let mut trainer =
+        DistillTask::trainer(parse(&pretrained(&student_dir)).unwrap(), &device).unwrap();
+    assert_eq!(trainer.task().student_config().num_hidden_layers, 1);
+    assert!(trainer.train_step().unwrap().terms[0].1.is_finite());
+
+    // Another vocabulary size.
+    let other = tmp.path().join("other-vocab");
+    let shape = ModelShape::new(16, 1, 4, 32, VOCAB + 8)
+        .with_kv_heads(2)
+        .with_max_positions(64);
+    write_random_model(&other, Arch::Llama, &shape, 3, &device).unwrap();
+    let err = DistillTask::trainer(parse(&pretrained(&other)).unwrap(), &device)
+        .err()
+        .expect("vocabulary");
+    assert!(err.to_string().contains("vocabulary (128)"), "{err}");
+
+    // Same size, another tokenizer: two words swap ids.
+    let path = student_dir.join("tokenizer.json");
+    let mut json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let vocab = json["model"]["vocab"].as_object_mut().unwrap();
+    let (a, b) = (vocab["man"].clone(), vocab["dog"].clone());
+    vocab.insert("man".into(), b);
+    vocab.insert("dog".into(), a);
+    std::fs::write(&path, json.to_string()).unwrap();
+    let err = DistillTask::trainer(parse(&pretrained(&student_dir)).unwrap(), &device)
+        .err()
+        .expect("tokenizer");
+    assert!(err.to_string().contains("different vocabularies"), "{err}");
+}
