@@ -179,19 +179,29 @@ fn bad_values_are_rejected_naming_the_key() {
 #[test]
 fn every_config_in_the_repository_parses() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
-    let mut n = 0;
+    let (mut n, mut n_distill) = (0, 0);
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "toml") {
-            EmbeddingConfig::from_file(&path, &[])
-                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-            n += 1;
+            // A distillation config names its teacher; every other one trains an embedder.
+            let text = std::fs::read_to_string(&path).unwrap();
+            let table: toml::Table = toml::from_str(&text).unwrap();
+            if table.contains_key("teacher") {
+                training::distill::DistillConfig::from_file(&path, &[])
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                n_distill += 1;
+            } else {
+                EmbeddingConfig::from_file(&path, &[])
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                n += 1;
+            }
         }
     }
     assert!(
         n >= 8,
         "expected the MiniLM configs and paper presets, found {n}"
     );
+    assert!(n_distill >= 2, "expected the kd-smollm2 configs, found {n_distill}");
 }
 
 #[test]
