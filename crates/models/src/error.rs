@@ -127,6 +127,15 @@ pub enum ModelError {
         /// Why the value is rejected.
         message: String,
     },
+    /// One row of a generation batch is invalid (an empty prompt, a context overflow).
+    #[error("batch row {row}: {source}")]
+    BatchRow {
+        /// The row's index in the batch (0-based).
+        row: usize,
+        /// What is wrong with it.
+        #[source]
+        source: Box<ModelError>,
+    },
 }
 
 /// Shorthand for results of this crate.

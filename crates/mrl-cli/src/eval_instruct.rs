@@ -9,13 +9,23 @@
 //! new tokens; generation stops at the model's end-of-sequence token(s). Record `i` of the file
 //! is sampled with the seed `SplitMix64::with_stream(seed, i)` draws, so its answer for a seed
 //! does not depend on which `--records` range is evaluated.
+//!
+//! Answers are generated in batches of `--batch-size` (record, seed) rows
+//! ([`models::generation::generate_batch`]): every decoding step reads the weights once for the
+//! whole batch. The rows are sorted by prompt length (then record, then seed) and cut into
+//! batches ([`plan_batches`]), so a batch pads little and its rows depend only on the flags.
+//! Each row keeps its own sampler stream, so the batch size changes an answer only through
+//! float rounding (the same sums over other shapes, which can flip a sampled token that sits
+//! on a boundary); `--batch-size 1` generates every answer alone, exactly as
+//! [`models::generation::generate`].
 
-use std::path::{Path, PathBuf};
+use std::collections::HashMap;
+use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
 use clap::Args;
-use models::generation::{GenerationOptions, SamplingOptions, TextGenerator};
+use models::generation::{BatchRow, GenerationOptions, SamplingOptions, TextGenerator};
 use mrl_common::SplitMix64;
 use mrl_eval::instruct::RecordRange;
 use mrl_eval::{read_instruct_jsonl, render_prompt, run_instruct, InstructReport};
@@ -35,6 +45,8 @@ pub const DEFAULT_TOP_K: usize = 0;
 pub const DEFAULT_NO_REPEAT_NGRAM_SIZE: usize = 6;
 /// Default `--max-new-tokens`.
 pub const DEFAULT_MAX_NEW_TOKENS: usize = 256;
+/// Default `--batch-size` of `--task instruct`: answers generated together.
+pub const DEFAULT_BATCH_SIZE: usize = 16;
 
 /// The flags of `--task instruct` (each refused with `--task sts`; the defaults are applied
 /// when the task runs).
@@ -162,6 +174,44 @@ pub fn prompt_ids(generator: &TextGenerator, instruction: &str) -> anyhow::Resul
     Ok(generator.plain_ids(&render_prompt(instruction))?)
 }
 
+/// One answer to generate: a record (its position among the evaluated records) for a seed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Job {
+    /// Position of the record in the evaluated range (0-based).
+    pub position: usize,
+    /// The run's seed.
+    pub seed: u64,
+}
+
+/// Every (record, seed) answer, in generation batches of at most `batch_size` rows: sorted by
+/// prompt length, then record position, then the order of `seeds`, and cut in that order; so
+/// the prompts of a batch differ little in length (little padding), the seeds of a record go
+/// together, and the batches depend only on the prompts, the seeds and `batch_size`.
+///
+/// # Panics
+/// If `batch_size` is 0.
+pub fn plan_batches(prompt_lengths: &[usize], seeds: &[u64], batch_size: usize) -> Vec<Vec<Job>> {
+    assert!(
+        batch_size > 0,
+        "plan_batches: batch_size must be at least 1"
+    );
+    let mut jobs: Vec<(usize, usize, usize)> = (0..prompt_lengths.len())
+        .flat_map(|position| (0..seeds.len()).map(move |s| (prompt_lengths[position], position, s)))
+        .collect();
+    jobs.sort_unstable();
+    jobs.chunks(batch_size)
+        .map(|chunk| {
+            chunk
+                .iter()
+                .map(|&(_, position, s)| Job {
+                    position,
+                    seed: seeds[s],
+                })
+                .collect()
+        })
+        .collect()
+}
+
 /// The JSON written by `--json`.
 #[derive(Serialize)]
 struct InstructJson<'a> {
@@ -171,9 +221,13 @@ struct InstructJson<'a> {
     records: RecordRange,
     prompt_template: &'static str,
     generation: &'a GenerationSettings,
+    /// Rows per generation batch (answers change with it only through float rounding).
+    batch_size: usize,
     /// "population" (ddof = 0).
     std_kind: &'static str,
     seconds_per_record: f64,
+    /// New tokens generated per second (stop tokens not counted).
+    tokens_per_second: f64,
     #[serde(flatten)]
     report: &'a InstructReport,
 }
@@ -192,6 +246,8 @@ struct PredictionLine<'a> {
 /// Runs `mrl eval --task instruct`.
 pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     let mut refused = args.model.encoder_flags_given();
+    // `--batch-size` means rows per generation batch here.
+    refused.retain(|&flag| flag != "--batch-size");
     if args.dims.is_some() {
         refused.push("--dims");
     }
@@ -202,6 +258,10 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         );
     }
     let settings = GenerationSettings::from_args(&args.instruct)?;
+    let batch_size = args
+        .model
+        .batch_size
+        .map_or(DEFAULT_BATCH_SIZE, |b| b as usize);
     let seeds = args
         .instruct
         .seeds
@@ -259,35 +319,61 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         records.len(),
     );
 
+    // Generate every answer, batch by batch, then score them in the usual order.
+    let lengths: Vec<usize> = prompts.iter().map(Vec::len).collect();
+    let batches = plan_batches(&lengths, &seeds, batch_size);
+    let options = settings.options(0);
     let bar = crate::progress::bar(records.len() * seeds.len(), "generating");
-    let (mut running_seed, mut running_sum, mut running_n) = (None, 0.0, 0usize);
+    let (mut rouge_sum, mut tokens) = (0.0, 0usize);
+    let mut answers: HashMap<(usize, u64), String> = HashMap::new();
     let start = Instant::now();
+    for batch in &batches {
+        let rows: Vec<BatchRow> = batch
+            .iter()
+            .map(|job| BatchRow {
+                prompt: &prompts[job.position],
+                seed: record_seed(job.seed, range.start + job.position),
+            })
+            .collect();
+        let generated = generator
+            .generate_batch_from_ids(&rows, &options, |_, _| {
+                tokens += 1;
+                if tokens % 64 == 0 {
+                    bar.set_message(format!(
+                        "ROUGE-L {:.2} ({:.1} tokens/s)",
+                        rouge_sum / bar.position().max(1) as f64,
+                        tokens as f64 / start.elapsed().as_secs_f64()
+                    ));
+                }
+            })
+            .with_context(|| {
+                let rows: Vec<String> = batch
+                    .iter()
+                    .map(|j| format!("record {} seed {}", range.start + j.position, j.seed))
+                    .collect();
+                format!("generating {}", rows.join(", "))
+            })?;
+        for (job, (text, _)) in batch.iter().zip(generated) {
+            rouge_sum += 100.0 * mrl_eval::rouge_l(&text, &records[job.position].response).fmeasure;
+            answers.insert((job.position, job.seed), text);
+        }
+        bar.inc(batch.len() as u64);
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    bar.finish_and_clear();
+    let seconds_per_record = seconds / (records.len() * seeds.len()) as f64;
+    let tokens_per_second = tokens as f64 / seconds;
     let mut report = run_instruct(
         records,
         range.start,
         &seeds,
         |index, _, seed| {
-            let ids = &prompts[index - range.start];
-            generator
-                .generate_from_ids(ids, &settings.options(record_seed(seed, index)), |_| {})
-                .map(|(text, _)| text)
+            answers
+                .remove(&(index - range.start, seed))
+                .ok_or("no answer was generated")
         },
-        |prediction| {
-            if running_seed != Some(prediction.seed) {
-                (running_seed, running_sum, running_n) = (Some(prediction.seed), 0.0, 0);
-            }
-            running_sum += prediction.rouge_l;
-            running_n += 1;
-            bar.set_message(format!(
-                "seed {} ROUGE-L {:.2}",
-                prediction.seed,
-                running_sum / running_n as f64
-            ));
-            bar.inc(1);
-        },
+        |_| {},
     )?;
-    bar.finish_and_clear();
-    let seconds_per_record = start.elapsed().as_secs_f64() / (records.len() * seeds.len()) as f64;
 
     println!("{:>6}  {:>8}", "seed", "ROUGE-L");
     for s in &report.seeds {
@@ -295,7 +381,8 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     }
     println!("{:>6}  {:>8.2} ± {:.2}", "mean", report.mean, report.std);
     eprintln!(
-        "{} records × {} seeds, {seconds_per_record:.2} s per record",
+        "{} records × {} seeds in batches of {batch_size}: {seconds_per_record:.2} s per record, \
+         {tokens} new tokens, {tokens_per_second:.1} tokens/s",
         report.n_records,
         report.seeds.len()
     );
@@ -324,33 +411,23 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         );
     }
     if let Some(path) = &args.json {
-        write_json(path, &args, range, &settings, seconds_per_record, &report)?;
+        let json = InstructJson {
+            model: &args.model.model,
+            task: Task::Instruct,
+            data: args.data.display().to_string(),
+            records: range,
+            prompt_template: mrl_eval::PROMPT_TEMPLATE,
+            generation: &settings,
+            batch_size,
+            std_kind: "population",
+            seconds_per_record,
+            tokens_per_second,
+            report: &report,
+        };
+        let text = serde_json::to_string_pretty(&json)? + "\n";
+        models::error::write_atomic(path, text.as_bytes())?;
+        eprintln!("wrote {}", path.display());
     }
-    Ok(())
-}
-
-fn write_json(
-    path: &Path,
-    args: &EvalArgs,
-    range: RecordRange,
-    settings: &GenerationSettings,
-    seconds_per_record: f64,
-    report: &InstructReport,
-) -> anyhow::Result<()> {
-    let json = InstructJson {
-        model: &args.model.model,
-        task: Task::Instruct,
-        data: args.data.display().to_string(),
-        records: range,
-        prompt_template: mrl_eval::PROMPT_TEMPLATE,
-        generation: settings,
-        std_kind: "population",
-        seconds_per_record,
-        report,
-    };
-    let text = serde_json::to_string_pretty(&json)? + "\n";
-    models::error::write_atomic(path, text.as_bytes())?;
-    eprintln!("wrote {}", path.display());
     Ok(())
 }
 
@@ -441,6 +518,43 @@ mod tests {
             }
         }
         assert_eq!(record_seed(10, 1), record_seed(10, 1));
+    }
+
+    #[test]
+    fn batches_group_similar_prompt_lengths_and_cover_every_answer_once() {
+        // Records 0..4 with prompt lengths 9, 3, 9, 5; seeds 20, 10 (in that order).
+        let lengths = [9, 3, 9, 5];
+        let job = |position, seed| Job { position, seed };
+        let batches = plan_batches(&lengths, &[20, 10], 3);
+        assert_eq!(
+            batches,
+            [
+                vec![job(1, 20), job(1, 10), job(3, 20)],
+                vec![job(3, 10), job(0, 20), job(0, 10)],
+                vec![job(2, 20), job(2, 10)],
+            ]
+        );
+        // Batch size 1: one answer per batch, same order; a large batch size: one batch.
+        let flat: Vec<Job> = batches.concat();
+        assert_eq!(plan_batches(&lengths, &[20, 10], 1).concat(), flat);
+        assert!(plan_batches(&lengths, &[20, 10], 1)
+            .iter()
+            .all(|b| b.len() == 1));
+        assert_eq!(plan_batches(&lengths, &[20, 10], 100), vec![flat.clone()]);
+        // Every (record, seed) exactly once, for any batch size.
+        for size in 1..=9 {
+            let mut all = plan_batches(&lengths, &[20, 10], size).concat();
+            assert!(all.iter().all(|j| j.position < 4));
+            all.sort_by_key(|j| (j.position, j.seed));
+            all.dedup();
+            assert_eq!(all.len(), 8, "batch size {size}");
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "batch_size must be at least 1")]
+    fn a_zero_batch_size_is_refused() {
+        plan_batches(&[1], &[1], 0);
     }
 
     /// The tiny random Llama's tokenizer appends `</s>` to every text it encodes with special

@@ -20,7 +20,8 @@ pub struct ModelArgs {
     /// Pooling (default: the model's `1_Pooling/config.json`, else mean).
     #[arg(long, value_parser = parse_pooling)]
     pub pooling: Option<Pooling>,
-    /// Sentences per forward pass (default 32).
+    /// Sentences per forward pass (default 32); with `eval --task instruct`, answers generated
+    /// together, one decoding step for all (default 16).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     pub batch_size: Option<u32>,
     /// Truncation length in tokens (default: `max_seq_length` of
@@ -46,7 +47,8 @@ impl ModelArgs {
         self.batch_size.unwrap_or(DEFAULT_BATCH_SIZE)
     }
 
-    /// The encoder-only flags that were given (`--pooling`, `--batch-size`, `--max-length`).
+    /// The encoder flags that were given (`--pooling`, `--batch-size`, `--max-length`); of
+    /// these, `eval --task instruct` takes `--batch-size` only.
     pub fn encoder_flags_given(&self) -> Vec<&'static str> {
         [
             ("--pooling", self.pooling.is_some()),

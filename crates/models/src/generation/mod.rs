@@ -2,6 +2,7 @@
 //! no-repeat-n-gram), stop tokens, a seed; chat prompts from the model's Jinja template.
 //!
 //! - [`generate`] — token ids in, token ids out, one cached forward step per new token;
+//! - [`generate_batch`] — the same for many prompts at once (left-padded, one step for all);
 //! - [`TextGenerator`] — a decoder with its tokenizer and chat template: text in, text out;
 //! - [`sampling`] — the per-step choice of the next token;
 //! - [`chat`] — chat templates.
@@ -64,22 +65,44 @@ pub struct Generation {
     pub stop_reason: StopReason,
 }
 
-/// The last position's logits of `[1, seq, vocab]` as a vector.
-fn last_row(logits: Tensor<3>) -> Vec<f32> {
-    let [_, seq, vocab] = logits.dims();
-    logits
-        .slice([0..1, seq - 1..seq])
-        .reshape([vocab])
-        .into_data()
-        .try_into_vec::<f32>()
-        .expect("f32 logits")
+/// One sequence of a [`generate_batch`] call: its prompt and the seed of its own sampler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchRow<'a> {
+    /// Token ids to continue (at least one).
+    pub prompt: &'a [u32],
+    /// Seed of this row's [`SplitMix64`] stream (takes the place of
+    /// [`GenerationOptions::seed`]).
+    pub seed: u64,
+}
+
+/// Token id written at left-padding positions (any id would do: they are masked out).
+const PAD_ID: i64 = 0;
+
+/// An empty prompt, or one that leaves no room for `max_new_tokens` in `context`, is an error.
+fn check_prompt(prompt: &[u32], max_new_tokens: usize, context: usize) -> Result<()> {
+    if prompt.is_empty() {
+        return Err(ModelError::InvalidArgument {
+            name: "prompt",
+            message: "no tokens".into(),
+        });
+    }
+    let needed = prompt.len() + max_new_tokens;
+    if needed > context {
+        return Err(ModelError::ContextOverflow {
+            prompt_tokens: prompt.len(),
+            max_new_tokens,
+            needed,
+            context,
+        });
+    }
+    Ok(())
 }
 
 /// Continues `prompt` (token ids) with up to `options.max_new_tokens` tokens, calling
 /// `on_token` with each new token as soon as it is chosen.
 ///
 /// The prompt runs in one forward pass that fills the KV cache; every new token then costs one
-/// single-position step.
+/// single-position step. This is [`generate_batch`] with one row seeded by `options.seed`.
 ///
 /// # Errors
 /// [`ModelError::InvalidArgument`] for an empty prompt; [`ModelError::ContextOverflow`] when
@@ -91,51 +114,153 @@ pub fn generate(
     device: &Device,
     mut on_token: impl FnMut(u32),
 ) -> Result<Generation> {
-    if prompt.is_empty() {
-        return Err(ModelError::InvalidArgument {
-            name: "prompt",
-            message: "no tokens".into(),
-        });
-    }
-    let context = model.max_positions;
-    let needed = prompt.len() + options.max_new_tokens;
-    if needed > context {
-        return Err(ModelError::ContextOverflow {
-            prompt_tokens: prompt.len(),
-            max_new_tokens: options.max_new_tokens,
-            needed,
-            context,
-        });
-    }
-    let mut rng = SplitMix64::new(options.seed);
-    let mut cache = KvCache::new();
-    let ids = |tokens: &[u32]| {
-        let data: Vec<i64> = tokens.iter().map(|&t| t as i64).collect();
-        Tensor::<2, Int>::from_data(TensorData::new(data, [1, tokens.len()]), device)
+    check_prompt(prompt, options.max_new_tokens, model.max_positions)?;
+    let row = BatchRow {
+        prompt,
+        seed: options.seed,
     };
-    let ones = |len: usize| Tensor::<2, Int>::ones([1, len], device);
-    let mut logits = last_row(model.forward_cached(ids(prompt), ones(prompt.len()), &mut cache));
-    let mut history = prompt.to_vec();
-    let mut tokens = Vec::new();
-    loop {
-        let next = sampling::next_token(&logits, &history, &options.sampling, &mut rng);
-        if options.stop_tokens.contains(&next) {
-            return Ok(Generation {
-                tokens,
-                stop_reason: StopReason::StopToken(next),
-            });
-        }
-        tokens.push(next);
-        history.push(next);
-        on_token(next);
-        if tokens.len() >= options.max_new_tokens {
-            return Ok(Generation {
-                tokens,
-                stop_reason: StopReason::MaxNewTokens,
-            });
-        }
-        logits = last_row(model.forward_cached(ids(&[next]), ones(cache.len + 1), &mut cache));
+    let mut generations =
+        generate_batch(model, &[row], options, device, |_, token| on_token(token))?;
+    Ok(generations.pop().expect("one generation per row"))
+}
+
+/// Continues every row's prompt together: rows share each read of the weights, which is what a
+/// decoding step of a small model spends its time on.
+///
+/// The prompts are padded on the left to the longest (`attention_mask` 0 on the pads) and run
+/// in one forward pass that fills the KV cache; then every step feeds the last token of each
+/// unfinished row at once. Row `i` samples with [`sampling::next_token`] from its own
+/// [`SplitMix64`] stream seeded by `rows[i].seed`, with the n-gram ban over its own prompt and
+/// answer, and ends at a stop token of `options` or after `options.max_new_tokens` tokens;
+/// finished rows leave the batch (their cache rows are dropped). `on_token(i, token)` is called
+/// with each new token of row `i`. `options.seed` is not used.
+///
+/// A row's answer is the one [`generate`] gives it alone (same prompt, same seed) up to float
+/// rounding: rotary attention depends only on the distance between positions, so the left
+/// padding shifts no score, but the same sums are computed over different shapes. A batch of
+/// one is [`generate`], exactly.
+///
+/// # Errors
+/// [`ModelError::InvalidArgument`] when `rows` is empty; [`ModelError::BatchRow`] naming the
+/// row for an empty prompt or a prompt plus `max_new_tokens` beyond the context window
+/// (checked for every row before anything runs).
+pub fn generate_batch(
+    model: &LlamaModel,
+    rows: &[BatchRow<'_>],
+    options: &GenerationOptions,
+    device: &Device,
+    mut on_token: impl FnMut(usize, u32),
+) -> Result<Vec<Generation>> {
+    if rows.is_empty() {
+        return Err(ModelError::InvalidArgument {
+            name: "rows",
+            message: "no rows to generate".into(),
+        });
     }
+    for (row, r) in rows.iter().enumerate() {
+        check_prompt(r.prompt, options.max_new_tokens, model.max_positions).map_err(|e| {
+            ModelError::BatchRow {
+                row,
+                source: Box::new(e),
+            }
+        })?;
+    }
+    let int_tensor = |values: Vec<i64>, shape: [usize; 2]| {
+        Tensor::<2, Int>::from_data(TensorData::new(values, shape), device)
+    };
+    let mask_tensor = |masks: &[Vec<i64>]| {
+        let shape = [masks.len(), masks[0].len()];
+        int_tensor(masks.concat(), shape)
+    };
+
+    // Left padding: the last prompt token of every row is at position `longest - 1`.
+    let longest = rows.iter().map(|r| r.prompt.len()).max().unwrap_or(0);
+    let mut ids = Vec::with_capacity(rows.len() * longest);
+    let mut masks: Vec<Vec<i64>> = Vec::with_capacity(rows.len());
+    for r in rows {
+        let pad = longest - r.prompt.len();
+        ids.extend(std::iter::repeat_n(PAD_ID, pad));
+        ids.extend(r.prompt.iter().map(|&t| i64::from(t)));
+        let mut mask = vec![0; pad];
+        mask.resize(longest, 1);
+        masks.push(mask);
+    }
+    let mut cache = KvCache::new();
+    let (ids, mask) = (int_tensor(ids, [rows.len(), longest]), mask_tensor(&masks));
+    let mut logits = if rows.len() == 1 {
+        // One row: the head over every prompt position, as `generate` has always computed it
+        // (the head over the last position alone rounds differently on some backends), so a
+        // single answer stays bit-identical. Batches run the head on the last position only.
+        let all = model.forward_cached(ids, mask, &mut cache);
+        let [_, seq, vocab] = all.dims();
+        all.slice([0..1, seq - 1..seq]).reshape([1, vocab])
+    } else {
+        model.forward_cached_last(ids, mask, &mut cache)
+    };
+
+    let vocab = model.vocab_size();
+    let mut rngs: Vec<SplitMix64> = rows.iter().map(|r| SplitMix64::new(r.seed)).collect();
+    let mut histories: Vec<Vec<u32>> = rows.iter().map(|r| r.prompt.to_vec()).collect();
+    let mut tokens: Vec<Vec<u32>> = vec![Vec::new(); rows.len()];
+    let mut stops: Vec<Option<StopReason>> = vec![None; rows.len()];
+    // Batch position `b` of the cache and of `masks` holds row `active[b]`.
+    let mut active: Vec<usize> = (0..rows.len()).collect();
+    loop {
+        let values = logits
+            .into_data()
+            .try_into_vec::<f32>()
+            .expect("f32 logits");
+        for (b, &row) in active.iter().enumerate() {
+            let next = sampling::next_token(
+                &values[b * vocab..(b + 1) * vocab],
+                &histories[row],
+                &options.sampling,
+                &mut rngs[row],
+            );
+            if options.stop_tokens.contains(&next) {
+                stops[row] = Some(StopReason::StopToken(next));
+                continue;
+            }
+            tokens[row].push(next);
+            histories[row].push(next);
+            on_token(row, next);
+            if tokens[row].len() >= options.max_new_tokens {
+                stops[row] = Some(StopReason::MaxNewTokens);
+            }
+        }
+        let keep: Vec<usize> = (0..active.len())
+            .filter(|&b| stops[active[b]].is_none())
+            .collect();
+        if keep.is_empty() {
+            break;
+        }
+        if keep.len() < active.len() {
+            cache.retain_rows(&keep);
+            active = keep.iter().map(|&b| active[b]).collect();
+            masks = keep
+                .iter()
+                .map(|&b| std::mem::take(&mut masks[b]))
+                .collect();
+        }
+        let next: Vec<i64> = active
+            .iter()
+            .map(|&row| i64::from(*tokens[row].last().expect("an unfinished row has a token")))
+            .collect();
+        masks.iter_mut().for_each(|m| m.push(1));
+        logits = model.forward_cached_last(
+            int_tensor(next, [active.len(), 1]),
+            mask_tensor(&masks),
+            &mut cache,
+        );
+    }
+    Ok(tokens
+        .into_iter()
+        .zip(stops)
+        .map(|(tokens, stop)| Generation {
+            tokens,
+            stop_reason: stop.expect("every row has stopped"),
+        })
+        .collect())
 }
 
 /// A decoder with its tokenizer and (optional) chat template.
@@ -297,5 +422,24 @@ impl TextGenerator {
         options.stop_tokens.extend(&self.stop_tokens);
         let generation = generate(&self.model, prompt, &options, &self.device, on_token)?;
         Ok((self.decode(&generation.tokens)?, generation))
+    }
+
+    /// [`generate_batch`] with the model's stop tokens added to `options.stop_tokens`: the
+    /// decoded new text and the generation of every row, in the order of `rows`.
+    ///
+    /// # Errors
+    /// See [`generate_batch`]; [`ModelError::Encode`] if decoding fails.
+    pub fn generate_batch_from_ids(
+        &self,
+        rows: &[BatchRow<'_>],
+        options: &GenerationOptions,
+        on_token: impl FnMut(usize, u32),
+    ) -> Result<Vec<(String, Generation)>> {
+        let mut options = options.clone();
+        options.stop_tokens.extend(&self.stop_tokens);
+        generate_batch(&self.model, rows, &options, &self.device, on_token)?
+            .into_iter()
+            .map(|generation| Ok((self.decode(&generation.tokens)?, generation)))
+            .collect()
     }
 }

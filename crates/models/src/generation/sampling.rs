@@ -60,14 +60,11 @@ pub fn next_token(
     if options.temperature <= 0.0 {
         return argmax(&logits);
     }
-    // Candidates sorted by logit, most likely first.
-    let mut order: Vec<usize> = (0..logits.len())
-        .filter(|&i| logits[i] > f32::NEG_INFINITY)
-        .collect();
+    // Candidates sorted by logit, most likely first (ties: lowest id first).
+    let mut order = by_descending_logit(&logits);
     if order.is_empty() {
         return argmax(&logits);
     }
-    order.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]).then(a.cmp(&b)));
     if let Some(k) = options.top_k.filter(|&k| k > 0) {
         order.truncate(k);
     }
@@ -101,6 +98,31 @@ pub fn next_token(
         u -= q;
     }
     *order.last().expect("at least one candidate") as u32
+}
+
+/// The ids of the logits above `-inf`, ordered as
+/// `logits[b].total_cmp(&logits[a]).then(a.cmp(&b))` (largest first, ties by lowest id), by an
+/// unstable sort of one integer key per id — the same order as that comparator's sort (the
+/// keys are distinct), several times faster over a vocabulary of tens of thousands, which is
+/// paid once per token of every row.
+pub fn by_descending_logit(logits: &[f32]) -> Vec<usize> {
+    let mut keys: Vec<u64> = logits
+        .iter()
+        .enumerate()
+        .filter(|(_, &l)| l > f32::NEG_INFINITY)
+        .map(|(i, &l)| {
+            // `f32::total_cmp`'s key: the bits as i32, the magnitude bits flipped for negatives.
+            let mut bits = l.to_bits() as i32;
+            bits ^= (((bits >> 31) as u32) >> 1) as i32;
+            // Ascending unsigned order of the key, then inverted: largest logit first.
+            let ascending = (bits as u32) ^ 0x8000_0000;
+            (u64::from(!ascending) << 32) | i as u64
+        })
+        .collect();
+    keys.sort_unstable();
+    keys.into_iter()
+        .map(|k| (k & 0xFFFF_FFFF) as usize)
+        .collect()
 }
 
 fn argmax(logits: &[f32]) -> u32 {
@@ -181,6 +203,41 @@ mod tests {
         // With temperature 1, tokens 1 and 2 (nearly equal logits) both appear.
         let seen = draw(7);
         assert!(seen.contains(&1) && seen.contains(&2), "{seen:?}");
+    }
+
+    #[test]
+    fn the_fast_order_is_the_comparator_order() {
+        let mut rng = SplitMix64::new(3);
+        let mut logits: Vec<f32> = (0..5000)
+            .map(|_| ((rng.next_f64() - 0.5) * 40.0) as f32)
+            .collect();
+        // Ties, signed zeros, extremes, infinities (-inf is not a candidate).
+        for (i, v) in [
+            (10, 1.5),
+            (11, 1.5),
+            (4000, 1.5),
+            (12, 0.0),
+            (13, -0.0),
+            (14, f32::MAX),
+            (15, f32::MIN),
+            (16, f32::INFINITY),
+            (17, f32::NEG_INFINITY),
+            (18, f32::MIN_POSITIVE),
+            (19, -f32::MIN_POSITIVE),
+        ] {
+            logits[i] = v;
+        }
+        let mut want: Vec<usize> = (0..logits.len())
+            .filter(|&i| logits[i] > f32::NEG_INFINITY)
+            .collect();
+        want.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]).then(a.cmp(&b)));
+        let got = by_descending_logit(&logits);
+        assert_eq!(got, want);
+        assert_eq!(got.len(), 4999);
+        assert_eq!(&got[..2], &[16, 14]);
+        let ties: Vec<usize> = got.iter().copied().filter(|&i| logits[i] == 1.5).collect();
+        assert_eq!(ties, [10, 11, 4000]);
+        assert!(by_descending_logit(&[f32::NEG_INFINITY; 3]).is_empty());
     }
 
     #[test]

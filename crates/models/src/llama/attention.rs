@@ -30,6 +30,19 @@ impl DecoderMask {
     /// The causal mask of `q_len` new queries at positions `past..past + q_len` over
     /// `past + q_len` keys, combined with the key padding of `attention_mask`
     /// (`[batch, past + q_len]`, 1 = token, 0 = padding).
+    ///
+    /// A query that would see no key at all — a left-padding position, whose earlier keys and
+    /// itself are all padding — sees its own key instead. Without that its attention is
+    /// undefined: Burn's fused `attention` returns zeros for such a row on the CPU backends,
+    /// the explicit path (`f32::MIN` added to every score) a uniform average over all keys, and
+    /// other kernels need not agree. No real position ever attends to a padded key, so this
+    /// only makes the (ignored) outputs at padded positions finite and the same on every path;
+    /// a query that sees at least one key — every query of an unpadded or right-padded batch —
+    /// keeps its mask unchanged.
+    ///
+    /// # Shapes
+    /// - `attention_mask`: `[batch, past + q_len]`
+    /// - `blocked`, `additive`: `[batch, 1, q_len, past + q_len]`
     pub fn new(attention_mask: Tensor<2, Int>, past: usize, q_len: usize) -> Self {
         let [batch, k_len] = attention_mask.dims();
         assert_eq!(
@@ -44,11 +57,18 @@ impl DecoderMask {
         let key_pos = Tensor::<1, Int>::arange(0..k_len as i64, &device)
             .reshape([1, k_len])
             .expand([q_len, k_len]);
-        let future = key_pos.greater(query_pos).reshape([1, 1, q_len, k_len]);
+        let shape = [batch, 1, q_len, k_len];
+        let future = key_pos
+            .clone()
+            .greater(query_pos.clone())
+            .reshape([1, 1, q_len, k_len]);
+        let own = key_pos.equal(query_pos).reshape([1, 1, q_len, k_len]);
         let padded = attention_mask.equal_elem(0).reshape([batch, 1, 1, k_len]);
-        let blocked = future
-            .expand([batch, 1, q_len, k_len])
-            .bool_or(padded.expand([batch, 1, q_len, k_len]));
+        let blocked = future.expand(shape).bool_or(padded.expand(shape));
+        // Queries that see nothing, `[batch, 1, q_len, 1]`: they see their own key.
+        let sees_nothing = blocked.clone().all_dim(3);
+        let unblocked = own.expand(shape).bool_and(sees_nothing.expand(shape));
+        let blocked = blocked.bool_and(unblocked.bool_not());
         let additive = blocked.clone().float().mul_scalar(f32::MIN);
         Self { blocked, additive }
     }
@@ -207,5 +227,79 @@ impl LlamaAttention {
             .swap_dims(1, 2)
             .reshape([batch, seq, self.num_heads * self.head_dim]);
         (self.o_proj.forward(context), probs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::TensorData;
+
+    /// `blocked[b][q][k]` as nested vectors.
+    fn blocked(mask: &[&[i64]], past: usize) -> Vec<Vec<Vec<bool>>> {
+        let device = Device::flex();
+        let (batch, k_len) = (mask.len(), mask[0].len());
+        let flat: Vec<i64> = mask.concat();
+        let mask = Tensor::<2, Int>::from_data(TensorData::new(flat, [batch, k_len]), &device);
+        let decoder = DecoderMask::new(mask, past, k_len - past);
+        let q_len = k_len - past;
+        let values = decoder.blocked.into_data().try_to_vec::<bool>().unwrap();
+        let additive = decoder.additive.into_data().try_to_vec::<f32>().unwrap();
+        for (b, a) in values.iter().zip(&additive) {
+            assert_eq!(*a, if *b { f32::MIN } else { 0.0 });
+        }
+        (0..batch)
+            .map(|b| {
+                (0..q_len)
+                    .map(|q| values[(b * q_len + q) * k_len..(b * q_len + q + 1) * k_len].to_vec())
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// Causal + key padding, the mask before padded queries that see nothing were handled.
+    fn causal_and_padding(mask: &[&[i64]], past: usize) -> Vec<Vec<Vec<bool>>> {
+        let k_len = mask[0].len();
+        mask.iter()
+            .map(|row| {
+                (past..k_len)
+                    .map(|q| (0..k_len).map(|k| k > q || row[k] == 0).collect())
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn rows_that_see_a_key_keep_the_causal_padding_mask() {
+        // Unpadded, right-padded, an inner gap, and with cached positions.
+        for (mask, past) in [
+            (&[&[1, 1, 1, 1][..], &[1, 1, 0, 0]][..], 0),
+            (&[&[1, 0, 1, 1, 0][..]][..], 0),
+            (&[&[1, 1, 1, 0, 0, 1][..], &[1, 1, 1, 1, 1, 1]][..], 3),
+        ] {
+            assert_eq!(
+                blocked(mask, past),
+                causal_and_padding(mask, past),
+                "{mask:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_query_that_sees_nothing_sees_itself() {
+        // Left padding: queries 0 and 1 of row 0 see only padded keys.
+        let mask: &[&[i64]] = &[&[0, 0, 1, 1], &[1, 1, 1, 1]];
+        let got = blocked(mask, 0);
+        let mut want = causal_and_padding(mask, 0);
+        assert!(want[0][0].iter().all(|&b| b) && want[0][1].iter().all(|&b| b));
+        want[0][0][0] = false;
+        want[0][1][1] = false;
+        assert_eq!(got, want);
+        // An all-padding row: every query sees itself only.
+        let got = blocked(&[&[0, 0, 0]], 0);
+        for (q, row) in got[0].iter().enumerate() {
+            let seen: Vec<usize> = (0..3).filter(|&k| !row[k]).collect();
+            assert_eq!(seen, [q]);
+        }
     }
 }

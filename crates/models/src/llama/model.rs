@@ -2,7 +2,7 @@
 
 use burn::module::Module;
 use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig};
-use burn::tensor::{Device, Int, Tensor};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 use mrl_common::{pool, Pooling};
 
 use super::attention::{DecoderMask, LayerKvCache};
@@ -17,7 +17,10 @@ use crate::error::{ModelError, Result};
 /// # Shapes
 /// - `input_ids`: `[batch, seq]`
 /// - `attention_mask`: `[batch, seq]`, 1 for a real token, 0 for padding (HF convention).
-///   Positions are `0..seq` in every row, so pad on the right.
+///   Positions are `0..seq` in every row. Right padding leaves the real positions exactly as
+///   they are alone; left padding (batched generation) gives the same values up to float
+///   rounding, since rotary attention depends only on the distance between positions (see
+///   [`super::attention::DecoderMask`] for the padded queries).
 #[derive(Debug, Clone)]
 pub struct LlamaInput {
     /// Token ids.
@@ -63,6 +66,28 @@ impl KvCache {
     /// An empty cache.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Keeps the batch rows `rows` (in that order) of every layer and drops the others, e.g.
+    /// the sequences of a generation batch that have finished.
+    ///
+    /// # Panics
+    /// If `rows` is empty or names a row the cache does not have.
+    pub fn retain_rows(&mut self, rows: &[usize]) {
+        assert!(!rows.is_empty(), "retain_rows: no rows to keep");
+        for layer in self.layers.iter_mut().flatten() {
+            let batch = layer.key.dims()[0];
+            if let Some(&bad) = rows.iter().find(|&&r| r >= batch) {
+                panic!("retain_rows: row {bad} out of range for a cache of {batch} rows");
+            }
+            let device = layer.key.device();
+            let index = Tensor::<1, Int>::from_data(
+                TensorData::new(rows.iter().map(|&r| r as i64).collect(), [rows.len()]),
+                &device,
+            );
+            layer.key = layer.key.clone().select(0, index.clone());
+            layer.value = layer.value.clone().select(0, index);
+        }
     }
 }
 
@@ -228,6 +253,33 @@ impl LlamaModel {
         let (hidden, _) = self.run(input_ids, attention_mask, Some(cache), false);
         cache.len += new;
         self.logits(hidden.last().cloned().expect("embedding output"))
+    }
+
+    /// [`LlamaModel::forward_cached`] returning only the logits of the last new position of
+    /// each row, `[batch, vocab]`: the head runs on one position per row instead of all of
+    /// them (a prefill of `batch × seq` positions would otherwise compute and hold
+    /// `batch × seq × vocab` logits to use `batch × vocab` of them).
+    ///
+    /// # Shapes
+    /// - `input_ids`: `[batch, new]`, `new ≥ 1`
+    /// - `attention_mask`: `[batch, cache.len + new]`
+    /// - output: `[batch, vocab]`
+    ///
+    /// # Panics
+    /// If `new` is 0 or `cache.len + new` exceeds the context window.
+    pub fn forward_cached_last(
+        &self,
+        input_ids: Tensor<2, Int>,
+        attention_mask: Tensor<2, Int>,
+        cache: &mut KvCache,
+    ) -> Tensor<2> {
+        let [batch, new] = input_ids.dims();
+        assert!(new > 0, "forward_cached_last: input_ids has no positions");
+        let (hidden, _) = self.run(input_ids, attention_mask, Some(cache), false);
+        cache.len += new;
+        let last = hidden.last().cloned().expect("embedding output");
+        let last = last.slice([0..batch, new - 1..new]);
+        self.logits(last).reshape([batch, self.vocab_size()])
     }
 
     fn run(

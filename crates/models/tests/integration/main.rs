@@ -8,6 +8,7 @@ mod common;
 mod bert_forward;
 mod decoder_embedder;
 mod gelu;
+mod generate_batch;
 mod generate_smollm2;
 mod gguf_reader;
 mod llama_decoder;

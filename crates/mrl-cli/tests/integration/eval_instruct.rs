@@ -1,7 +1,8 @@
 //! `mrl eval --task instruct` through the binary on a tiny random Llama (built by
 //! `tiny_models`, with its word-level tokenizer): the JSON report and the predictions file,
-//! seeds that differ, a seed that reproduces (whatever the `--records` range), and the errors
-//! for bad ranges, malformed JSON lines, prompts beyond the context and flags of the other task.
+//! seeds that differ, a seed that reproduces (whatever the `--records` range), batch sizes that
+//! give the same answers, and the errors for bad ranges, malformed JSON lines, prompts beyond
+//! the context and flags of the other task.
 
 use std::path::{Path, PathBuf};
 
@@ -121,7 +122,9 @@ fn instruct_reports_per_seed_rouge_and_seeds_reproduce_on_both_cpu_backends() {
         assert_eq!(report["generation"]["no_repeat_ngram_size"], 6);
         assert_eq!(report["generation"]["max_new_tokens"], 12);
         assert_eq!(report["std_kind"], "population");
+        assert_eq!(report["batch_size"], 16);
         assert!(report["seconds_per_record"].as_f64().unwrap() > 0.0);
+        assert!(report["tokens_per_second"].as_f64().unwrap() > 0.0);
         assert!(
             report.get("predictions").is_none(),
             "predictions go to their own file"
@@ -194,6 +197,73 @@ fn instruct_reports_per_seed_rouge_and_seeds_reproduce_on_both_cpu_backends() {
         assert_eq!(again, all[4..6], "{device}");
         assert_eq!(read_json(&json_again)["n_records"], 2);
     }
+}
+
+/// Rows are generated in batches (`--batch-size`, rows sorted by prompt length): every batch
+/// size gives each (record, seed) the answer it gets alone (`--batch-size 1`) — up to float
+/// rounding in general, exactly on this tiny model — and the same scores.
+#[test]
+fn batch_sizes_give_the_answers_of_one_row_at_a_time() {
+    let tmp = TempDir::new("instruct-batch");
+    let (model, data) = setup(tmp.path());
+    for device in ["ndarray", "flex"] {
+        let mut runs = Vec::new();
+        for batch_size in ["1", "2", "5", "16"] {
+            let json = tmp.path().join(format!("{device}-{batch_size}.json"));
+            let predictions = tmp.path().join(format!("{device}-{batch_size}.jsonl"));
+            let out = run_instruct(
+                &model,
+                &data,
+                &[
+                    "--seeds",
+                    "3,4",
+                    "--max-new-tokens",
+                    "10",
+                    "--batch-size",
+                    batch_size,
+                    "--device",
+                    device,
+                    "--json",
+                    json.to_str().unwrap(),
+                    "--predictions",
+                    predictions.to_str().unwrap(),
+                ],
+            );
+            assert!(
+                out.status.success(),
+                "{device} {batch_size}: {}",
+                stderr(&out)
+            );
+            assert!(
+                stderr(&out).contains(&format!("in batches of {batch_size}:")),
+                "{}",
+                stderr(&out)
+            );
+            let report = read_json(&json);
+            assert_eq!(report["batch_size"], batch_size.parse::<u64>().unwrap());
+            let lines = read_lines(&predictions);
+            // Predictions stay in (seed, record) order whatever the batches were.
+            let order: Vec<(u64, u64)> = lines
+                .iter()
+                .map(|l| (l["seed"].as_u64().unwrap(), l["index"].as_u64().unwrap()))
+                .collect();
+            assert_eq!(order, [(3, 0), (3, 1), (3, 2), (4, 0), (4, 1), (4, 2)]);
+            runs.push((batch_size, answers(&lines), report));
+        }
+        let (_, one, one_report) = &runs[0];
+        assert!(one.iter().any(|a| !a.2.is_empty()), "{one:?}");
+        for (batch_size, got, report) in &runs[1..] {
+            assert_eq!(got, one, "{device}: --batch-size {batch_size} vs 1");
+            assert_eq!(
+                report["seeds"], one_report["seeds"],
+                "{device} {batch_size}"
+            );
+            assert_eq!(report["mean"], one_report["mean"], "{device} {batch_size}");
+        }
+    }
+    let out = run_instruct(&model, &data, &["--batch-size", "0"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("--batch-size"), "{}", stderr(&out));
 }
 
 #[test]
@@ -276,7 +346,6 @@ fn flags_of_the_other_task_are_refused() {
     std::fs::write(&data, "{\"instruction\": \"a\", \"response\": \"b\"}\n").unwrap();
     for (flag, value) in [
         ("--pooling", "mean"),
-        ("--batch-size", "8"),
         ("--max-length", "16"),
         ("--dims", "8"),
     ] {
