@@ -201,7 +201,10 @@ fn every_config_in_the_repository_parses() {
         n >= 8,
         "expected the MiniLM configs and paper presets, found {n}"
     );
-    assert!(n_distill >= 2, "expected the kd-smollm2 configs, found {n_distill}");
+    assert!(
+        n_distill >= 2,
+        "expected the kd-smollm2 configs, found {n_distill}"
+    );
 }
 
 #[test]
