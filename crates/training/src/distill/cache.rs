@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use distill_objectives::{teacher_top_k, TeacherTarget};
-use models::{LlamaInput, LlamaModel};
+use models::LlamaModel;
 use safetensors::tensor::{Dtype, TensorView};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -523,20 +523,8 @@ impl CacheWriter<'_> {
                 for batch_examples in chunk.chunks(self.batch_size) {
                     let refs: Vec<&DistillExample> = batch_examples.iter().collect();
                     let batch = DistillBatch::new(&refs, self.device);
-                    let [b, seq] = batch.dims();
-                    let logits = self
-                        .teacher
-                        .forward(
-                            LlamaInput {
-                                input_ids: batch.input_ids.clone(),
-                                attention_mask: batch.attention_mask.clone(),
-                            },
-                            false,
-                        )
-                        .logits
-                        .expect("forward returns logits");
-                    let vocab = logits.dims()[2];
-                    let logits = logits.slice([0..b, 0..seq - 1, 0..vocab]);
+                    let seq = batch.dims()[1];
+                    let logits = super::next_token_logits(self.teacher, &batch);
                     let top = teacher_top_k(logits, k, key.temperature);
                     let t_ids: Vec<i64> = top
                         .ids
