@@ -55,3 +55,39 @@ impl Batching {
         batches
     }
 }
+
+/// The batch of every step of a run: [`Batching`] over examples of given lengths, epoch after
+/// epoch, keeping the current epoch's batches. A pure function of `(seed, step)`, so a resumed
+/// run asks for the same batches.
+#[derive(Debug, Clone)]
+pub struct StepBatches {
+    batching: Batching,
+    lengths: Vec<usize>,
+    epoch: Option<(usize, Vec<Vec<usize>>)>,
+}
+
+impl StepBatches {
+    /// Batches of `batching` over examples of `lengths`.
+    pub fn new(batching: Batching, lengths: Vec<usize>) -> Self {
+        Self {
+            batching,
+            lengths,
+            epoch: None,
+        }
+    }
+
+    /// Batches per epoch.
+    pub fn per_epoch(&self) -> usize {
+        self.batching.batches_per_epoch(self.lengths.len())
+    }
+
+    /// The example indices of 0-based step `step`.
+    pub fn batch_at(&mut self, step: usize) -> Vec<usize> {
+        let per_epoch = self.per_epoch().max(1);
+        let (epoch, index) = (step / per_epoch, step % per_epoch);
+        if self.epoch.as_ref().map(|(e, _)| *e) != Some(epoch) {
+            self.epoch = Some((epoch, self.batching.epoch(&self.lengths, epoch)));
+        }
+        self.epoch.as_ref().expect("just set").1[index].clone()
+    }
+}

@@ -184,6 +184,7 @@ struct RecordTargets {
 /// A cache opened for reading: the targets of every record of a part, by record index.
 #[derive(Debug, Clone)]
 pub struct CachedPart {
+    dir: PathBuf,
     top_k: usize,
     records: BTreeMap<usize, RecordTargets>,
 }
@@ -242,6 +243,7 @@ impl TeacherCache {
             parts.insert(
                 name.clone(),
                 CachedPart {
+                    dir: dir.to_path_buf(),
                     top_k: expected.top_k,
                     records,
                 },
@@ -297,13 +299,13 @@ impl CachedPart {
                 .records
                 .get(&e.record)
                 .ok_or_else(|| TrainError::Cache {
-                    dir: PathBuf::new(),
+                    dir: self.dir.clone(),
                     message: format!("record {} is not in the cache", e.record),
                 })?;
             let positions: Vec<usize> = e.target_positions().collect();
             if positions.len() != cached.tail.len() {
                 return Err(TrainError::Cache {
-                    dir: PathBuf::new(),
+                    dir: self.dir.clone(),
                     message: format!(
                         "record {}: {} cached positions, the data has {}",
                         e.record,

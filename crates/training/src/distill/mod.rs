@@ -37,7 +37,7 @@ use models::{LayerSelection, LlamaInput, LlamaModel};
 use serde::{Deserialize, Serialize};
 use tokenizers::Tokenizer;
 
-use crate::batching::Batching;
+use crate::batching::{Batching, StepBatches};
 use crate::error::{Result, TrainError};
 use crate::trainer::{LossTerms, ParamGroupSpec, Task, Trainer};
 
@@ -95,9 +95,7 @@ pub struct DistillTask {
     teacher: Option<TeacherSource>,
     train: DistillData,
     dev: Option<DistillData>,
-    lengths: Vec<usize>,
-    batching: Batching,
-    epoch_batches: Option<(usize, Vec<Vec<usize>>)>,
+    batches: StepBatches,
     objective: KdObjective,
 }
 
@@ -341,7 +339,8 @@ impl DistillTask {
             seed: config.seed,
             min_batch: 1,
         };
-        let settings = config.loop_settings(batching.batches_per_epoch(train.len()));
+        let batches = StepBatches::new(batching, lengths);
+        let settings = config.loop_settings(batches.per_epoch());
         let task = Self {
             config,
             teacher_path,
@@ -352,9 +351,7 @@ impl DistillTask {
             teacher,
             train,
             dev,
-            lengths,
-            batching,
-            epoch_batches: None,
+            batches,
             objective,
         };
         let model = DistillModel {
@@ -427,16 +424,6 @@ impl DistillTask {
             &model_dir(&self.teacher_path),
         )?;
         Ok(())
-    }
-
-    /// The example indices of 0-based step `step`.
-    fn batch_at(&mut self, step: usize) -> Vec<usize> {
-        let per_epoch = self.batching.batches_per_epoch(self.train.len()).max(1);
-        let (epoch, index) = (step / per_epoch, step % per_epoch);
-        if self.epoch_batches.as_ref().map(|(e, _)| *e) != Some(epoch) {
-            self.epoch_batches = Some((epoch, self.batching.epoch(&self.lengths, epoch)));
-        }
-        self.epoch_batches.as_ref().expect("just set").1[index].clone()
     }
 
     /// The teacher's targets for a batch of `part` (`train` / `dev`), on `device`.
@@ -620,7 +607,7 @@ impl Task for DistillTask {
     }
 
     fn step_loss(&mut self, model: &DistillModel, step: usize) -> Result<LossTerms> {
-        let indices = self.batch_at(step);
+        let indices = self.batches.batch_at(step);
         let examples: Vec<&DistillExample> =
             indices.iter().map(|&i| &self.train.examples[i]).collect();
         let device = self.device.clone();

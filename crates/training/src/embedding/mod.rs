@@ -32,7 +32,7 @@ use mrl_eval::{StsDataset, StsReport};
 
 use mrl_common::SplitMix64;
 
-use crate::batching::Batching;
+use crate::batching::{Batching, StepBatches};
 use crate::error::{Result, TrainError};
 use crate::trainer::{LossTerms, ParamGroupSpec, Task, Trainer};
 
@@ -68,9 +68,7 @@ pub struct EmbeddingTask {
     pooling: models::Pooling,
     device: Device,
     corpus: Corpus,
-    lengths: Vec<usize>,
-    batching: Batching,
-    epoch_batches: Option<(usize, Vec<Vec<usize>>)>,
+    batches: StepBatches,
     dev: Option<(StsDataset, EvalSection)>,
 }
 
@@ -136,7 +134,8 @@ impl EmbeddingTask {
             }
             None => None,
         };
-        let settings = config.loop_settings(batching.batches_per_epoch(corpus.len()));
+        let batches = StepBatches::new(batching, lengths);
+        let settings = config.loop_settings(batches.per_epoch());
         let task = Self {
             config,
             model_dir,
@@ -145,9 +144,7 @@ impl EmbeddingTask {
             pooling,
             device: device.clone(),
             corpus,
-            lengths,
-            batching,
-            epoch_batches: None,
+            batches,
             dev,
         };
         let model = EmbeddingModel {
@@ -236,16 +233,6 @@ impl EmbeddingTask {
         )
     }
 
-    /// The example indices of 0-based step `step`.
-    fn batch_at(&mut self, step: usize) -> Vec<usize> {
-        let per_epoch = self.batching.batches_per_epoch(self.corpus.len()).max(1);
-        let (epoch, index) = (step / per_epoch, step % per_epoch);
-        if self.epoch_batches.as_ref().map(|(e, _)| *e) != Some(epoch) {
-            self.epoch_batches = Some((epoch, self.batching.epoch(&self.lengths, epoch)));
-        }
-        self.epoch_batches.as_ref().expect("just set").1[index].clone()
-    }
-
     /// Runs the backbone on the batch's texts (twice for SimCSE: two dropout views).
     fn encode(&self, model: &EmbeddingModel, examples: &[&Example]) -> Result<RoleOutputs> {
         let roles = examples[0].texts().len();
@@ -314,7 +301,7 @@ impl Task for EmbeddingTask {
     }
 
     fn step_loss(&mut self, model: &EmbeddingModel, step: usize) -> Result<LossTerms> {
-        let indices = self.batch_at(step);
+        let indices = self.batches.batch_at(step);
         let examples: Vec<&Example> = indices.iter().map(|&i| &self.corpus.examples[i]).collect();
         let out = self.encode(model, &examples)?;
         let mut loss = model.objective.forward(&out, step)?;
