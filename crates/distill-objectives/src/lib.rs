@@ -91,6 +91,7 @@
 #![forbid(unsafe_code)]
 
 mod checks;
+mod chunker;
 mod cross_entropy;
 mod divergence;
 mod error;
@@ -100,7 +101,9 @@ mod numerics;
 mod objective;
 mod reduction;
 mod teacher;
+mod units;
 
+pub use chunker::{Chunker, EnglishChunker};
 pub use cross_entropy::{masked_cross_entropy, try_masked_cross_entropy};
 pub use divergence::Divergence;
 pub use error::DistillError;
@@ -109,4 +112,8 @@ pub use metrics::{top1_agreement, try_top1_agreement};
 pub use objective::{KdObjective, KdObjectiveConfig, KdObjectiveOutput};
 pub use teacher::{
     teacher_top_k, try_teacher_top_k, TeacherTarget, TopKTarget, TOP_K_NORMALIZATION_TOLERANCE,
+};
+pub use units::{
+    filter_overlaps, membership_tensor, unit_membership, Granularity, Membership, Span, UnitError,
+    Units,
 };

@@ -4,7 +4,9 @@
 //!
 //! Reference values come from `scripts/make_divergence_reference.py` (NumPy float64, written
 //! independently of the Rust code in plain probability space), stored in
-//! `tests/fixtures/divergences.json`.
+//! `tests/fixtures/divergences.json`; MTA unit memberships from
+//! `scripts/make_units_reference.py` (the real SmolLM2 tokenizer's character offsets), stored in
+//! `tests/fixtures/units_reference.json`.
 //!
 //! Run one concern with a name filter, e.g. `cargo test -p distill-objectives --test
 //! distill_objectives gradients`.
@@ -12,8 +14,10 @@
 
 mod common;
 
+mod chunker;
 mod config;
 mod errors;
 mod gradients;
 mod properties;
+mod units;
 mod values;
