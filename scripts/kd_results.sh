@@ -7,7 +7,7 @@
 # and every trained student.
 #
 #   MRL_SHARED=../shared scripts/kd_results.sh
-#   RUNS="fkl rkl" STEPS=100 scripts/kd_results.sh      # a subset, another budget
+#   RUNS="fkl rkl" STEPS=100 MAX_NEW_TOKENS=128 scripts/kd_results.sh   # a subset, another budget
 #
 # Finished steps are skipped (a run whose student exists, an evaluation whose JSON exists), so
 # the script can be resumed.
@@ -17,6 +17,7 @@ export MRL_SHARED="${MRL_SHARED:-../shared}"
 RUNS="${RUNS:-sft fkl rkl akl srkl}"
 STEPS="${STEPS:-200}"
 SEEDS="${SEEDS:-10,20,30}"
+MAX_NEW_TOKENS="${MAX_NEW_TOKENS:-256}"
 OUT="${OUT:-runs/kd-results}"
 CONFIG=configs/kd-smollm2.toml
 TEACHER="$MRL_SHARED/models/SmolLM2-135M-Instruct-Q4_1"
@@ -44,7 +45,7 @@ rouge() { # name model
   if [ -f "$json" ]; then echo "skip $json (done)"; return; fi
   echo "== ROUGE-L of $1"
   "$MRL" eval --task instruct --model "$2" --data "$DATA" --records 1900..2000 \
-    --seeds "$SEEDS" --json "$json" --predictions "$OUT/$1-predictions.jsonl" 2>&1 | tail -n 8
+    --seeds "$SEEDS" --max-new-tokens "$MAX_NEW_TOKENS" --json "$json" --predictions "$OUT/$1-predictions.jsonl" 2>&1 | tail -n 8
 }
 
 "$MRL" distill cache --config "$CONFIG"

@@ -1,5 +1,6 @@
 //! Knowledge-distillation objectives for LLMs on [Burn](https://burn.dev) 0.22: token-level
-//! divergences between a teacher's and a student's next-token distributions.
+//! divergences between a teacher's and a student's next-token distributions, and MTA's
+//! alignment of their hidden states over word and phrase units.
 //!
 //! At every position `t` counted by the mask, with temperature `τ`,
 //! `p_t = softmax(teacher_logits_t / τ)` and `q_t = softmax(student_logits_t / τ)`:
@@ -31,6 +32,14 @@
 //! - [`masked_cross_entropy`]: the supervised term; [`KdObjectiveConfig`] → [`KdObjective`]:
 //!   `(1 − α) CE + α KD`.
 //! - [`top1_agreement`]: how often the student's argmax is the teacher's.
+//! - MTA (Multi-Granular Trajectory Alignment, arXiv 2605.01374): [`MtaLossConfig`] →
+//!   [`MtaLoss`] — Dynamic Structural Alignment (unit-to-unit cosine structure) and Hidden
+//!   Representation Alignment (projected per-token cosine) over a schedule of
+//!   [`MtaLayerPair`]s, with [`token_weights`] (or [`teacher_confidence`]) weighting the tokens.
+//! - Units for MTA: [`Units`] (word and phrase [`Span`]s, character offsets into the
+//!   response) from the data or a [`Chunker`] ([`EnglishChunker`]), [`unit_membership`] (which
+//!   tokens each unit holds, from the tokenizer's character offsets) and
+//!   [`membership_tensor`] (a batch of them as `[batch, units, seq]`).
 //!
 //! # Conventions
 //! - Masks are `[batch, seq]` float 0/1; per-token values are 0 at masked-out positions;
@@ -97,6 +106,7 @@ mod divergence;
 mod error;
 mod kd;
 mod metrics;
+mod mta;
 mod numerics;
 mod objective;
 mod reduction;
@@ -109,6 +119,10 @@ pub use divergence::Divergence;
 pub use error::DistillError;
 pub use kd::{KdLoss, KdLossConfig, KdOutput};
 pub use metrics::{top1_agreement, try_top1_agreement};
+pub use mta::{
+    teacher_confidence, token_weights, MtaInput, MtaLayerPair, MtaLoss, MtaLossConfig, MtaOutput,
+    MtaPairOutput, MtaPerExample, ProjectorInit, MTA_EPS, MTA_NORM_EPS,
+};
 pub use objective::{KdObjective, KdObjectiveConfig, KdObjectiveOutput};
 pub use teacher::{
     teacher_top_k, try_teacher_top_k, TeacherTarget, TopKTarget, TOP_K_NORMALIZATION_TOLERANCE,

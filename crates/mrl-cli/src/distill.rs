@@ -186,20 +186,28 @@ fn objective_name(config: &DistillConfig) -> String {
     if o.alpha == 0.0 {
         return "SFT (α = 0: cross-entropy only)".into();
     }
-    format!(
-        "(1 − {a})·CE + {a}·{} at τ = {}{}",
+    let kd = format!(
+        "{} at τ = {}{}",
         o.divergence.name(),
         o.temperature,
         if o.temperature_squared { " ×τ²" } else { "" },
-        a = o.alpha
-    )
+    );
+    match o.mta() {
+        Some(mta) => format!(
+            "(1 − {a})·CE + {a}·({kd} + {}·MTA over {} layer pairs)",
+            mta.lambda,
+            mta.pairs.len(),
+            a = o.alpha
+        ),
+        None => format!("(1 − {a})·CE + {a}·{kd}", a = o.alpha),
+    }
 }
 
 /// `loss 3.41 ce 4.20 kd 2.62`.
 fn summarize(report: &StepReport) -> String {
     let mut parts = vec![format!("loss {:.4}", report.loss())];
     for (name, v) in report.terms.iter().skip(1) {
-        if name == "ce" || name == "kd" {
+        if name == "ce" || name == "kd" || name == "mta" {
             parts.push(format!("{name} {v:.3}"));
         }
     }
@@ -208,8 +216,9 @@ fn summarize(report: &StepReport) -> String {
 
 fn describe_eval(step: usize, eval: &DistillEval) -> String {
     let kd = eval.kd.map(|k| format!(" kd {k:.4}")).unwrap_or_default();
+    let mta = eval.mta.map(|m| format!(" mta {m:.4}")).unwrap_or_default();
     format!(
-        "dev after {step} steps: loss {:.4} ce {:.4}{kd} ({} positions)",
+        "dev after {step} steps: loss {:.4} ce {:.4}{kd}{mta} ({} positions)",
         eval.loss, eval.ce, eval.positions
     )
 }
@@ -258,10 +267,10 @@ fn run_eval_only(args: &DistillArgs, config: DistillConfig) -> anyhow::Result<()
     let (teacher_config, teacher) =
         models::LlamaModel::from_pretrained(&teacher_path, models::LayerSelection::All, &device)
             .with_context(|| format!("loading the teacher {}", teacher_path.display()))?;
-    let (_, student) = load_student(&config, &teacher_path, &teacher_config, &device)?;
+    let (student_config, student) = load_student(&config, &teacher_path, &teacher_config, &device)?;
     let tokenizer = load_tokenizer(&teacher_path)?;
     let eos = eos_token(&teacher_config)?;
-    let data = DistillData::load(
+    let mut data = DistillData::load(
         &data_path,
         None,
         "--data",
@@ -270,6 +279,19 @@ fn run_eval_only(args: &DistillArgs, config: DistillConfig) -> anyhow::Result<()
         config.data.max_length,
         config.data.skip_long_prompts,
     )?;
+    let mta = match config.objective.mta() {
+        Some(section) => {
+            data.attach_units(&distill_objectives::EnglishChunker)?;
+            Some(training::distill::mta_loss(
+                &section,
+                config.seed,
+                &student_config,
+                &teacher_config,
+                &device,
+            )?)
+        }
+        None => None,
+    };
     if !data.skipped.is_empty() {
         eprintln!(
             "skipped records {:?}: their prompt alone fills data.max_length = {}",
@@ -325,8 +347,30 @@ fn run_eval_only(args: &DistillArgs, config: DistillConfig) -> anyhow::Result<()
         .map(|(k, v)| format!("{k} {v:.4}"))
         .collect();
     println!("objective: {}", terms.join("  "));
+    let mta_report = match &mta {
+        Some(mta) => {
+            eprintln!("MTA: every record in one batch …");
+            let r =
+                training::distill::measure::measure_mta(&student, &teacher, mta, &data, &device)?;
+            println!("MTA {:.6}", r.mta);
+            for p in &r.pairs {
+                println!(
+                    "  teacher {:>2} / student {:>2} {:<7}  units {:>5}  DSA {:.6}  HRA {:.6}  loss {:.6}",
+                    p.teacher_layer,
+                    p.student_layer,
+                    p.granularity.name(),
+                    p.units,
+                    p.dsa,
+                    p.hra,
+                    p.loss
+                );
+            }
+            Some(r)
+        }
+        None => None,
+    };
     if let Some(path) = &args.json {
-        let json = serde_json::json!({
+        let mut json = serde_json::json!({
             "config": args.config.as_ref().map(|p| p.display().to_string()),
             "data": data_path.display().to_string(),
             "records": report.records,
@@ -334,6 +378,11 @@ fn run_eval_only(args: &DistillArgs, config: DistillConfig) -> anyhow::Result<()
             "loss": report.loss,
             "kd": report.kd,
         });
+        if let (Some(r), Some(map)) = (&mta_report, json.as_object_mut()) {
+            map.insert("mta".into(), serde_json::json!(r.mta));
+            map.insert("pairs".into(), serde_json::to_value(&r.pairs)?);
+            map.insert("examples".into(), serde_json::to_value(&r.examples)?);
+        }
         models::error::write_atomic(path, &serde_json::to_vec_pretty(&json)?)
             .with_context(|| format!("--json {}", path.display()))?;
         eprintln!("wrote {}", path.display());

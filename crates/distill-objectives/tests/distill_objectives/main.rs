@@ -18,6 +18,7 @@ mod chunker;
 mod config;
 mod errors;
 mod gradients;
+mod mta;
 mod properties;
 mod units;
 mod values;

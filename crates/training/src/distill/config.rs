@@ -19,9 +19,10 @@
 //! max_length = 128
 //!
 //! [objective]
-//! alpha = 0.5                      # (1 − α)·CE + α·KD
+//! alpha = 0.5                      # (1 − α)·CE + α·KD   (MTA: (1 − α)·CE + α·(KD + λ·L_MTA))
 //! temperature = 1.0
 //! divergence = { kind = "forward_kl" }
+//! # kind = "mta"                   # + [objective.mta]: lambda, pairs, dsa_weight, hra_weight, …
 //!
 //! [cache]                          # optional: read the teacher from `mrl distill cache`
 //! dir = "runs/kd-smollm2/teacher-cache"
@@ -39,7 +40,10 @@
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use distill_objectives::{Divergence, KdLossConfig, KdObjectiveConfig};
+use distill_objectives::{
+    Divergence, Granularity, KdLossConfig, KdObjectiveConfig, MtaLayerPair, MtaLossConfig,
+    ProjectorInit,
+};
 use models::llama::StudentInit;
 use mrl_common::DeviceKind;
 use serde::{Deserialize, Serialize};
@@ -122,10 +126,14 @@ fn default_max_length() -> usize {
     128
 }
 
-/// `[objective]`: `(1 − α)·CE + α·KD`.
+/// `[objective]`: `(1 − α)·CE + α·KD`, or with `kind = "mta"`
+/// `(1 − α)·CE + α·(KD + λ·L_MTA)` (see [`MtaSection`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ObjectiveSection {
+    /// `kd` (default) or `mta`.
+    #[serde(default)]
+    pub kind: ObjectiveKind,
     /// Weight of the distillation term. Default `0.5` (DSKD's kd_rate).
     #[serde(default = "default_alpha")]
     pub alpha: f64,
@@ -138,6 +146,91 @@ pub struct ObjectiveSection {
     /// The divergence, e.g. `{ kind = "forward_kl" }` or
     /// `{ kind = "skewed_reverse_kl", lambda = 0.1 }`.
     pub divergence: Divergence,
+    /// `[objective.mta]`, read with `kind = "mta"` (its defaults when absent).
+    #[serde(default)]
+    pub mta: Option<MtaSection>,
+}
+
+/// Which objective `[objective]` describes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ObjectiveKind {
+    /// Token-level KD: `(1 − α)·CE + α·KD`.
+    #[default]
+    Kd,
+    /// MTA (arXiv 2605.01374): `(1 − α)·CE + α·(KD + λ·L_MTA)`.
+    Mta,
+}
+
+/// `[objective.mta]`: the MTA term (see `distill_objectives::MtaLoss`). The projectors train in
+/// the second parameter group, at `optimizer.head_lr` (the authors' 5e-4).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MtaSection {
+    /// `λ`, the weight of `L_MTA` inside the distillation term. Default `2`.
+    #[serde(default = "default_mta_lambda")]
+    pub lambda: f64,
+    /// The layer schedule, e.g. `[{ teacher_layer = 15, student_layer = 5, granularity =
+    /// "words" }, …]` (hidden-state indices: 0 = embeddings, `n_layers` = after the final
+    /// norm). Default: SmolLM2-135M → its first 10 layers: (15, 5) words, (24, 8) and (30, 10)
+    /// phrases.
+    #[serde(default = "default_mta_pairs")]
+    pub pairs: Vec<MtaLayerPair>,
+    /// Weight of DSA in each pair. Default `1`; `0` = the HRA-only ablation.
+    #[serde(default = "default_dsa_weight")]
+    pub dsa_weight: f64,
+    /// Weight of HRA in each pair. Default `0.1`; `0` = the DSA-only ablation.
+    #[serde(default = "default_hra_weight")]
+    pub hra_weight: f64,
+    /// Teacher token weights from its confidence `1 − H/ln V` instead of attention. Default
+    /// `false`.
+    #[serde(default)]
+    pub entropy_weighting: bool,
+    /// `random` (default, trained) or `identity` (needs equal widths; for measuring).
+    #[serde(default)]
+    pub projector_init: ProjectorInit,
+}
+
+impl Default for MtaSection {
+    fn default() -> Self {
+        Self {
+            lambda: default_mta_lambda(),
+            pairs: default_mta_pairs(),
+            dsa_weight: default_dsa_weight(),
+            hra_weight: default_hra_weight(),
+            entropy_weighting: false,
+            projector_init: ProjectorInit::Random,
+        }
+    }
+}
+
+fn default_mta_lambda() -> f64 {
+    2.0
+}
+fn default_mta_pairs() -> Vec<MtaLayerPair> {
+    vec![
+        MtaLayerPair::new(15, 5, Granularity::Words),
+        MtaLayerPair::new(24, 8, Granularity::Phrases),
+        MtaLayerPair::new(30, 10, Granularity::Phrases),
+    ]
+}
+fn default_dsa_weight() -> f64 {
+    1.0
+}
+fn default_hra_weight() -> f64 {
+    0.1
+}
+
+impl MtaSection {
+    /// The loss configuration for a student of width `student_width` and a teacher of width
+    /// `teacher_width`.
+    pub fn loss_config(&self, student_width: usize, teacher_width: usize) -> MtaLossConfig {
+        MtaLossConfig::new(self.pairs.clone(), student_width, teacher_width)
+            .with_dsa_weight(self.dsa_weight)
+            .with_hra_weight(self.hra_weight)
+            .with_entropy_weighting(self.entropy_weighting)
+            .with_projector_init(self.projector_init)
+    }
 }
 
 fn default_alpha() -> f64 {
@@ -156,6 +249,11 @@ impl ObjectiveSection {
                 .with_temperature_squared(self.temperature_squared),
         )
         .with_alpha(self.alpha)
+    }
+
+    /// `[objective.mta]` when `kind = "mta"` (its defaults when the table is absent).
+    pub fn mta(&self) -> Option<MtaSection> {
+        (self.kind == ObjectiveKind::Mta).then(|| self.mta.clone().unwrap_or_default())
     }
 }
 
@@ -272,6 +370,42 @@ impl DistillConfig {
             .kd_objective()
             .try_init()
             .map_err(|e| bad("objective", e.to_string()))?;
+        match (self.objective.kind, &self.objective.mta) {
+            (ObjectiveKind::Kd, Some(_)) => {
+                return Err(bad(
+                    "objective.mta",
+                    "is set, but objective.kind is \"kd\" (set objective.kind = \"mta\")",
+                ))
+            }
+            (ObjectiveKind::Mta, _) => {
+                let mta = self.objective.mta().expect("kind = mta");
+                if !(mta.lambda.is_finite() && mta.lambda >= 0.0) {
+                    return Err(bad(
+                        "objective.mta.lambda",
+                        format!("must be finite and >= 0, got {}", mta.lambda),
+                    ));
+                }
+                if self.objective.alpha == 0.0 {
+                    return Err(bad(
+                        "objective.alpha",
+                        "is 0, which switches the whole distillation term (KD and MTA) off; \
+                         MTA needs alpha > 0",
+                    ));
+                }
+                if self.cache.is_some() {
+                    return Err(bad(
+                        "cache",
+                        "MTA needs the teacher's hidden states, which the cache does not hold: \
+                         run the teacher live (remove [cache], or --set cache=)",
+                    ));
+                }
+                // Widths are checked when the models are loaded; the rest of the MTA values here.
+                mta.loss_config(1, 1)
+                    .validate()
+                    .map_err(|e| bad("objective.mta", e.to_string()))?;
+            }
+            (ObjectiveKind::Kd, None) => {}
+        }
         if let Some(cache) = &self.cache {
             if cache.dir.trim().is_empty() {
                 return Err(bad("cache.dir", "is empty"));

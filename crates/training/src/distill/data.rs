@@ -10,6 +10,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
+use distill_objectives::{unit_membership, Chunker, Granularity, Membership, Units};
 use mrl_eval::instruct::{render_prompt, InstructRecord};
 use tokenizers::Tokenizer;
 
@@ -27,6 +28,29 @@ pub struct DistillExample {
     /// Character offsets `[start, end)` of every token in the rendered text (EOS: the end of
     /// the text, empty).
     pub offsets: Vec<(usize, usize)>,
+    /// Whether the last token is the appended EOS (`false` when truncation cut it off).
+    pub has_eos: bool,
+    /// MTA's word and phrase units over these tokens (see [`DistillData::attach_units`]).
+    pub units: Option<Box<ExampleUnits>>,
+}
+
+/// The tokens of each word and phrase unit of one example (MTA).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExampleUnits {
+    /// Word units.
+    pub words: Membership,
+    /// Phrase units.
+    pub phrases: Membership,
+}
+
+impl ExampleUnits {
+    /// The units of `granularity`.
+    pub fn get(&self, granularity: Granularity) -> &Membership {
+        match granularity {
+            Granularity::Words => &self.words,
+            Granularity::Phrases => &self.phrases,
+        }
+    }
 }
 
 impl DistillExample {
@@ -134,6 +158,101 @@ impl DistillData {
     pub fn num_targets(&self) -> usize {
         self.examples.iter().map(DistillExample::num_targets).sum()
     }
+
+    /// Finds every example's MTA units: the record's own `"units"` when it has them
+    /// (`{"words": [[s, e], …], "phrases": [[s, e], …]}`, character offsets into the response,
+    /// used as given), otherwise `chunker`'s; then the tokens of each unit
+    /// ([`unit_membership`]: response tokens inside the unit, the appended EOS excluded).
+    ///
+    /// # Errors
+    /// [`TrainError::Data`] naming the record (and its line) for malformed or invalid units
+    /// (offsets past the response, start > end, unsorted), or a file that changed since loading.
+    pub fn attach_units(&mut self, chunker: &dyn Chunker) -> Result<()> {
+        let records = mrl_eval::instruct::read_instruct_jsonl(&self.path)?;
+        let given = read_given_units(&self.path)?;
+        if given.len() != records.len() {
+            return Err(TrainError::Data {
+                path: self.path.clone(),
+                line: 0,
+                message: "the file changed while it was read".into(),
+            });
+        }
+        for example in &mut self.examples {
+            let index = example.record;
+            let (line, given) = &given[index];
+            let record = &records[index];
+            let data_err = |message: String| TrainError::Data {
+                path: self.path.clone(),
+                line: *line,
+                message: format!("record {index}: {message}"),
+            };
+            let units = match given {
+                Some(units) => units.clone(),
+                None => chunker.units(&record.response),
+            };
+            units
+                .validate(record.response.chars().count())
+                .map_err(|e| data_err(format!("units: {e}")))?;
+            let prompt_chars = render_prompt(&record.instruction).chars().count();
+            let last = example.len() - 1;
+            let eligible: Vec<bool> = example
+                .response
+                .iter()
+                .enumerate()
+                .map(|(j, &r)| r && !(example.has_eos && j == last))
+                .collect();
+            let membership = |g: Granularity| {
+                unit_membership(&example.offsets, &eligible, prompt_chars, units.get(g))
+                    .map_err(|e| data_err(format!("{} units: {e}", g.name())))
+            };
+            let words = membership(Granularity::Words)?;
+            let phrases = membership(Granularity::Phrases)?;
+            example.units = Some(Box::new(ExampleUnits { words, phrases }));
+        }
+        Ok(())
+    }
+}
+
+/// Every record's `"units"` (if any) with its 1-based line, in record order (blank lines
+/// skipped, as [`mrl_eval::instruct::read_instruct_jsonl`] does).
+fn read_given_units(path: &Path) -> Result<Vec<(usize, Option<Units>)>> {
+    let text = std::fs::read_to_string(path).map_err(crate::error::io_err(path))?;
+    let mut out = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        let line = if index == 0 {
+            line.trim_start_matches('\u{feff}')
+        } else {
+            line
+        };
+        if line.trim().is_empty() {
+            continue;
+        }
+        let number = index + 1;
+        let value: serde_json::Value =
+            serde_json::from_str(line).map_err(|e| TrainError::Data {
+                path: path.to_path_buf(),
+                line: number,
+                message: format!("not JSON: {e}"),
+            })?;
+        let units =
+            match value.get("units") {
+                None | Some(serde_json::Value::Null) => None,
+                Some(u) => Some(serde_json::from_value::<Units>(u.clone()).map_err(|e| {
+                    TrainError::Data {
+                        path: path.to_path_buf(),
+                        line: number,
+                        message: format!(
+                            "record {}: `units` must be {{\"words\": [[start, end], …], \
+                         \"phrases\": [[start, end], …]}} (character offsets into the \
+                         response): {e}",
+                            out.len()
+                        ),
+                    }
+                })?),
+            };
+        out.push((number, units));
+    }
+    Ok(out)
 }
 
 /// Whether the prompt of `record` alone fills `max_length` tokens.
@@ -171,6 +290,7 @@ pub fn tokenize_record(
     let mut response: Vec<bool> = offsets.iter().map(|&(s, _)| s >= prompt_chars).collect();
     let prompt_tokens = response.iter().take_while(|r| !**r).count();
     let text_chars = text.chars().count();
+    let has_eos = ids.len() < max_length;
     ids.push(eos);
     offsets.push((text_chars, text_chars));
     response.push(true);
@@ -189,6 +309,8 @@ pub fn tokenize_record(
         ids,
         response,
         offsets,
+        has_eos,
+        units: None,
     })
 }
 

@@ -7,10 +7,10 @@ use std::collections::BTreeMap;
 use burn::nn::loss::Reduction;
 use burn::tensor::{Device, Tensor};
 use distill_objectives::{
-    masked_cross_entropy, teacher_top_k, top1_agreement, Divergence, KdLossConfig, KdObjective,
-    TeacherTarget,
+    masked_cross_entropy, membership_tensor, teacher_top_k, top1_agreement, Divergence,
+    Granularity, KdLossConfig, KdObjective, MtaInput, MtaLoss, TeacherTarget,
 };
-use models::LlamaModel;
+use models::{LlamaInput, LlamaModel};
 use serde::{Deserialize, Serialize};
 
 use super::data::{DistillBatch, DistillData, DistillExample};
@@ -202,5 +202,163 @@ fn measure(
             top_k,
             fkl_top_k: mean("fkl_top_k"),
         },
+    })
+}
+
+/// One MTA layer pair's values ([`MtaReport`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MtaPairReport {
+    /// Teacher hidden-state index.
+    pub teacher_layer: usize,
+    /// Student hidden-state index.
+    pub student_layer: usize,
+    /// `words` or `phrases`.
+    pub granularity: Granularity,
+    /// Units with at least one member token.
+    pub units: f64,
+    /// Dynamic Structural Alignment.
+    pub dsa: f64,
+    /// Hidden Representation Alignment.
+    pub hra: f64,
+    /// `dsa_weight · dsa + hra_weight · hra`.
+    pub loss: f64,
+}
+
+/// One record's MTA values ([`MtaReport::examples`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MtaExampleReport {
+    /// The record's index in its file.
+    pub record: usize,
+    /// Its `L_MTA`.
+    pub mta: f64,
+    /// Its pairs.
+    pub pairs: Vec<MtaPairReport>,
+}
+
+/// MTA's breakdown over a file, measured as ONE batch holding every record (the batch ratios
+/// of `distill_objectives::MtaLoss`), and per record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MtaReport {
+    /// `L_MTA`.
+    pub mta: f64,
+    /// Every pair of the schedule.
+    pub pairs: Vec<MtaPairReport>,
+    /// Every record.
+    pub examples: Vec<MtaExampleReport>,
+}
+
+/// MTA's breakdown of `student` against `teacher` on `data` (whose units are attached, see
+/// [`DistillData::attach_units`]), every record in one batch, on `device` (inference).
+///
+/// # Errors
+/// [`TrainError::Eval`] when the loss rejects its input; [`TrainError::ConfigValue`] when the
+/// data carries no units.
+pub fn measure_mta(
+    student: &LlamaModel,
+    teacher: &LlamaModel,
+    mta: &MtaLoss,
+    data: &DistillData,
+    device: &Device,
+) -> Result<MtaReport> {
+    let refs: Vec<&DistillExample> = data.examples.iter().collect();
+    if refs.is_empty() {
+        return Err(TrainError::Eval(format!(
+            "{}: no record to measure",
+            data.path.display()
+        )));
+    }
+    let batch = DistillBatch::new(&refs, device);
+    let input = || LlamaInput {
+        input_ids: batch.input_ids.clone(),
+        attention_mask: batch.attention_mask.clone(),
+    };
+    let s_out = student.forward_hidden(input(), false);
+    let t_out = teacher.forward(input(), false);
+    let confidence = mta.entropy_weighting.then(|| {
+        distill_objectives::teacher_confidence(
+            t_out.logits.clone().expect("forward returns logits"),
+        )
+    });
+    let [_, seq] = batch.dims();
+    let members = |g: Granularity| -> Result<Tensor<3>> {
+        let list = refs
+            .iter()
+            .map(|e| {
+                e.units.as_ref().map(|u| u.get(g).clone()).ok_or_else(|| {
+                    crate::config::bad("objective.mta", "the data carries no MTA units")
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(membership_tensor(&list, seq, device).0)
+    };
+    let input = MtaInput {
+        teacher_hidden: t_out.hidden_states,
+        student_hidden: s_out.hidden_states,
+        attention_mask: batch.attention_mask.clone().float(),
+        words: members(Granularity::Words)?,
+        phrases: members(Granularity::Phrases)?,
+        teacher_confidence: confidence,
+    };
+    let err = |e: distill_objectives::DistillError| TrainError::Eval(format!("MTA loss: {e}"));
+    let reduced = mta
+        .try_forward(input.clone(), Reduction::Mean)
+        .map_err(err)?;
+    let per = mta.try_forward_no_reduction(input).map_err(err)?;
+    let vec = |t: Tensor<1>| -> Vec<f64> {
+        t.into_data()
+            .try_into_vec_as::<f64>()
+            .expect("values read back as f64")
+    };
+    let pairs = reduced
+        .pairs
+        .iter()
+        .map(|p| MtaPairReport {
+            teacher_layer: p.pair.teacher_layer,
+            student_layer: p.pair.student_layer,
+            granularity: p.pair.granularity,
+            units: scalar(p.units.clone()),
+            dsa: scalar(p.dsa.clone()),
+            hra: scalar(p.hra.clone()),
+            loss: scalar(p.loss.clone()),
+        })
+        .collect();
+    let per_pair: Vec<[Vec<f64>; 4]> = per
+        .pairs
+        .iter()
+        .map(|p| {
+            [
+                vec(p.units.clone()),
+                vec(p.dsa.clone()),
+                vec(p.hra.clone()),
+                vec(p.loss.clone()),
+            ]
+        })
+        .collect();
+    let examples = vec(per.loss)
+        .into_iter()
+        .enumerate()
+        .map(|(b, mta_b)| MtaExampleReport {
+            record: refs[b].record,
+            mta: mta_b,
+            pairs: per
+                .pairs
+                .iter()
+                .zip(&per_pair)
+                .map(|(p, [units, dsa, hra, loss])| MtaPairReport {
+                    teacher_layer: p.pair.teacher_layer,
+                    student_layer: p.pair.student_layer,
+                    granularity: p.pair.granularity,
+                    units: units[b],
+                    dsa: dsa[b],
+                    hra: hra[b],
+                    loss: loss[b],
+                })
+                .collect(),
+        })
+        .collect();
+    Ok(MtaReport {
+        mta: scalar(reduced.loss),
+        pairs,
+        examples,
     })
 }

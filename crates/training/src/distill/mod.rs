@@ -27,11 +27,14 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use burn::module::{Module, ParamGroup};
+use burn::module::{Module, Param, ParamGroup};
 use burn::nn::loss::Reduction;
 use burn::nn::Linear;
-use burn::tensor::{Device, Tensor};
-use distill_objectives::{masked_cross_entropy, KdObjective, TeacherTarget};
+use burn::tensor::{Device, Tensor, TensorData};
+use distill_objectives::{
+    masked_cross_entropy, membership_tensor, teacher_confidence, EnglishChunker, Granularity,
+    KdObjective, Membership, MtaInput, MtaLoss, MtaOutput, ProjectorInit, TeacherTarget,
+};
 use models::llama::{build_student, LlamaConfig};
 use models::{LayerSelection, LlamaInput, LlamaModel};
 use serde::{Deserialize, Serialize};
@@ -47,8 +50,8 @@ pub mod data;
 pub mod measure;
 
 pub use cache::{CacheKey, CacheManifest, TeacherCache};
-pub use config::{DistillConfig, ObjectiveSection};
-pub use data::{DistillBatch, DistillData, DistillExample};
+pub use config::{DistillConfig, MtaSection, ObjectiveKind, ObjectiveSection};
+pub use data::{DistillBatch, DistillData, DistillExample, ExampleUnits};
 
 /// Everything a distillation run trains: the student and the objective's projectors (MTA and
 /// SRA map student hidden states to the teacher's width; plain KD has none), which form a
@@ -82,6 +85,9 @@ pub struct DistillEval {
     pub kd: Option<f64>,
     /// Counted positions.
     pub positions: usize,
+    /// `L_MTA` (MTA runs only; each batch's value weighted by its counted positions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mta: Option<f64>,
 }
 
 /// The distillation task of the training loop: see the [module docs](self).
@@ -97,6 +103,8 @@ pub struct DistillTask {
     dev: Option<DistillData>,
     batches: StepBatches,
     objective: KdObjective,
+    /// MTA's loss (its projectors live in [`DistillModel::projectors`]) and `λ`.
+    mta: Option<(MtaLoss, f64)>,
 }
 
 /// The teacher's path (a `.gguf` file is used as is; anything else goes through
@@ -317,7 +325,24 @@ impl DistillTask {
         let (student_config, student) =
             load_student(&config, &teacher_path, &teacher_config, &device)?;
         let eos = eos_token(&teacher_config)?;
-        let (train, dev) = load_data(&config, &tokenizer, eos)?;
+        let (mut train, mut dev) = load_data(&config, &tokenizer, eos)?;
+        let mta = match config.objective.mta() {
+            Some(section) => {
+                let loss = mta_loss(
+                    &section,
+                    config.seed,
+                    &student_config,
+                    &teacher_config,
+                    &device,
+                )?;
+                train.attach_units(&EnglishChunker)?;
+                if let Some(dev) = dev.as_mut() {
+                    dev.attach_units(&EnglishChunker)?;
+                }
+                Some((loss, section.lambda))
+            }
+            None => None,
+        };
         let teacher = match teacher {
             Some(t) => Some(t),
             None if needs_teacher => {
@@ -353,10 +378,15 @@ impl DistillTask {
             dev,
             batches,
             objective,
+            mta,
         };
+        let projectors = task
+            .mta
+            .as_ref()
+            .map_or_else(Vec::new, |(loss, _)| loss.projectors.clone());
         let model = DistillModel {
             student,
-            projectors: Vec::new(),
+            projectors,
         };
         Ok(Trainer::new(task, model, settings, &device))
     }
@@ -397,6 +427,11 @@ impl DistillTask {
     /// The training records.
     pub fn train_data(&self) -> &DistillData {
         &self.train
+    }
+
+    /// The dev records (with `[eval]`).
+    pub fn dev_data(&self) -> Option<&DistillData> {
+        self.dev.as_ref()
     }
 
     /// `"live"`, `"cache (top-k)"` or `"none"` (α = 0).
@@ -459,6 +494,30 @@ impl DistillTask {
         device: &Device,
     ) -> Result<(LossTerms, DistillBatch)> {
         let batch = DistillBatch::new(examples, device);
+        if let Some((mta, lambda)) = &self.mta {
+            let (kd, mta) = self.mta_forward(model, mta, examples, &batch, device)?;
+            let alpha = self.config.objective.alpha;
+            let mut terms = vec![("total".to_string(), Tensor::<1>::zeros([1], device))];
+            self.push_kd_terms(&mut terms, kd.terms);
+            let total = kd.loss + mta.loss.clone().mul_scalar(alpha * lambda);
+            terms[0].1 = total.clone();
+            for (name, value) in mta.terms() {
+                let key = if name == "mta" {
+                    name
+                } else {
+                    format!("mta/{name}")
+                };
+                terms.push((key, value));
+            }
+            return Ok((
+                LossTerms {
+                    total,
+                    terms,
+                    items: batch.tokens,
+                },
+                batch,
+            ));
+        }
         let logits = next_token_logits(&model.student, &batch);
         let alpha = self.config.objective.alpha;
         let mut terms = Vec::new();
@@ -474,17 +533,8 @@ impl DistillTask {
                     Reduction::Mean,
                 )
                 .map_err(|e| TrainError::Eval(format!("distillation loss: {e}")))?;
-            // `ce`, `kd`, then the divergence's own parts (AKL: fkl, rkl, head weight); the
-            // divergence under its own name is `kd` again.
-            let own = self.config.objective.divergence.name();
             terms.push(("total".to_string(), out.loss.clone()));
-            for (name, value) in out.terms {
-                match name {
-                    "ce" | "kd" => terms.push((name.to_string(), value)),
-                    _ if name == own => {}
-                    _ => terms.push((format!("kd/{name}"), value)),
-                }
-            }
+            self.push_kd_terms(&mut terms, out.terms);
             out.loss
         } else {
             let ce = masked_cross_entropy(
@@ -507,6 +557,106 @@ impl DistillTask {
         ))
     }
 
+    /// The KD objective's terms: `ce`, `kd`, then the divergence's own parts (AKL: fkl, rkl,
+    /// head weight) as `kd/…`; the divergence under its own name is `kd` again.
+    fn push_kd_terms(
+        &self,
+        terms: &mut Vec<(String, Tensor<1>)>,
+        kd_terms: Vec<(&'static str, Tensor<1>)>,
+    ) {
+        let own = self.config.objective.divergence.name();
+        for (name, value) in kd_terms {
+            match name {
+                "ce" | "kd" => terms.push((name.to_string(), value)),
+                _ if name == own => {}
+                _ => terms.push((format!("kd/{name}"), value)),
+            }
+        }
+    }
+
+    /// One MTA batch: the student and the live teacher with every hidden state, the KD
+    /// objective on the full teacher distribution and the MTA term with the model's projectors.
+    fn mta_forward(
+        &self,
+        model: &DistillModel,
+        mta: &MtaLoss,
+        examples: &[&DistillExample],
+        batch: &DistillBatch,
+        device: &Device,
+    ) -> Result<(distill_objectives::KdObjectiveOutput, MtaOutput)> {
+        let Some(TeacherSource::Live(teacher)) = self.teacher.as_ref() else {
+            return Err(crate::config::bad(
+                "cache",
+                "MTA needs the live teacher's hidden states",
+            ));
+        };
+        let input = |b: &DistillBatch| LlamaInput {
+            input_ids: b.input_ids.clone(),
+            attention_mask: b.attention_mask.clone(),
+        };
+        let student = model.student.forward(input(batch), false);
+        let s_logits = drop_last_position(student.logits.expect("forward returns logits"));
+        let inner = device.clone().inner();
+        let t_batch = DistillBatch::new(examples, &inner);
+        let t_out = teacher.forward(input(&t_batch), false);
+        let lift = |t: Tensor<3>| {
+            if device.is_autodiff() {
+                Tensor::from_inner(t)
+            } else {
+                t
+            }
+        };
+        let t_logits = lift(t_out.logits.expect("forward returns logits"));
+        let teacher_hidden: Vec<Tensor<3>> = t_out.hidden_states.into_iter().map(lift).collect();
+        let confidence = mta
+            .entropy_weighting
+            .then(|| teacher_confidence(t_logits.clone()));
+        let kd = self
+            .objective
+            .try_forward(
+                s_logits,
+                batch.targets.clone(),
+                batch.target_mask.clone(),
+                &TeacherTarget::Full {
+                    logits: drop_last_position(t_logits),
+                },
+                Reduction::Mean,
+            )
+            .map_err(|e| TrainError::Eval(format!("distillation loss: {e}")))?;
+        let [_, seq] = batch.dims();
+        let members = |g: Granularity| {
+            let list: Vec<Membership> = examples
+                .iter()
+                .map(|e| {
+                    e.units
+                        .as_ref()
+                        .expect("MTA data carries units")
+                        .get(g)
+                        .clone()
+                })
+                .collect();
+            membership_tensor(&list, seq, device).0
+        };
+        let loss = MtaLoss {
+            projectors: model.projectors.clone(),
+            ..mta.clone()
+        };
+        let out = loss
+            .try_forward(
+                MtaInput {
+                    teacher_hidden,
+                    student_hidden: student.hidden_states,
+                    attention_mask: batch.attention_mask.clone().float(),
+                    words: members(Granularity::Words),
+                    phrases: members(Granularity::Phrases),
+                    teacher_confidence: confidence,
+                },
+                Reduction::Mean,
+            )
+            .map_err(|e| TrainError::Eval(format!("MTA loss: {e}")))?;
+        Ok((kd, out))
+    }
+
     /// [`DistillEval`] of `model` on `data` (a `part` of the cache when the teacher is cached).
     ///
     /// # Errors
@@ -523,7 +673,7 @@ impl DistillTask {
         };
         let device = self.device.clone().inner();
         let batch_size = self.config.eval.as_ref().map_or(8, |e| e.batch_size);
-        let (mut loss, mut ce, mut kd, mut positions) = (0.0, 0.0, 0.0, 0usize);
+        let (mut loss, mut ce, mut kd, mut mta, mut positions) = (0.0, 0.0, 0.0, 0.0, 0usize);
         for chunk in data.examples.chunks(batch_size) {
             let refs: Vec<&DistillExample> = chunk.iter().collect();
             let (terms, batch) = self.batch_loss(&inference, part, &refs, &device)?;
@@ -538,6 +688,7 @@ impl DistillTask {
             loss += value("total") * n;
             ce += value("ce") * n;
             kd += value("kd") * n;
+            mta += value("mta") * n;
             positions += batch.targets_counted;
         }
         let n = positions.max(1) as f64;
@@ -546,6 +697,7 @@ impl DistillTask {
             ce: ce / n,
             kd: (self.config.objective.alpha > 0.0).then_some(kd / n),
             positions,
+            mta: self.mta.is_some().then_some(mta / n),
         })
     }
 }
@@ -563,8 +715,71 @@ pub fn next_token_logits(model: &LlamaModel, batch: &DistillBatch) -> Tensor<3> 
         )
         .logits
         .expect("forward returns logits");
+    drop_last_position(logits)
+}
+
+/// `[batch, seq − 1, vocab]`: the logits that have a next token.
+fn drop_last_position(logits: Tensor<3>) -> Tensor<3> {
     let [b, s, v] = logits.dims();
     logits.slice([0..b, 0..s - 1, 0..v])
+}
+
+/// MTA's loss for these models on `device`, its schedule checked against their depths; random
+/// projectors are drawn from `seed`.
+///
+/// # Errors
+/// [`TrainError::ConfigValue`] on `objective.mta.pairs` for a layer past a model's depth, on
+/// `objective.mta` for values the loss rejects (an identity projector between different widths).
+pub fn mta_loss(
+    section: &MtaSection,
+    seed: u64,
+    student: &LlamaConfig,
+    teacher: &LlamaConfig,
+    device: &Device,
+) -> Result<MtaLoss> {
+    for pair in &section.pairs {
+        for (side, layer, depth) in [
+            ("teacher", pair.teacher_layer, teacher.num_hidden_layers),
+            ("student", pair.student_layer, student.num_hidden_layers),
+        ] {
+            if layer > depth {
+                return Err(crate::config::bad(
+                    "objective.mta.pairs",
+                    format!(
+                        "{side}_layer = {layer} is past the {side}'s {depth} layers (hidden \
+                         states 0..={depth}: 0 = embeddings, {depth} = after the final norm)"
+                    ),
+                ));
+            }
+        }
+    }
+    let mut loss = section
+        .loss_config(student.hidden_size, teacher.hidden_size)
+        .try_init(device)
+        .map_err(|e| crate::config::bad("objective.mta", e.to_string()))?;
+    if section.projector_init == ProjectorInit::Random {
+        // Burn's `Linear` default (uniform ±1/√d_in for weight and bias), drawn from the run's
+        // own seeded stream rather than the backend's global RNG, which other threads share.
+        let mut rng = mrl_common::SplitMix64::with_stream(seed, 0x4D54_4150);
+        let mut uniform = |shape: &[usize], bound: f64| {
+            let n = shape.iter().product();
+            let values: Vec<f32> = (0..n)
+                .map(|_| ((rng.next_f64() * 2.0 - 1.0) * bound) as f32)
+                .collect();
+            TensorData::new(values, shape.to_vec())
+        };
+        for p in &mut loss.projectors {
+            let [d_in, d_out] = p.weight.dims();
+            let bound = 1.0 / (d_in as f64).sqrt();
+            p.weight =
+                Param::from_tensor(Tensor::from_data(uniform(&[d_in, d_out], bound), device));
+            p.bias = Some(Param::from_tensor(Tensor::from_data(
+                uniform(&[d_out], bound),
+                device,
+            )));
+        }
+    }
+    Ok(loss)
 }
 
 impl Task for DistillTask {

@@ -17,7 +17,7 @@ const VOCAB: usize = 120;
 
 /// A 2-layer teacher and 12 records under `root`; returns the config text (1-layer student,
 /// FKL, live teacher, 6 steps) with `extra` appended.
-fn setup(root: &Path, device: &Device, extra: &str) -> String {
+pub(crate) fn setup(root: &Path, device: &Device, extra: &str) -> String {
     let teacher = root.join("teacher");
     if !teacher.exists() {
         let shape = ModelShape::new(16, 2, 4, 32, VOCAB)
@@ -68,7 +68,7 @@ every = 0
     )
 }
 
-fn parse(text: &str) -> training::Result<DistillConfig> {
+pub(crate) fn parse(text: &str) -> training::Result<DistillConfig> {
     DistillConfig::from_toml_str(text, Path::new("test.toml"), &[])
 }
 
