@@ -94,3 +94,84 @@ fn smollm2_reproduces_the_kd_fixture() {
         "{report:?}"
     );
 }
+
+/// MTA on real hidden states: SmolLM2 teacher vs its first 10 layers on 4 Dolly records (units
+/// given in the records), identity projectors, the default schedule — against
+/// `scripts/make_mta_smollm2_reference.py` (PyTorch, float64 from the f32 states).
+#[test]
+#[ignore = "needs MRL_SHARED (SmolLM2 GGUF); ~10 s"]
+fn smollm2_mta_matches_pytorch() {
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let want: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(fixtures.join("mta_smollm2_reference.json")).unwrap(),
+    )
+    .unwrap();
+    let teacher_dir = shared_path("models/SmolLM2-135M-Instruct-Q4_1");
+    let tokenizer = load_tokenizer(&teacher_dir).unwrap();
+    let mut data = DistillData::load(
+        &fixtures.join("mta_smollm2_records.jsonl"),
+        None,
+        "--data",
+        &tokenizer,
+        2,
+        128,
+        false,
+    )
+    .unwrap();
+    data.attach_units(&distill_objectives::EnglishChunker)
+        .unwrap();
+    for (e, ids) in data
+        .examples
+        .iter()
+        .zip(want["input_ids"].as_array().unwrap())
+    {
+        let ids: Vec<u32> = serde_json::from_value(ids.clone()).unwrap();
+        assert_eq!(e.ids, ids, "record {}: ids", e.record);
+    }
+    #[cfg(feature = "flex")]
+    let device = Device::flex();
+    #[cfg(not(feature = "flex"))]
+    #[allow(deprecated)]
+    let device = Device::ndarray();
+    let (teacher_config, teacher) =
+        models::LlamaModel::from_pretrained(&teacher_dir, models::LayerSelection::All, &device)
+            .unwrap();
+    let init = StudentInit::FirstLayers {
+        layers: 10,
+        untie_head: false,
+    };
+    let (student_config, student) =
+        models::llama::build_student(&teacher_dir, &init, &device).unwrap();
+    let section: training::distill::MtaSection =
+        toml::from_str("projector_init = \"identity\"").unwrap();
+    let mta = training::distill::mta_loss(&section, 0, &student_config, &teacher_config, &device)
+        .unwrap();
+    let report =
+        training::distill::measure::measure_mta(&student, &teacher, &mta, &data, &device).unwrap();
+    // f32 models here against PyTorch's f32 states taken to float64: 1e-3 relative.
+    let close = |what: String, got: f64, want: f64| {
+        assert!(
+            (got - want).abs() <= 1e-3 * want.abs().max(1e-3),
+            "{what}: {got} vs PyTorch {want}"
+        );
+    };
+    close("mta".into(), report.mta, want["mta"].as_f64().unwrap());
+    for (k, (p, w)) in report
+        .pairs
+        .iter()
+        .zip(want["pairs"].as_array().unwrap())
+        .enumerate()
+    {
+        assert_eq!(p.units, w["units"].as_f64().unwrap(), "pair {k} units");
+        close(format!("pair {k} dsa"), p.dsa, w["dsa"].as_f64().unwrap());
+        close(format!("pair {k} hra"), p.hra, w["hra"].as_f64().unwrap());
+    }
+    for (b, (e, w)) in report
+        .examples
+        .iter()
+        .zip(want["examples"].as_array().unwrap())
+        .enumerate()
+    {
+        close(format!("record {b} mta"), e.mta, w["mta"].as_f64().unwrap());
+    }
+}
