@@ -5,7 +5,8 @@
 # (eps 1e-8, weight decay 0.01), 2 threads — with the teacher live and from a top-64 cache;
 # ROUNDS rounds of STEPS steps, alternating ours and theirs in one session. Prints one JSON line
 # per round (ours: steps/s and tokens/s of the timed steps, peak RSS of the process; theirs:
-# the script's own line).
+# the script's own line). Then (MTA=1, the default) ROUNDS more rounds alternating our KD step
+# and our MTA step (configs/mta-smollm2.toml, same data and optimizer, live teacher).
 #
 #   MRL_SHARED=../shared scripts/bench_distill.sh            # needs python3 with torch, transformers, gguf
 #   ROUNDS=5 STEPS=8 scripts/bench_distill.sh
@@ -27,13 +28,18 @@ COMMON=(--set data.records=0..64 --set eval= --set checkpoint.every=0 --set trai
   --set optimizer.warmup_steps=0 --set optimizer.grad_clip=0 --set "training.steps=$STEPS"
   --set "cache.dir=\"$OUT/cache\"")
 
-ours() { # live|cache round
-  local extra=()
-  if [ "$1" = live ]; then extra=(--set cache=); fi
+ours() { # live|cache|mta round
+  local config=configs/kd-smollm2.toml
+  local args=("${COMMON[@]}")
+  case "$1" in
+    live) args+=(--set cache=) ;;
+    # MTA (live teacher with hidden states): the same run, no cache.
+    mta) config=configs/mta-smollm2.toml; args=("${COMMON[@]:0:${#COMMON[@]}-2}") ;;
+  esac
   rm -rf "$OUT/run"
   local log="$OUT/ours-$1-$2.log"
-  /usr/bin/time -f "peak_rss_kb %M" "$MRL" distill --config configs/kd-smollm2.toml "${COMMON[@]}" \
-    "${extra[@]}" --set "output_dir=\"$OUT/run\"" --no-export >"$log" 2>&1
+  /usr/bin/time -f "peak_rss_kb %M" "$MRL" distill --config "$config" "${args[@]}" \
+    --set "output_dir=\"$OUT/run\"" --no-export >"$log" 2>&1
   python3 - "$log" "$1" "$2" <<'PY'
 import json, re, sys
 text = open(sys.argv[1]).read()
@@ -54,3 +60,10 @@ for mode in live cache; do
       --warmup 1 --batch-size 4 --cache-dir "$OUT" 2>/dev/null | sed "s/\"round\": 0/\"round\": $round/"
   done
 done
+# The cost of an MTA step against a KD step (both ours, live teacher), alternating.
+if [ "${MTA:-1}" = 1 ]; then
+  for round in $(seq 0 $((ROUNDS - 1))); do
+    ours live "$round"
+    ours mta "$round"
+  done
+fi

@@ -341,12 +341,7 @@ fn run_eval_only(args: &DistillArgs, config: DistillConfig) -> anyhow::Result<()
         kd.top_k,
         kd.fkl_top_k
     );
-    let terms: Vec<String> = report
-        .loss
-        .iter()
-        .map(|(k, v)| format!("{k} {v:.4}"))
-        .collect();
-    println!("objective: {}", terms.join("  "));
+    let mut report = report;
     let mta_report = match &mta {
         Some(mta) => {
             eprintln!("MTA: every record in one batch …");
@@ -365,10 +360,23 @@ fn run_eval_only(args: &DistillArgs, config: DistillConfig) -> anyhow::Result<()
                     p.loss
                 );
             }
+            // The objective with its MTA term: (1 − α)·CE + α·(KD + λ·L_MTA).
+            let (alpha, lambda) = (
+                config.objective.alpha,
+                config.objective.mta().map_or(0.0, |m| m.lambda),
+            );
+            *report.loss.entry("total".into()).or_default() += alpha * lambda * r.mta;
+            report.loss.insert("mta".into(), r.mta);
             Some(r)
         }
         None => None,
     };
+    let terms: Vec<String> = report
+        .loss
+        .iter()
+        .map(|(k, v)| format!("{k} {v:.4}"))
+        .collect();
+    println!("objective: {}", terms.join("  "));
     if let Some(path) = &args.json {
         let mut json = serde_json::json!({
             "config": args.config.as_ref().map(|p| p.display().to_string()),

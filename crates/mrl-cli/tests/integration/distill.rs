@@ -221,6 +221,75 @@ fn eval_only_measures_teacher_and_student_without_training() {
     );
 }
 
+/// MTA's eval-only breakdown: per pair and per record, every record in one batch, identity
+/// projectors, and the objective's total with its MTA term.
+#[test]
+fn eval_only_writes_the_mta_breakdown() {
+    let tmp = TempDir::new("cli-distill-mta");
+    let config = setup(tmp.path());
+    // The KD config without its [cache] (MTA runs the teacher live), as MTA.
+    let mut skip = false;
+    let mut lines = Vec::new();
+    for line in std::fs::read_to_string(&config).unwrap().lines() {
+        if line.starts_with('[') {
+            skip = line == "[cache]";
+        }
+        if !skip {
+            lines.push(line.to_string());
+        }
+    }
+    let toml = lines
+        .join("\n")
+        .replace("[objective]", "[objective]\nkind = \"mta\"")
+        + "\n[objective.mta]\nprojector_init = \"identity\"\npairs = [\n  { teacher_layer = 1, \
+           student_layer = 1, granularity = \"words\" },\n  { teacher_layer = 2, student_layer = \
+           1, granularity = \"phrases\" },\n]\n";
+    let mta_config = tmp.path().join("mta.toml");
+    std::fs::write(&mta_config, toml).unwrap();
+    let json = tmp.path().join("mta.json");
+    let out = distill(
+        &mta_config,
+        &[
+            "--eval-only",
+            "--data",
+            tmp.path().join("data.jsonl").to_str().unwrap(),
+            "--json",
+            json.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(text(&out.stdout).contains("MTA "), "{}", text(&out.stdout));
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let mta = report["mta"].as_f64().unwrap();
+    assert!(mta.is_finite() && mta > 0.0, "{report}");
+    let pairs = report["pairs"].as_array().unwrap();
+    assert_eq!(pairs.len(), 2);
+    for key in [
+        "teacher_layer",
+        "student_layer",
+        "units",
+        "dsa",
+        "hra",
+        "loss",
+    ] {
+        assert!(pairs[0][key].is_number(), "{key}: {report}");
+    }
+    let mean = (pairs[0]["loss"].as_f64().unwrap() + pairs[1]["loss"].as_f64().unwrap()) / 2.0;
+    assert!((mta - mean).abs() < 1e-6, "{report}");
+    assert_eq!(report["examples"].as_array().unwrap().len(), 10);
+    let total = report["loss"]["total"].as_f64().unwrap();
+    let (ce, rkl) = (
+        report["kd"]["student_ce"].as_f64().unwrap(),
+        report["kd"]["rkl"].as_f64().unwrap(),
+    );
+    let expected = 0.5 * ce + 0.5 * (rkl + 2.0 * mta);
+    assert!(
+        (total - expected).abs() < 1e-3 * total.abs().max(1.0),
+        "total {total} vs {expected}: {report}"
+    );
+    assert_eq!(report["loss"]["mta"].as_f64(), Some(mta));
+}
+
 #[test]
 fn bad_data_and_missing_flags_are_named() {
     let tmp = TempDir::new("cli-distill-bad");

@@ -1,6 +1,7 @@
 //! Distillation (`mrl distill`): a Llama-family student learns from a Llama-family teacher
-//! with `(1 − α)·CE + α·KD` on instruction records — the shared training loop
-//! ([`Trainer`]) with a [`DistillTask`].
+//! with `(1 − α)·CE + α·KD` on instruction records, or with MTA (`[objective] kind = "mta"`)
+//! `(1 − α)·CE + α·(KD + λ·L_MTA)` — the shared training loop ([`Trainer`]) with a
+//! [`DistillTask`].
 //!
 //! - [`config`] — the TOML config ([`DistillConfig`]);
 //! - [`data`] — records → token ids with a response mask ([`DistillData`], [`DistillBatch`]);
