@@ -75,6 +75,19 @@ pub fn read_instruct_jsonl(path: &Path) -> Result<Vec<InstructRecord>> {
     parse_instruct_jsonl(&text, path)
 }
 
+/// The non-blank lines of a JSON-lines text with their 1-based line numbers (a leading byte-order
+/// mark removed): one record per item, in order.
+pub fn jsonl_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    text.lines().enumerate().filter_map(|(index, line)| {
+        let line = if index == 0 {
+            line.trim_start_matches('\u{feff}')
+        } else {
+            line
+        };
+        (!line.trim().is_empty()).then_some((index + 1, line))
+    })
+}
+
 /// Parses JSON lines, one object per line with string fields `instruction` and `response`
 /// (other fields are ignored); blank lines are skipped. `path` only names the source in errors.
 ///
@@ -89,16 +102,7 @@ pub fn parse_instruct_jsonl(text: &str, path: &Path) -> Result<Vec<InstructRecor
         message,
     };
     let mut records = Vec::new();
-    for (index, line) in text.lines().enumerate() {
-        let number = index + 1;
-        let line = if index == 0 {
-            line.trim_start_matches('\u{feff}')
-        } else {
-            line
-        };
-        if line.trim().is_empty() {
-            continue;
-        }
+    for (number, line) in jsonl_lines(text) {
         let value: serde_json::Value = serde_json::from_str(line)
             .map_err(|e| malformed(number, format!("not valid JSON: {e}")))?;
         let object = value.as_object().ok_or_else(|| {

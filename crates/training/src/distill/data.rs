@@ -214,20 +214,12 @@ impl DistillData {
 }
 
 /// Every record's `"units"` (if any) with its 1-based line, in record order (blank lines
-/// skipped, as [`mrl_eval::instruct::read_instruct_jsonl`] does).
+/// skipped, as [`mrl_eval::instruct::read_instruct_jsonl`] does, through the same
+/// [`mrl_eval::instruct::jsonl_lines`]).
 fn read_given_units(path: &Path) -> Result<Vec<(usize, Option<Units>)>> {
     let text = std::fs::read_to_string(path).map_err(crate::error::io_err(path))?;
     let mut out = Vec::new();
-    for (index, line) in text.lines().enumerate() {
-        let line = if index == 0 {
-            line.trim_start_matches('\u{feff}')
-        } else {
-            line
-        };
-        if line.trim().is_empty() {
-            continue;
-        }
-        let number = index + 1;
+    for (number, line) in mrl_eval::instruct::jsonl_lines(&text) {
         let value: serde_json::Value =
             serde_json::from_str(line).map_err(|e| TrainError::Data {
                 path: path.to_path_buf(),
