@@ -40,6 +40,11 @@
 //!   response) from the data or a [`Chunker`] ([`EnglishChunker`]), [`unit_membership`] (which
 //!   tokens each unit holds, from the tokenizer's character offsets) and
 //!   [`membership_tensor`] (a batch of them as `[batch, units, seq]`).
+//! - SRA (Span Representation Alignment, arXiv 2605.01205), across tokenizers:
+//!   [`shared_spans`] (the spans two tokenizations of one text share, from their character
+//!   offsets), [`com_weights`] (attention-derived token weights), [`SraLossConfig`] →
+//!   [`SraLoss`] — centre-of-mass alignment through a learnable [`ProjectorInit`]-started
+//!   projector, geometric regularizer and span logit distillation.
 //!
 //! # Conventions
 //! - Masks are `[batch, seq]` float 0/1; per-token values are 0 at masked-out positions;
@@ -109,7 +114,10 @@ mod metrics;
 mod mta;
 mod numerics;
 mod objective;
+mod projector;
 mod reduction;
+mod spans;
+mod sra;
 mod teacher;
 mod units;
 
@@ -121,9 +129,14 @@ pub use kd::{KdLoss, KdLossConfig, KdOutput};
 pub use metrics::{top1_agreement, try_top1_agreement};
 pub use mta::{
     teacher_confidence, token_weights, MtaInput, MtaLayerPair, MtaLoss, MtaLossConfig, MtaOutput,
-    MtaPairOutput, MtaPerExample, ProjectorInit, MTA_EPS, MTA_NORM_EPS,
+    MtaPairOutput, MtaPerExample, MTA_EPS, MTA_NORM_EPS,
 };
 pub use objective::{KdObjective, KdObjectiveConfig, KdObjectiveOutput};
+pub use projector::ProjectorInit;
+pub use spans::{shared_spans, span_membership, AlignedSpan, SpanError, SpanSide};
+pub use sra::{
+    com_weights, SraInput, SraLayerPair, SraLoss, SraLossConfig, SraOutput, SRA_COS_EPS, SRA_EPS,
+};
 pub use teacher::{
     teacher_top_k, try_teacher_top_k, TeacherTarget, TopKTarget, TOP_K_NORMALIZATION_TOLERANCE,
 };

@@ -3,15 +3,16 @@
 //! over semantic units (words in lower layers, phrases in higher ones), over a layer schedule.
 
 use burn::config::Config;
-use burn::module::{Module, Param};
+use burn::module::Module;
 use burn::nn::loss::Reduction;
-use burn::nn::{Linear, LinearConfig};
+use burn::nn::Linear;
 use burn::tensor::activation::{log_softmax, softmax};
 use burn::tensor::{Bool, Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::checks::ValueChecks;
 use crate::error::{fmt_shape, DistillError};
+use crate::projector::ProjectorInit;
 use crate::units::Granularity;
 
 /// The floor of the weight sums (renormalisation, unit mass, DSA and HRA denominators) and of
@@ -43,18 +44,6 @@ impl MtaLayerPair {
             granularity,
         }
     }
-}
-
-/// How the HRA projectors `Linear(d_S → d_T)` start.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ProjectorInit {
-    /// Burn's default `Linear` initialisation (uniform `±1/√d_S`), then trained (the authors').
-    #[default]
-    Random,
-    /// The identity with a zero bias — only when `d_S = d_T`; with it, HRA measures the raw
-    /// student states against the teacher's (what "measure before training" uses).
-    Identity,
 }
 
 /// Configuration of [`MtaLoss`].
@@ -104,17 +93,9 @@ impl MtaLossConfig {
         let projectors = self
             .pairs
             .iter()
-            .map(|_| match self.projector_init {
-                ProjectorInit::Random => {
-                    LinearConfig::new(self.student_width, self.teacher_width).init(device)
-                }
-                ProjectorInit::Identity => Linear {
-                    weight: Param::from_tensor(Tensor::eye(self.student_width, device)),
-                    bias: Some(Param::from_tensor(Tensor::zeros(
-                        [self.teacher_width],
-                        device,
-                    ))),
-                },
+            .map(|_| {
+                self.projector_init
+                    .init(self.student_width, self.teacher_width, device)
             })
             .collect();
         Ok(MtaLoss {

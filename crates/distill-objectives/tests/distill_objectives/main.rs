@@ -20,5 +20,6 @@ mod errors;
 mod gradients;
 mod mta;
 mod properties;
+mod sra;
 mod units;
 mod values;
