@@ -31,6 +31,7 @@ import torch
 torch.set_default_dtype(torch.float64)
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "..", "tests", "fixtures", "mta.json")
+OUT_CROSS = os.path.join(HERE, "..", "tests", "fixtures", "mta_cross.json")
 EPS = 1e-5
 
 
@@ -61,15 +62,50 @@ def confidence(logits):
     return 1.0 - ent / math.log(logits.shape[-1])
 
 
-def unit_vectors(h, w_hat, units):
+def unit_vectors(h, w_hat, units, normalise=True):
     vecs, masses = [], []
     for members in units:
         mass = sum(w_hat[j] for j in members)
         v = sum(w_hat[j] * h[j] for j in members) / max(float(mass), EPS)
-        v = v / torch.clamp(torch.linalg.norm(v), min=1e-12)
+        if normalise:
+            v = v / torch.clamp(torch.linalg.norm(v), min=1e-12)
         vecs.append(v)
         masses.append(mass)
     return vecs, masses
+
+
+def cross_pair_sums(hT, hS, wT, wS, units_t, units_s, W, b):
+    """Cross-tokenizer sums of one pair for one example: unit u is units_t[u] on the teacher's
+    tokens and units_s[u] on the student's."""
+    def renorm(w, units):
+        members = [j for m in units for j in m]
+        total = max(float(sum(w[j] for j in members)), EPS) if members else EPS
+        return w / total
+    wT_hat = renorm(wT, units_t)
+    wS_hat = renorm(wS, units_s)
+    T_raw, omega = unit_vectors(hT, wT_hat, units_t, normalise=False)
+    S_raw, _ = unit_vectors(hS, wS_hat, units_s, normalise=False)
+    T = [v / torch.clamp(torch.linalg.norm(v), min=1e-12) for v in T_raw]
+    S = [v / torch.clamp(torch.linalg.norm(v), min=1e-12) for v in S_raw]
+    dsa_num = torch.zeros(())
+    dsa_den = torch.zeros(())
+    U = len(units_t)
+    for u in range(U):
+        for v in range(U):
+            if u == v:
+                continue
+            weight = omega[u] * omega[v]
+            dsa_num = dsa_num + weight * (torch.dot(S[u], S[v]) - torch.dot(T[u], T[v])) ** 2
+            dsa_den = dsa_den + weight
+    hra_num = torch.zeros(())
+    hra_den = torch.zeros(())
+    for u in range(U):
+        p = W @ S_raw[u] + b
+        p = p / torch.clamp(torch.linalg.norm(p), min=EPS)
+        t = T_raw[u] / torch.clamp(torch.linalg.norm(T_raw[u]), min=EPS)
+        hra_num = hra_num + omega[u] * (1.0 - torch.dot(p, t))
+        hra_den = hra_den + omega[u]
+    return dsa_num, dsa_den, hra_num, hra_den, U
 
 
 def pair_sums(hT, hS, wT, wS, units, W, b):
@@ -220,12 +256,84 @@ def make_case(seed, entropy, dsa_weight=1.0, hra_weight=0.1):
     }
 
 
+def make_cross_case(seed, dsa_weight=1.0, hra_weight=0.1):
+    torch.manual_seed(seed)
+    B, LT, LS, DT, DS = 3, 9, 7, 6, 4
+    lengths_t, lengths_s = [9, 7, 5], [7, 6, 4]
+    teacher = [rand(B, LT, DT, scale=1.0 + 0.3 * l, shift=0.2 * l) for l in range(4)]
+    student = [rand(B, LS, DS, scale=1.0 + 0.2 * l, shift=-0.1 * l) for l in range(3)]
+    for hs, lengths in [(h, lengths_t) for h in teacher] + [(h, lengths_s) for h in student]:
+        for e, n in enumerate(lengths):
+            hs[e, n:] = 100.0 * torch.randn(hs.shape[1] - n, hs.shape[-1])
+    # Unit u on each side (same count per example and granularity).
+    words_t = [[[1], [2, 3], [4, 5], [7, 8]], [[3, 4]], [[0], [2], [3, 4]]]
+    words_s = [[[1], [2], [3, 4], [5, 6]], [[2, 3, 4]], [[0], [1, 2], [3]]]
+    phrases_t = [[[1, 2, 3], [4, 5, 6, 7, 8]], [], [[0, 1, 2], [4]]]
+    phrases_s = [[[1, 2], [3, 4, 5, 6]], [], [[0, 1], [3]]]
+    projectors = [(rand(DT, DS, scale=0.5), rand(DT, scale=0.1)) for _ in range(2)]
+    pairs = [
+        {"teacher_layer": 2, "student_layer": 1, "granularity": "words"},
+        {"teacher_layer": 3, "student_layer": 2, "granularity": "phrases"},
+    ]
+    units = {"words": (words_t, words_s), "phrases": (phrases_t, phrases_s)}
+    student = [s.clone().requires_grad_(True) for s in student]
+    projectors = [(W.clone().requires_grad_(True), b.clone().requires_grad_(True))
+                  for W, b in projectors]
+    pairs_out, ex_pairs = [], []
+    for k, pair in enumerate(pairs):
+        W, bias = projectors[k]
+        sums = []
+        for e in range(B):
+            hT = teacher[pair["teacher_layer"]][e]
+            hS = student[pair["student_layer"]][e]
+            wT = token_weights(hT, lengths_t[e])
+            wS = token_weights(hS, lengths_s[e])
+            ut, us = units[pair["granularity"]]
+            sums.append(cross_pair_sums(hT, hS, wT, wS, ut[e], us[e], W, bias))
+        dsa = sum(s[0] for s in sums) / max(float(sum(s[1] for s in sums)), EPS)
+        hra = sum(s[2] for s in sums) / max(float(sum(s[3] for s in sums)), EPS)
+        ex_dsa = [s[0] / max(float(s[1]), EPS) for s in sums]
+        ex_hra = [s[2] / max(float(s[3]), EPS) for s in sums]
+        pairs_out.append({"dsa": dsa, "hra": hra, "loss": dsa_weight * dsa + hra_weight * hra,
+                          "units": sum(s[4] for s in sums)})
+        ex_pairs.append({"dsa": ex_dsa, "hra": ex_hra,
+                         "loss": [dsa_weight * d + hra_weight * h for d, h in zip(ex_dsa, ex_hra)]})
+    total = sum(p["loss"] for p in pairs_out) / len(pairs_out)
+    total.backward()
+
+    def flat(t):
+        return t.detach().reshape(-1).tolist()
+
+    return {
+        "seed": seed, "batch": B, "seq_t": LT, "seq_s": LS, "teacher_width": DT,
+        "student_width": DS, "lengths_t": lengths_t, "lengths_s": lengths_s, "pairs": pairs,
+        "words_t": words_t, "words_s": words_s, "phrases_t": phrases_t, "phrases_s": phrases_s,
+        "dsa_weight": dsa_weight, "hra_weight": hra_weight,
+        "teacher_hidden": [flat(t) for t in teacher],
+        "student_hidden": [flat(s) for s in student],
+        "projectors": [{"weight_out_in": flat(W), "bias": flat(b)} for W, b in projectors],
+        "expected": {
+            "mta": float(total.detach()),
+            "pairs": [{k: float(torch.as_tensor(v).detach()) for k, v in p.items()} for p in pairs_out],
+            "per_example_pairs": [{k: [float(torch.as_tensor(x).detach()) for x in v] for k, v in p.items()}
+                                  for p in ex_pairs],
+            "grad_student": [flat(s.grad) if s.grad is not None else [0.0] * s.numel()
+                             for s in student],
+        },
+    }
+
+
 def main():
     cases = [make_case(7, entropy=False), make_case(8, entropy=True),
              make_case(9, entropy=False, dsa_weight=0.0, hra_weight=1.0)]
     with open(OUT, "w") as f:
         json.dump({"generator": "scripts/make_mta_reference.py", "cases": cases}, f)
         f.write("\n")
+    cross = [make_cross_case(17)]
+    with open(OUT_CROSS, "w") as f:
+        json.dump({"generator": "scripts/make_mta_reference.py", "cases": cross}, f)
+        f.write("\n")
+    print(f"cross seed 17: mta = {cross[0]['expected']['mta']:.10f}")
     for c in cases:
         print(f"seed {c['seed']}: mta = {c['expected']['mta']:.10f}, pairs = "
               + ", ".join(f"dsa {p['dsa']:.6f} hra {p['hra']:.6f}" for p in c["expected"]["pairs"]))

@@ -128,8 +128,8 @@ pub use error::DistillError;
 pub use kd::{KdLoss, KdLossConfig, KdOutput};
 pub use metrics::{top1_agreement, try_top1_agreement};
 pub use mta::{
-    teacher_confidence, token_weights, MtaInput, MtaLayerPair, MtaLoss, MtaLossConfig, MtaOutput,
-    MtaPairOutput, MtaPerExample, MTA_EPS, MTA_NORM_EPS,
+    teacher_confidence, token_weights, MtaCrossInput, MtaInput, MtaLayerPair, MtaLoss,
+    MtaLossConfig, MtaOutput, MtaPairOutput, MtaPerExample, MTA_EPS, MTA_NORM_EPS,
 };
 pub use objective::{KdObjective, KdObjectiveConfig, KdObjectiveOutput};
 pub use projector::ProjectorInit;

@@ -191,8 +191,39 @@ pub struct MtaInput {
     pub teacher_confidence: Option<Tensor<2>>,
 }
 
+/// The inputs of MTA's cross-tokenizer variant ([`MtaLoss::forward_cross`]) for one batch: each
+/// model has its own sequence (its own tokenizer) and its own memberships of the same units.
+///
+/// # Shapes
+/// - `teacher_hidden[l]`: `[batch, seq_T, d_T]`; `student_hidden[l]`: `[batch, seq_S, d_S]`
+/// - `teacher_mask`, `student_mask`: `[batch, seq_T]` / `[batch, seq_S]`, 1 = real token, at
+///   least 2 per example
+/// - `teacher_words`, `teacher_phrases`: `[batch, units, seq_T]`; `student_words`,
+///   `student_phrases`: `[batch, units, seq_S]` — row `u` of a granularity is the same unit on
+///   both sides (a row of zeros on one side must be a row of zeros on the other)
+#[derive(Debug, Clone)]
+pub struct MtaCrossInput {
+    /// Every teacher hidden state.
+    pub teacher_hidden: Vec<Tensor<3>>,
+    /// Every student hidden state.
+    pub student_hidden: Vec<Tensor<3>>,
+    /// The teacher's real-token mask.
+    pub teacher_mask: Tensor<2>,
+    /// The student's real-token mask.
+    pub student_mask: Tensor<2>,
+    /// Word units over the teacher's tokens.
+    pub teacher_words: Tensor<3>,
+    /// Phrase units over the teacher's tokens.
+    pub teacher_phrases: Tensor<3>,
+    /// Word units over the student's tokens.
+    pub student_words: Tensor<3>,
+    /// Phrase units over the student's tokens.
+    pub student_phrases: Tensor<3>,
+}
+
 /// Multi-Granular Trajectory Alignment (Yu et al., arXiv 2605.01374, ACL 2026), for a teacher
-/// and a student sharing one tokenizer.
+/// and a student sharing one tokenizer ([`MtaLoss::forward`]) or not
+/// ([`MtaLoss::forward_cross`]).
 ///
 /// For a layer pair `(t, s)` with hidden states `h^T = H^T_t`, `h^S = H^S_s`, and per example
 /// `b` with its memberships `M_b` (pairs `(j, u)`, token `j` in unit `u`):
@@ -213,6 +244,18 @@ pub struct MtaInput {
 /// `phrases`. A token in two units counts once per membership. The per-example values
 /// ([`MtaLoss::forward_no_reduction`]) are the same ratios with each example's own sums (0 for
 /// an example with fewer than 2 units in DSA, or with no unit in HRA).
+///
+/// **Cross-tokenizer variant** ([`MtaLoss::forward_cross`], [`MtaCrossInput`]): each model
+/// computes `w`, `ŵ` and its unit vectors from its own tokens and memberships; DSA is as above
+/// (`ω` from the teacher), and HRA compares unit vectors instead of tokens, weighted by `ω`:
+///
+/// ```text
+/// P_u = Σ_{j∈u} ŵ^S_j h^S_j / max(ν_u, ε),  Q_u = Σ_{j∈u} ŵ^T_j h^T_j / max(ω_u, ε)   (before normalising)
+/// HRA = Σ_b Σ_u ω_u (1 − cos(W P_u, Q_u)) / max(Σ_b Σ_u ω_u, ε)       (norms floored at ε)
+/// ```
+///
+/// (Entropy weighting needs the teacher's logits over the student's positions and is not
+/// offered across tokenizers.)
 ///
 /// The module holds one projector per pair: train them in their own parameter group (the
 /// authors' lr 5e-4). The teacher's states and both sides' token weights are detached; the
@@ -320,6 +363,59 @@ impl MtaLoss {
     ) -> Result<MtaOutput, DistillError> {
         let batch = input.attention_mask.dims()[0];
         let sums = self.pair_sums(input)?;
+        Ok(self.reduce(sums, batch, reduction))
+    }
+
+    /// The cross-tokenizer variant of [`MtaLoss::forward`] (see [`MtaLoss`]): teacher and
+    /// student each on their own tokens.
+    ///
+    /// # Shapes
+    /// See [`MtaCrossInput`]; output `[1]` each.
+    ///
+    /// # Panics
+    /// With the [`DistillError`] message of [`MtaLoss::try_forward_cross`].
+    pub fn forward_cross(&self, input: MtaCrossInput, reduction: Reduction) -> MtaOutput {
+        self.try_forward_cross(input, reduction)
+            .unwrap_or_else(|e| panic!("MtaLoss: {e}"))
+    }
+
+    /// [`MtaLoss::forward_cross`], or the reason the inputs are invalid.
+    ///
+    /// # Errors
+    /// As [`MtaLoss::try_forward`], for each side; [`DistillError::InvalidConfig`] when the
+    /// loss uses entropy weighting; [`DistillError::InvalidMask`] for a unit present on one
+    /// side only.
+    pub fn try_forward_cross(
+        &self,
+        input: MtaCrossInput,
+        reduction: Reduction,
+    ) -> Result<MtaOutput, DistillError> {
+        let batch = input.teacher_mask.dims()[0];
+        let sums = self.cross_pair_sums(input)?;
+        Ok(self.reduce(sums, batch, reduction))
+    }
+
+    /// The per-example values of [`MtaLoss::forward_cross`].
+    ///
+    /// # Panics
+    /// With the [`DistillError`] message of [`MtaLoss::try_forward_cross`].
+    pub fn forward_cross_no_reduction(&self, input: MtaCrossInput) -> MtaPerExample {
+        self.try_forward_cross_no_reduction(input)
+            .unwrap_or_else(|e| panic!("MtaLoss: {e}"))
+    }
+
+    /// [`MtaLoss::forward_cross_no_reduction`], or the reason the inputs are invalid (the
+    /// errors of [`MtaLoss::try_forward_cross`]).
+    pub fn try_forward_cross_no_reduction(
+        &self,
+        input: MtaCrossInput,
+    ) -> Result<MtaPerExample, DistillError> {
+        let sums = self.cross_pair_sums(input)?;
+        Ok(self.per_example(sums))
+    }
+
+    /// Every pair's reduced values from its per-example sums.
+    fn reduce(&self, sums: Vec<PairSums>, batch: usize, reduction: Reduction) -> MtaOutput {
         let mut pairs = Vec::with_capacity(sums.len());
         for (pair, s) in self.pairs.iter().zip(sums) {
             let (dsa, hra) = match reduction {
@@ -348,7 +444,7 @@ impl MtaLoss {
             });
         }
         let loss = Tensor::cat(pairs.iter().map(|p| p.loss.clone()).collect(), 0).mean();
-        Ok(MtaOutput { loss, pairs })
+        MtaOutput { loss, pairs }
     }
 
     /// The per-example values: every pair's ratios with each example's own sums, and their
@@ -368,6 +464,11 @@ impl MtaLoss {
     /// [`MtaLoss::try_forward`]).
     pub fn try_forward_no_reduction(&self, input: MtaInput) -> Result<MtaPerExample, DistillError> {
         let sums = self.pair_sums(input)?;
+        Ok(self.per_example(sums))
+    }
+
+    /// Every pair's per-example ratios, and their mean over the pairs.
+    fn per_example(&self, sums: Vec<PairSums>) -> MtaPerExample {
         let mut pairs = Vec::with_capacity(sums.len());
         for (pair, s) in self.pairs.iter().zip(sums) {
             let dsa = s.dsa_num / s.dsa_den.clamp_min(MTA_EPS);
@@ -389,7 +490,7 @@ impl MtaLoss {
             .reduce(|a, b| a + b)
             .expect("the schedule is not empty")
             .div_scalar(count);
-        Ok(MtaPerExample { loss, pairs })
+        MtaPerExample { loss, pairs }
     }
 
     /// Validates the inputs and computes every pair's per-example sums.
@@ -415,145 +516,62 @@ impl MtaLoss {
         Ok(out)
     }
 
+    /// Validates the cross-tokenizer inputs and computes every pair's per-example sums.
+    fn cross_pair_sums(&self, input: MtaCrossInput) -> Result<Vec<PairSums>, DistillError> {
+        self.check_cross(&input)?;
+        let mask_t = input.teacher_mask.detach();
+        let mask_s = input.student_mask.detach();
+        let mut out = Vec::with_capacity(self.pairs.len());
+        for (pair, projector) in self.pairs.iter().zip(&self.projectors) {
+            let h_t = input.teacher_hidden[pair.teacher_layer].clone().detach();
+            let h_s = input.student_hidden[pair.student_layer].clone();
+            let (members_t, members_s) = match pair.granularity {
+                Granularity::Words => (input.teacher_words.clone(), input.student_words.clone()),
+                Granularity::Phrases => {
+                    (input.teacher_phrases.clone(), input.student_phrases.clone())
+                }
+            };
+            let w_t = token_weights(h_t.clone(), mask_t.clone());
+            let w_s = token_weights(h_s.clone().detach(), mask_s.clone());
+            out.push(cross_pair_sums(
+                (h_t, w_t, members_t.detach()),
+                (h_s, w_s, members_s.detach()),
+                projector,
+            ));
+        }
+        Ok(out)
+    }
+
     fn check(&self, input: &MtaInput) -> Result<(), DistillError> {
         let [batch, seq] = input.attention_mask.dims();
-        if batch == 0 || seq == 0 {
-            return Err(DistillError::Shape {
-                arg: "attention_mask",
-                detail: format!(
-                    "expected a non-empty [batch, seq], got {}",
-                    fmt_shape(&[batch, seq])
-                ),
-            });
-        }
-        let widths = (
-            self.projectors[0].weight.dims()[0],
-            self.projectors[0].weight.dims()[1],
-        );
+        non_empty("attention_mask", batch, seq)?;
+        let (d_s, d_t) = self.widths();
         let mut checks = ValueChecks::new();
-        for (side, states, layer_of, width) in [
-            (
-                "teacher_hidden",
-                &input.teacher_hidden,
-                (|p: &MtaLayerPair| p.teacher_layer) as fn(&MtaLayerPair) -> usize,
-                widths.1,
-            ),
-            (
-                "student_hidden",
-                &input.student_hidden,
-                (|p: &MtaLayerPair| p.student_layer) as fn(&MtaLayerPair) -> usize,
-                widths.0,
-            ),
-        ] {
-            for pair in &self.pairs {
-                let layer = layer_of(pair);
-                let Some(state) = states.get(layer) else {
-                    return Err(DistillError::Shape {
-                        arg: side,
-                        detail: format!(
-                            "the schedule pair (teacher {}, student {}) reads layer {layer}, but \
-                             only {} hidden states were given",
-                            pair.teacher_layer,
-                            pair.student_layer,
-                            states.len()
-                        ),
-                    });
-                };
-                if state.dims() != [batch, seq, width] {
-                    return Err(DistillError::Shape {
-                        arg: side,
-                        detail: format!(
-                            "layer {layer}: expected [batch, seq, width] = {}, got {}",
-                            fmt_shape(&[batch, seq, width]),
-                            fmt_shape(&state.dims())
-                        ),
-                    });
-                }
-            }
-        }
-        // Finiteness of the states read (each layer once).
-        let mut seen_t = Vec::new();
-        let mut seen_s = Vec::new();
-        for pair in &self.pairs {
-            if !seen_t.contains(&pair.teacher_layer) {
-                seen_t.push(pair.teacher_layer);
-                checks.finite("teacher_hidden", &input.teacher_hidden[pair.teacher_layer]);
-            }
-            if !seen_s.contains(&pair.student_layer) {
-                seen_s.push(pair.student_layer);
-                checks.finite("student_hidden", &input.student_hidden[pair.student_layer]);
-            }
-        }
-        // The attention mask: 0/1, at least 2 real tokens per example.
-        let shape = fmt_shape(&[batch, seq]);
-        let m = input.attention_mask.clone().detach();
-        let not_binary = m
-            .clone()
-            .equal_elem(0.0)
-            .bool_or(m.clone().equal_elem(1.0))
-            .bool_not()
-            .any()
-            .float();
-        let fewest = m.clone().sum_dim(1).min().reshape([1]);
-        checks.add(vec![not_binary, fewest], move |v| {
-            if v[0] > 0.0 {
-                Err(DistillError::InvalidMask {
-                    shape,
-                    reason: "`attention_mask` must hold only 0 (padding) and 1 (real token)".into(),
-                })
-            } else if v[1] < 2.0 {
-                Err(DistillError::InvalidMask {
-                    shape,
-                    reason: format!(
-                        "an example has {} real token(s) in `attention_mask`: the token weights \
-                         need at least 2 (each token attends to the others)",
-                        v[1]
-                    ),
-                })
-            } else {
-                Ok(())
-            }
-        });
+        let teacher_layers: Vec<usize> = self.pairs.iter().map(|p| p.teacher_layer).collect();
+        let student_layers: Vec<usize> = self.pairs.iter().map(|p| p.student_layer).collect();
+        self.check_states(
+            "teacher_hidden",
+            &input.teacher_hidden,
+            &teacher_layers,
+            [batch, seq, d_t],
+            &mut checks,
+        )?;
+        self.check_states(
+            "student_hidden",
+            &input.student_hidden,
+            &student_layers,
+            [batch, seq, d_s],
+            &mut checks,
+        )?;
+        check_mask("attention_mask", &input.attention_mask, &mut checks);
         for (arg, members) in [("words", &input.words), ("phrases", &input.phrases)] {
-            let dims = members.dims();
-            if dims[0] != batch || dims[2] != seq {
-                return Err(DistillError::Shape {
-                    arg,
-                    detail: format!(
-                        "expected [batch, units, seq] = [{batch}, units, {seq}], got {}",
-                        fmt_shape(&dims)
-                    ),
-                });
-            }
-            let shape = fmt_shape(&dims);
-            let u = members.clone().detach();
-            let not_binary = u
-                .clone()
-                .equal_elem(0.0)
-                .bool_or(u.clone().equal_elem(1.0))
-                .bool_not()
-                .any()
-                .float();
-            let on_padding = (u * (m.clone().neg().add_scalar(1.0)).unsqueeze_dim::<3>(1))
-                .sum()
-                .reshape([1]);
-            checks.add(vec![not_binary, on_padding], move |v| {
-                if v[0] > 0.0 {
-                    Err(DistillError::InvalidMask {
-                        shape,
-                        reason: format!("`{arg}` memberships must hold only 0 and 1"),
-                    })
-                } else if v[1] > 0.0 {
-                    Err(DistillError::InvalidMask {
-                        shape,
-                        reason: format!(
-                            "`{arg}` puts a unit member on a padding token of `attention_mask`"
-                        ),
-                    })
-                } else {
-                    Ok(())
-                }
-            });
+            check_members(
+                arg,
+                members,
+                ("attention_mask", &input.attention_mask),
+                None,
+                &mut checks,
+            )?;
         }
         if self.entropy_weighting {
             match &input.teacher_confidence {
@@ -580,6 +598,255 @@ impl MtaLoss {
         }
         checks.run().map(|_| ())
     }
+
+    fn check_cross(&self, input: &MtaCrossInput) -> Result<(), DistillError> {
+        if self.entropy_weighting {
+            return Err(DistillError::InvalidConfig {
+                field: "entropy_weighting",
+                value: 1.0,
+                reason: "entropy weighting is not offered by the cross-tokenizer variant (the \
+                         teacher's distribution is over other tokens)"
+                    .into(),
+            });
+        }
+        let [batch, seq_t] = input.teacher_mask.dims();
+        let [batch_s, seq_s] = input.student_mask.dims();
+        non_empty("teacher_mask", batch, seq_t)?;
+        non_empty("student_mask", batch_s, seq_s)?;
+        if batch_s != batch {
+            return Err(DistillError::Shape {
+                arg: "student_mask",
+                detail: format!(
+                    "expected the teacher's batch {batch}, got {}",
+                    fmt_shape(&[batch_s, seq_s])
+                ),
+            });
+        }
+        let (d_s, d_t) = self.widths();
+        let mut checks = ValueChecks::new();
+        let teacher_layers: Vec<usize> = self.pairs.iter().map(|p| p.teacher_layer).collect();
+        let student_layers: Vec<usize> = self.pairs.iter().map(|p| p.student_layer).collect();
+        self.check_states(
+            "teacher_hidden",
+            &input.teacher_hidden,
+            &teacher_layers,
+            [batch, seq_t, d_t],
+            &mut checks,
+        )?;
+        self.check_states(
+            "student_hidden",
+            &input.student_hidden,
+            &student_layers,
+            [batch, seq_s, d_s],
+            &mut checks,
+        )?;
+        check_mask("teacher_mask", &input.teacher_mask, &mut checks);
+        check_mask("student_mask", &input.student_mask, &mut checks);
+        for (arg_t, teacher, arg_s, student) in [
+            (
+                "teacher_words",
+                &input.teacher_words,
+                "student_words",
+                &input.student_words,
+            ),
+            (
+                "teacher_phrases",
+                &input.teacher_phrases,
+                "student_phrases",
+                &input.student_phrases,
+            ),
+        ] {
+            check_members(
+                arg_t,
+                teacher,
+                ("teacher_mask", &input.teacher_mask),
+                None,
+                &mut checks,
+            )?;
+            check_members(
+                arg_s,
+                student,
+                ("student_mask", &input.student_mask),
+                Some((arg_t, teacher)),
+                &mut checks,
+            )?;
+        }
+        checks.run().map(|_| ())
+    }
+
+    /// `(d_S, d_T)` of the projectors.
+    fn widths(&self) -> (usize, usize) {
+        let dims = self.projectors[0].weight.dims();
+        (dims[0], dims[1])
+    }
+
+    /// The schedule's layers of one side exist with `dims`; finiteness queued (each layer once).
+    fn check_states(
+        &self,
+        side: &'static str,
+        states: &[Tensor<3>],
+        layers: &[usize],
+        dims: [usize; 3],
+        checks: &mut ValueChecks,
+    ) -> Result<(), DistillError> {
+        let mut seen = Vec::new();
+        for (pair, &layer) in self.pairs.iter().zip(layers) {
+            let Some(state) = states.get(layer) else {
+                return Err(DistillError::Shape {
+                    arg: side,
+                    detail: format!(
+                        "the schedule pair (teacher {}, student {}) reads layer {layer}, but \
+                         only {} hidden states were given",
+                        pair.teacher_layer,
+                        pair.student_layer,
+                        states.len()
+                    ),
+                });
+            };
+            if state.dims() != dims {
+                return Err(DistillError::Shape {
+                    arg: side,
+                    detail: format!(
+                        "layer {layer}: expected [batch, seq, width] = {}, got {}",
+                        fmt_shape(&dims),
+                        fmt_shape(&state.dims())
+                    ),
+                });
+            }
+            if !seen.contains(&layer) {
+                seen.push(layer);
+                checks.finite(side, state);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn non_empty(arg: &'static str, batch: usize, seq: usize) -> Result<(), DistillError> {
+    if batch == 0 || seq == 0 {
+        return Err(DistillError::Shape {
+            arg,
+            detail: format!(
+                "expected a non-empty [batch, seq], got {}",
+                fmt_shape(&[batch, seq])
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Queues the checks of a real-token mask: 0/1, at least 2 real tokens per example.
+fn check_mask(arg: &'static str, mask: &Tensor<2>, checks: &mut ValueChecks) {
+    let shape = fmt_shape(&mask.dims());
+    let m = mask.clone().detach();
+    let not_binary = m
+        .clone()
+        .equal_elem(0.0)
+        .bool_or(m.clone().equal_elem(1.0))
+        .bool_not()
+        .any()
+        .float();
+    let fewest = m.sum_dim(1).min().reshape([1]);
+    checks.add(vec![not_binary, fewest], move |v| {
+        if v[0] > 0.0 {
+            Err(DistillError::InvalidMask {
+                shape,
+                reason: format!("`{arg}` must hold only 0 (padding) and 1 (real token)"),
+            })
+        } else if v[1] < 2.0 {
+            Err(DistillError::InvalidMask {
+                shape,
+                reason: format!(
+                    "an example has {} real token(s) in `{arg}`: the token weights need at \
+                     least 2 (each token attends to the others)",
+                    v[1]
+                ),
+            })
+        } else {
+            Ok(())
+        }
+    });
+}
+
+/// Checks the shape of unit memberships over `mask`'s positions and queues their value checks
+/// (0/1, no member on padding; with `other`, the same unit rows present on both sides).
+fn check_members(
+    arg: &'static str,
+    members: &Tensor<3>,
+    (mask_arg, mask): (&'static str, &Tensor<2>),
+    other: Option<(&'static str, &Tensor<3>)>,
+    checks: &mut ValueChecks,
+) -> Result<(), DistillError> {
+    let [batch, seq] = mask.dims();
+    let dims = members.dims();
+    if dims[0] != batch || dims[2] != seq {
+        return Err(DistillError::Shape {
+            arg,
+            detail: format!(
+                "expected [batch, units, seq] = [{batch}, units, {seq}], got {}",
+                fmt_shape(&dims)
+            ),
+        });
+    }
+    let shape = fmt_shape(&dims);
+    let u = members.clone().detach();
+    let not_binary = u
+        .clone()
+        .equal_elem(0.0)
+        .bool_or(u.clone().equal_elem(1.0))
+        .bool_not()
+        .any()
+        .float();
+    let m = mask.clone().detach();
+    let on_padding = (u.clone() * (m.neg().add_scalar(1.0)).unsqueeze_dim::<3>(1))
+        .sum()
+        .reshape([1]);
+    let mut stats = vec![not_binary, on_padding];
+    let mut other_arg = "";
+    if let Some((name, theirs)) = other {
+        other_arg = name;
+        if theirs.dims()[1] != dims[1] {
+            return Err(DistillError::Shape {
+                arg,
+                detail: format!(
+                    "expected the unit rows of `{name}` {}, got {}",
+                    fmt_shape(&theirs.dims()),
+                    fmt_shape(&dims)
+                ),
+            });
+        }
+        let present = |t: Tensor<3>| t.sum_dim(2).greater_elem(0.0).int();
+        stats.push(
+            present(u)
+                .not_equal(present(theirs.clone().detach()))
+                .any()
+                .float(),
+        );
+    }
+    checks.add(stats, move |v| {
+        if v[0] > 0.0 {
+            Err(DistillError::InvalidMask {
+                shape,
+                reason: format!("`{arg}` memberships must hold only 0 and 1"),
+            })
+        } else if v[1] > 0.0 {
+            Err(DistillError::InvalidMask {
+                shape,
+                reason: format!("`{arg}` puts a unit member on a padding token of `{mask_arg}`"),
+            })
+        } else if v.get(2).is_some_and(|&x| x > 0.0) {
+            Err(DistillError::InvalidMask {
+                shape,
+                reason: format!(
+                    "a unit row has tokens in one of `{other_arg}` / `{arg}` and none in the \
+                     other: row u must be the same unit on both sides"
+                ),
+            })
+        } else {
+            Ok(())
+        }
+    });
+    Ok(())
 }
 
 /// One pair's per-example sums (see [`MtaLoss`] for the formulas).
@@ -593,32 +860,18 @@ fn pair_sums(
 ) -> PairSums {
     let [batch, units, _] = members.dims();
     let device = h_t.device();
-    // Memberships per token (a token in two units counts twice).
-    let count = members.clone().sum_dim(1).squeeze_dim::<2>(1); // [B, L]
-    let renorm = |w: Tensor<2>| {
-        let total = (w.clone() * count.clone()).sum_dim(1).clamp_min(MTA_EPS); // [B, 1]
-        w / total
-    };
-    let w_t = renorm(w_t);
-    let w_s = renorm(w_s);
-    // Unit masses and unit vectors.
-    let pool = |w: Tensor<2>, h: Tensor<3>| {
-        let weighted = members.clone() * w.unsqueeze_dim::<3>(1); // [B, U, L]
-        let mass = weighted.clone().sum_dim(2); // [B, U, 1]
-        let vectors = weighted.matmul(h) / mass.clone().clamp_min(MTA_EPS); // [B, U, D]
-        (mass, vectors.clone() / floored_norm(vectors, MTA_NORM_EPS))
-    };
-    let (omega, t_units) = pool(w_t.clone(), h_t.clone());
-    let (_, s_units) = pool(w_s, h_s.clone());
-    let gram = |x: Tensor<3>| x.clone().matmul(x.swap_dims(1, 2)); // [B, U, U]
-    let diff = gram(s_units) - gram(t_units);
-    let off_diagonal = Tensor::<2, Bool>::diag_mask([units, units], 0, &device)
-        .float()
-        .cast(h_t.dtype())
-        .unsqueeze_dim::<3>(0); // 1 off the diagonal
-    let pair_weight = omega.clone().matmul(omega.clone().swap_dims(1, 2)) * off_diagonal; // [B, U, U]
-    let dsa_num = (pair_weight.clone() * diff.powi_scalar(2)).sum_dims_squeeze::<1, _>(&[1, 2]);
-    let dsa_den = pair_weight.sum_dims_squeeze::<1, _>(&[1, 2]);
+    let (w_t, count) = renormalise(&members, w_t);
+    let (w_s, _) = renormalise(&members, w_s);
+    let (omega, t_units) = pool(&members, w_t.clone(), h_t.clone());
+    let (_, s_units) = pool(&members, w_s, h_s.clone());
+    let normalise = |x: Tensor<3>| x.clone() / floored_norm(x, MTA_NORM_EPS);
+    let (dsa_num, dsa_den) = dsa_sums(
+        omega.clone(),
+        normalise(s_units),
+        normalise(t_units),
+        units,
+        &device,
+    );
     // HRA on every member token.
     let projected = projector.forward(h_s);
     let unit = |x: Tensor<3>| x.clone() / floored_norm(x, MTA_EPS);
@@ -639,6 +892,79 @@ fn pair_sums(
         hra_den,
         units: units_with_members,
     }
+}
+
+/// One pair's per-example sums across tokenizers (see [`MtaLoss`]): each side is
+/// `(states, token weights, memberships)` over its own tokens.
+fn cross_pair_sums(
+    (h_t, w_t, members_t): (Tensor<3>, Tensor<2>, Tensor<3>),
+    (h_s, w_s, members_s): (Tensor<3>, Tensor<2>, Tensor<3>),
+    projector: &Linear,
+) -> PairSums {
+    let [batch, units, _] = members_t.dims();
+    let device = h_t.device();
+    let (w_t, _) = renormalise(&members_t, w_t);
+    let (w_s, _) = renormalise(&members_s, w_s);
+    let (omega, q) = pool(&members_t, w_t, h_t);
+    let (_, p) = pool(&members_s, w_s, h_s);
+    let t_units = q.clone() / floored_norm(q.clone(), MTA_NORM_EPS);
+    let s_units = p.clone() / floored_norm(p.clone(), MTA_NORM_EPS);
+    let (dsa_num, dsa_den) = dsa_sums(omega.clone(), s_units, t_units, units, &device);
+    let unit = |x: Tensor<3>| x.clone() / floored_norm(x, MTA_EPS);
+    let cos = (unit(projector.forward(p)) * unit(q))
+        .sum_dim(2)
+        .squeeze_dim::<2>(2); // [B, U]
+    let omega = omega.squeeze_dim::<2>(2); // [B, U]
+    let hra_num = (omega.clone() * cos.neg().add_scalar(1.0))
+        .sum_dim(1)
+        .reshape([batch]);
+    let hra_den = omega.clone().sum_dim(1).reshape([batch]);
+    let units_with_members = omega.greater_elem(0.0).float().sum_dim(1).reshape([batch]);
+    PairSums {
+        dsa_num,
+        dsa_den,
+        hra_num,
+        hra_den,
+        units: units_with_members,
+    }
+}
+
+/// `ŵ_j = w_j / max(Σ_{(j,u)∈M} w_j, ε)` per example, and each token's membership count
+/// `[B, L]` (a token in two units counts twice).
+fn renormalise(members: &Tensor<3>, w: Tensor<2>) -> (Tensor<2>, Tensor<2>) {
+    let count = members.clone().sum_dim(1).squeeze_dim::<2>(1); // [B, L]
+    let total = (w.clone() * count.clone()).sum_dim(1).clamp_min(MTA_EPS); // [B, 1]
+    (w / total, count)
+}
+
+/// Each unit's mass `[B, U, 1]` and weighted mean `[B, U, D]` (not normalised) under the
+/// renormalised weights `ŵ`.
+fn pool(members: &Tensor<3>, w_hat: Tensor<2>, h: Tensor<3>) -> (Tensor<3>, Tensor<3>) {
+    let weighted = members.clone() * w_hat.unsqueeze_dim::<3>(1); // [B, U, L]
+    let mass = weighted.clone().sum_dim(2); // [B, U, 1]
+    let means = weighted.matmul(h) / mass.clone().clamp_min(MTA_EPS);
+    (mass, means)
+}
+
+/// DSA's per-example numerator and denominator from the teacher's unit masses `[B, U, 1]` and
+/// both sides' normalised unit vectors `[B, U, D]`.
+fn dsa_sums(
+    omega: Tensor<3>,
+    s_units: Tensor<3>,
+    t_units: Tensor<3>,
+    units: usize,
+    device: &Device,
+) -> (Tensor<1>, Tensor<1>) {
+    let gram = |x: Tensor<3>| x.clone().matmul(x.swap_dims(1, 2)); // [B, U, U]
+    let diff = gram(s_units) - gram(t_units.clone());
+    let off_diagonal = Tensor::<2, Bool>::diag_mask([units, units], 0, device)
+        .float()
+        .cast(t_units.dtype())
+        .unsqueeze_dim::<3>(0); // 1 off the diagonal
+    let pair_weight = omega.clone().matmul(omega.swap_dims(1, 2)) * off_diagonal; // [B, U, U]
+    let num = (pair_weight.clone() * diff.powi_scalar(2)).sum_dims_squeeze::<1, _>(&[1, 2]);
+    let den = pair_weight.sum_dims_squeeze::<1, _>(&[1, 2]);
+    (num, den)
 }
 
 /// `max(‖x‖, floor)` over the last dim, `[B, N, 1]`, as `√max(‖x‖², floor²)`: the same value,

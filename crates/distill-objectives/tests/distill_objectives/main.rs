@@ -19,6 +19,7 @@ mod config;
 mod errors;
 mod gradients;
 mod mta;
+mod mta_cross;
 mod properties;
 mod sra;
 mod units;
