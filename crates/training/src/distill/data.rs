@@ -10,7 +10,9 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use distill_objectives::{unit_membership, Chunker, Granularity, Membership, Units};
+use distill_objectives::{
+    shared_spans, unit_membership, AlignedSpan, Chunker, Granularity, Membership, Units,
+};
 use mrl_eval::instruct::{render_prompt, InstructRecord};
 use tokenizers::Tokenizer;
 
@@ -32,6 +34,20 @@ pub struct DistillExample {
     pub has_eos: bool,
     /// MTA's word and phrase units over these tokens (see [`DistillData::attach_units`]).
     pub units: Option<Box<ExampleUnits>>,
+    /// The teacher's own tokenization of the same text and the spans both share, when the
+    /// teacher's tokenizer is not the student's (see [`DistillData::attach_teacher_tokens`]).
+    pub cross: Option<Box<CrossTokens>>,
+}
+
+/// The teacher's tokenization of an example's text, for cross-tokenizer distillation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrossTokens {
+    /// The same record tokenized by the teacher's tokenizer, with the teacher's EOS (its
+    /// `units` and `cross` are `None`).
+    pub teacher: DistillExample,
+    /// The spans shared by the two tokenizations of the response ([`shared_spans`]: response
+    /// tokens of each side, the appended EOS excluded).
+    pub spans: Vec<AlignedSpan>,
 }
 
 /// The tokens of each word and phrase unit of one example (MTA).
@@ -73,6 +89,17 @@ impl DistillExample {
     /// The number of counted next-token positions.
     pub fn num_targets(&self) -> usize {
         self.target_positions().count()
+    }
+
+    /// Per token: a response token that is not the appended EOS — the tokens units and spans
+    /// may hold.
+    pub fn unit_eligible(&self) -> Vec<bool> {
+        let last = self.len() - 1;
+        self.response
+            .iter()
+            .enumerate()
+            .map(|(j, &r)| r && !(self.has_eos && j == last))
+            .collect()
     }
 }
 
@@ -194,13 +221,7 @@ impl DistillData {
                 .validate(record.response.chars().count())
                 .map_err(|e| data_err(format!("units: {e}")))?;
             let prompt_chars = render_prompt(&record.instruction).chars().count();
-            let last = example.len() - 1;
-            let eligible: Vec<bool> = example
-                .response
-                .iter()
-                .enumerate()
-                .map(|(j, &r)| r && !(example.has_eos && j == last))
-                .collect();
+            let eligible = example.unit_eligible();
             let membership = |g: Granularity| {
                 unit_membership(&example.offsets, &eligible, prompt_chars, units.get(g))
                     .map_err(|e| data_err(format!("{} units: {e}", g.name())))
@@ -209,6 +230,63 @@ impl DistillData {
             let phrases = membership(Granularity::Phrases)?;
             example.units = Some(Box::new(ExampleUnits { words, phrases }));
         }
+        Ok(())
+    }
+
+    /// Tokenizes every example's text again with the teacher's `tokenizer` (same template,
+    /// the teacher's `eos`, truncated to `max_length`) and finds the spans the two
+    /// tokenizations share ([`shared_spans`] over character offsets), for cross-tokenizer
+    /// distillation. A record whose prompt fills `max_length` in the teacher's tokens is
+    /// dropped into [`DistillData::skipped`] with `skip_long_prompts`, an error otherwise.
+    ///
+    /// # Errors
+    /// [`TrainError::Data`] naming the record for a tokenizer failure or a prompt too long,
+    /// or a file that changed since loading.
+    pub fn attach_teacher_tokens(
+        &mut self,
+        tokenizer: &Tokenizer,
+        eos: u32,
+        max_length: usize,
+        skip_long_prompts: bool,
+    ) -> Result<()> {
+        let records = mrl_eval::instruct::read_instruct_jsonl(&self.path)?;
+        let mut kept = Vec::with_capacity(self.examples.len());
+        for mut example in std::mem::take(&mut self.examples) {
+            let index = example.record;
+            let Some(record) = records.get(index) else {
+                return Err(TrainError::Data {
+                    path: self.path.clone(),
+                    line: 0,
+                    message: "the file changed while it was read".into(),
+                });
+            };
+            let teacher =
+                match tokenize_record(record, index, tokenizer, eos, max_length, &self.path) {
+                    Ok(t) => t,
+                    Err(TrainError::Data { .. })
+                        if skip_long_prompts && prompt_too_long(record, tokenizer, max_length) =>
+                    {
+                        self.skipped.push(index);
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
+            let spans = shared_spans(
+                &teacher.offsets,
+                &teacher.unit_eligible(),
+                &example.offsets,
+                &example.unit_eligible(),
+            )
+            .map_err(|e| TrainError::Data {
+                path: self.path.clone(),
+                line: index + 1,
+                message: format!("record {index}: shared spans: {e}"),
+            })?;
+            example.cross = Some(Box::new(CrossTokens { teacher, spans }));
+            kept.push(example);
+        }
+        self.skipped.sort_unstable();
+        self.examples = kept;
         Ok(())
     }
 }
@@ -303,6 +381,7 @@ pub fn tokenize_record(
         offsets,
         has_eos,
         units: None,
+        cross: None,
     })
 }
 

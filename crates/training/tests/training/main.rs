@@ -8,6 +8,7 @@ mod common;
 mod config;
 mod data;
 mod distill;
+mod distill_cross;
 mod distill_mta;
 mod distill_smollm2;
 mod presets;
