@@ -80,6 +80,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let init = StudentInit::FirstLayers {
         layers: args.layers,
         untie_head: args.untie_head,
+        vocab: None,
     };
     let (config, student) = build_student(&args.teacher, &init, &device)?;
     export_decoder(&student, &config, &args.out, &args.teacher)?;

@@ -9,6 +9,8 @@
 //! - [`generation`] — KV-cached greedy / sampled generation and chat templates;
 //! - [`gguf`] — a reader for llama.cpp GGUF files (F32/F16/BF16/Q8_0/Q4_0/Q4_1 to f32);
 //! - [`tokenizer`] — `tokenizer.json` with longest-in-batch padding, truncation and offsets;
+//! - [`vocab_transplant`] — an embedding matrix for another tokenizer's vocabulary, made from a
+//!   model's embedding row by row from the token strings (cross-tokenizer students);
 //! - [`pooling`] — the pooling mode of a sentence-transformers model (`1_Pooling/config.json`);
 //!   [`Pooling`], [`pool`] and the Matryoshka [`truncate_normalize`] are `mrl-common`'s,
 //!   re-exported here;
@@ -55,6 +57,7 @@ pub mod pooling;
 pub mod resolve;
 pub mod sentence_encoder;
 pub mod tokenizer;
+pub mod vocab_transplant;
 
 pub use backbone::Backbone;
 pub use bert::{BertConfig, BertInput, BertModel, BertOutput, BertVariant};

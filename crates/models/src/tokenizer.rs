@@ -15,6 +15,19 @@ use crate::error::{ModelError, Result};
 /// File name of the tokenizer in a Hugging Face model directory.
 pub const TOKENIZER_FILE: &str = "tokenizer.json";
 
+/// The `tokenizer.json` a path stands for: a `.json` file is the tokenizer file itself; any
+/// other file (a model's `.gguf`) has it beside it, in its directory; anything else (a model
+/// directory, or a path that does not exist) holds it as [`TOKENIZER_FILE`].
+pub fn tokenizer_file(path: &Path) -> PathBuf {
+    if path.extension().is_some_and(|e| e == "json") {
+        path.to_path_buf()
+    } else if path.is_file() {
+        path.parent().unwrap_or(Path::new(".")).join(TOKENIZER_FILE)
+    } else {
+        path.join(TOKENIZER_FILE)
+    }
+}
+
 /// A `tokenizers` tokenizer set up for batched encoder input.
 ///
 /// Whatever padding the file declares (all-MiniLM-L6-v2 ships a fixed 128) is replaced by

@@ -226,8 +226,10 @@ impl LlamaModel {
 /// Writes `model` as a Hugging Face model directory `dir` that transformers loads with
 /// `AutoModelForCausalLM.from_pretrained(dir)` and `AutoTokenizer.from_pretrained(dir)`:
 /// [`LlamaModel::save_pretrained`]'s `config.json` and `model.safetensors`, plus the tokenizer
-/// of `tokenizer_source` (a model directory, or a file in one such as the teacher's `.gguf`):
-/// its `tokenizer.json` and whichever of [`TOKENIZER_SIDE_FILES`] it has, byte for byte.
+/// of `tokenizer_source` (a model directory, or a file in one such as the teacher's `.gguf`,
+/// or a tokenizer file `*.json` itself, see [`crate::tokenizer::tokenizer_file`]): its
+/// `tokenizer.json` and whichever of [`TOKENIZER_SIDE_FILES`] its directory has, byte for
+/// byte.
 ///
 /// When the source has no `tokenizer_config.json`, a minimal one is written: the
 /// `PreTrainedTokenizerFast` class, the `bos_token` / `eos_token` strings of `config`'s
@@ -253,12 +255,8 @@ pub fn export_decoder(
     tokenizer_source: &Path,
 ) -> Result<()> {
     model.check_config(config)?;
-    let source_dir = if tokenizer_source.is_file() {
-        tokenizer_source.parent().unwrap_or(Path::new("."))
-    } else {
-        tokenizer_source
-    };
-    let tokenizer_path = source_dir.join(crate::tokenizer::TOKENIZER_FILE);
+    let tokenizer_path = crate::tokenizer::tokenizer_file(tokenizer_source);
+    let source_dir = tokenizer_path.parent().unwrap_or(Path::new("."));
     let tokenizer_bytes = read(&tokenizer_path)?;
     let tokenizer =
         tokenizers::Tokenizer::from_bytes(&tokenizer_bytes).map_err(|e| ModelError::Tokenizer {

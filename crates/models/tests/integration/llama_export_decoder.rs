@@ -35,6 +35,7 @@ fn student(teacher: &Path, device: &Device) -> (LlamaConfig, LlamaModel) {
     let init = StudentInit::FirstLayers {
         layers: 2,
         untie_head: false,
+        vocab: None,
     };
     build_student(teacher, &init, device).unwrap()
 }
@@ -231,6 +232,7 @@ fn a_config_from_gguf_metadata_exports_its_special_ids_rope_and_tying() {
     let init = StudentInit::FirstLayers {
         layers: 1,
         untie_head: false,
+        vocab: None,
     };
     let (config, model) = build_student(&gguf, &init, &device).unwrap();
     let tmp = TempDir::new("export-decoder-gguf");

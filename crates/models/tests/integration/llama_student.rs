@@ -82,7 +82,11 @@ fn next_token_ce(model: &LlamaModel, device: &Device) -> Tensor<1> {
 }
 
 fn first(layers: usize, untie_head: bool) -> StudentInit {
-    StudentInit::FirstLayers { layers, untie_head }
+    StudentInit::FirstLayers {
+        layers,
+        untie_head,
+        vocab: None,
+    }
 }
 
 fn fresh(tie_head: bool, seed: u64) -> StudentInit {

@@ -22,4 +22,5 @@ mod loading;
 mod minilm_fixture;
 mod pooling;
 mod resolve;
+mod vocab_transplant;
 mod xlm_roberta;

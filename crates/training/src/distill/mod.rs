@@ -447,17 +447,22 @@ impl DistillTask {
     }
 
     /// Writes the student to `dir` in the Hugging Face layout (config.json,
-    /// model.safetensors, the teacher's tokenizer files), loadable by transformers and by
-    /// `mrl generate` / `mrl eval --task instruct`.
+    /// model.safetensors, the student's tokenizer files: the teacher's, or those of the
+    /// `[student] vocab` tokenizer of a vocabulary transplant), loadable by transformers and
+    /// by `mrl generate` / `mrl eval --task instruct`.
     ///
     /// # Errors
     /// [`TrainError::Model`] when writing fails.
     pub fn export(&self, model: &DistillModel, dir: &Path) -> Result<()> {
+        let tokenizer_source = match self.config.student.vocab() {
+            Some(vocab) => crate::config::expand_path(&vocab.to_string_lossy()),
+            None => model_dir(&self.teacher_path),
+        };
         models::llama::export_decoder(
             &model.student.valid(),
             &self.student_config,
             dir,
-            &model_dir(&self.teacher_path),
+            &tokenizer_source,
         )?;
         Ok(())
     }

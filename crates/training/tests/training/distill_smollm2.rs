@@ -50,6 +50,7 @@ fn smollm2_reproduces_the_kd_fixture() {
     let init = StudentInit::FirstLayers {
         layers: 10,
         untie_head: false,
+        vocab: None,
     };
     let (_, student) = models::llama::build_student(&teacher_dir, &init, &device).unwrap();
     let objective: ObjectiveSection =
@@ -139,6 +140,7 @@ fn smollm2_mta_matches_pytorch() {
     let init = StudentInit::FirstLayers {
         layers: 10,
         untie_head: false,
+        vocab: None,
     };
     let (student_config, student) =
         models::llama::build_student(&teacher_dir, &init, &device).unwrap();
