@@ -13,6 +13,8 @@ type Rule = Box<dyn FnOnce(&[f64]) -> Result<(), DistillError>>;
 #[derive(Default)]
 pub(crate) struct ValueChecks {
     stats: Vec<Tensor<1>>,
+    /// Number of values the statistics in `stats` hold (the offset of the next one).
+    len: usize,
     rules: Vec<(usize, usize, Rule)>,
 }
 
@@ -27,12 +29,21 @@ impl ValueChecks {
         stats: Vec<Tensor<1>>,
         rule: impl FnOnce(&[f64]) -> Result<(), DistillError> + 'static,
     ) {
-        let start = self.stats.len();
+        let start = self.len;
+        for stat in stats {
+            self.push(stat);
+        }
+        self.rules.push((start, self.len, Box::new(rule)));
+    }
+
+    /// Appends one statistic (any length) and returns the range of its values.
+    fn push(&mut self, stat: Tensor<1>) -> std::ops::Range<usize> {
+        let start = self.len;
+        self.len += stat.dims()[0];
         // One dtype for the concatenation; f32 holds every statistic used here exactly enough
-        // (flags, counts and token ids below 2^24).
-        self.stats
-            .extend(stats.into_iter().map(|t| t.detach().cast(DType::F32)));
-        self.rules.push((start, self.stats.len(), Box::new(rule)));
+        // (flags, counts, 0/1 masks and token ids below 2^24).
+        self.stats.push(stat.detach().cast(DType::F32));
+        start..self.len
     }
 
     /// `tensor` must hold no NaN or ±∞.
@@ -54,24 +65,36 @@ impl ValueChecks {
 
     /// `mask` must hold only 0 and 1, and at least one 1.
     pub fn mask(&mut self, mask: &Tensor<2>) {
+        self.mask_rule(None, mask);
+    }
+
+    /// [`ValueChecks::mask`] for one of several masks: the error names `arg`.
+    pub fn named_mask(&mut self, arg: &'static str, mask: &Tensor<2>) {
+        self.mask_rule(Some(arg), mask);
+    }
+
+    fn mask_rule(&mut self, arg: Option<&'static str>, mask: &Tensor<2>) {
         let shape = fmt_shape(&mask.dims());
         let m = mask.clone().detach();
         let binary = m.clone().equal_elem(0.0).bool_or(m.clone().equal_elem(1.0));
         let not_binary = binary.bool_not().any().float();
         let count = m.sum();
+        let prefix = arg.map(|a| format!("`{a}`: ")).unwrap_or_default();
         self.add(vec![not_binary, count], move |v| {
             if v[0] > 0.0 {
                 Err(DistillError::InvalidMask {
                     shape,
-                    reason: "it must hold only 0 (position ignored) and 1 (position counted)"
-                        .into(),
+                    reason: format!(
+                        "{prefix}it must hold only 0 (position ignored) and 1 (position counted)"
+                    ),
                 })
             } else if v[1] == 0.0 {
                 Err(DistillError::InvalidMask {
                     shape,
-                    reason: "every position is masked out (all zeros): there is nothing to \
-                             average over"
-                        .into(),
+                    reason: format!(
+                        "{prefix}every position is masked out (all zeros): there is nothing to \
+                         average over"
+                    ),
                 })
             } else {
                 Ok(())
@@ -121,8 +144,14 @@ impl ValueChecks {
     /// Adds a statistic without a rule, to be read back with the others; returns its index in
     /// the values [`ValueChecks::run`] returns.
     pub fn value(&mut self, stat: Tensor<1>) -> usize {
-        self.stats.push(stat.detach().cast(DType::F32));
-        self.stats.len() - 1
+        self.push(stat).start
+    }
+
+    /// Adds a vector of values without a rule (e.g. a flattened mask, read back for host-side
+    /// bookkeeping with the other statistics); returns their range in the values
+    /// [`ValueChecks::run`] returns.
+    pub fn values(&mut self, stat: Tensor<1>) -> std::ops::Range<usize> {
+        self.push(stat)
     }
 
     /// Reads every statistic back (one device transfer), applies the rules in order and returns
@@ -144,10 +173,18 @@ impl ValueChecks {
 
 /// `student_logits` must be a non-empty `[B, S, V]`.
 pub(crate) fn student_dims(student_logits: &Tensor<3>) -> Result<[usize; 3], DistillError> {
-    let dims = student_logits.dims();
+    logits_dims("student_logits", student_logits)
+}
+
+/// The logits `arg` must be a non-empty `[B, S, V]`.
+pub(crate) fn logits_dims(
+    arg: &'static str,
+    logits: &Tensor<3>,
+) -> Result<[usize; 3], DistillError> {
+    let dims = logits.dims();
     if dims.contains(&0) {
         return Err(DistillError::Shape {
-            arg: "student_logits",
+            arg,
             detail: format!(
                 "expected a non-empty [batch, seq, vocab], got {}",
                 fmt_shape(&dims)
@@ -163,10 +200,20 @@ pub(crate) fn mask_shape(
     logits_arg: &'static str,
     logits_dims: [usize; 3],
 ) -> Result<(), DistillError> {
+    named_mask_shape("mask", mask, logits_arg, logits_dims)
+}
+
+/// The mask `arg` must be `[B, S]` like the logits `logits_arg`.
+pub(crate) fn named_mask_shape(
+    arg: &'static str,
+    mask: &Tensor<2>,
+    logits_arg: &'static str,
+    logits_dims: [usize; 3],
+) -> Result<(), DistillError> {
     let [batch, seq, _] = logits_dims;
     if mask.dims() != [batch, seq] {
         return Err(DistillError::Shape {
-            arg: "mask",
+            arg,
             detail: format!(
                 "expected [batch, seq] = {} to match `{logits_arg}` {}, got {}",
                 fmt_shape(&[batch, seq]),

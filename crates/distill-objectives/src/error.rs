@@ -66,6 +66,15 @@ pub enum DistillError {
         /// What is wrong.
         reason: String,
     },
+    /// A vocabulary or a vocabulary map for cross-tokenizer distillation is unusable (empty,
+    /// an id listed twice, a gap in the ids, ids past the logits' vocabulary).
+    #[error("invalid vocabulary `{arg}`: {reason}")]
+    InvalidVocabulary {
+        /// The offending argument (`student vocabulary`, `teacher vocabulary`, `pairs`, …).
+        arg: &'static str,
+        /// What is wrong, with the offending values.
+        reason: String,
+    },
     /// A divergence name that [`Divergence`](crate::Divergence) does not know.
     #[error("unknown divergence `{got}`; expected one of {expected}")]
     UnknownDivergence {

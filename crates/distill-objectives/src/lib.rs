@@ -45,9 +45,18 @@
 //!   offsets), [`com_weights`] (attention-derived token weights), [`SraLossConfig`] →
 //!   [`SraLoss`] — centre-of-mass alignment through a learnable [`ProjectorInit`]-started
 //!   projector, geometric regularizer and span logit distillation.
+//! - Cross-tokenizer distillation (a teacher and a student with different tokenizers, e.g.
+//!   SmolLM2 → GPT-2), as DSKD's baselines define it: [`VocabIntersection`] (the exact-string
+//!   vocabulary map, space markers `Ġ` / `▁` folded, with column selection on both sides),
+//!   [`UldLossConfig`] → [`UldLoss`] (Universal Logit Distillation, arXiv 2402.12030: sorted
+//!   probabilities, zero-padded, L1) and [`MinEditAlignment`] + [`MinedLossConfig`] →
+//!   [`MinedLoss`] (MinEdit, arXiv 2401.10491: a dynamic-programming alignment of the token
+//!   strings, then forward KL on the intersection). Their inputs are plain data: logits, the
+//!   two response masks, token strings.
 //!
 //! # Conventions
-//! - Masks are `[batch, seq]` float 0/1; per-token values are 0 at masked-out positions;
+//! - Masks are `[batch, seq]` float 0/1 (for next-token logits, 1 where the position predicts
+//!   a response token); per-token values are 0 at masked-out positions;
 //!   `Reduction::Mean` / `Auto` divide the sum by the number of counted positions (DSKD's token
 //!   mean), `Sum` returns the sum, `BatchMean` divides it by the batch size.
 //! - Everything is computed from `log_softmax` in log space (mixtures by log-sum-exp), so no
@@ -111,15 +120,19 @@ mod divergence;
 mod error;
 mod kd;
 mod metrics;
+mod mined;
 mod mta;
 mod numerics;
 mod objective;
 mod projector;
+mod positions;
 mod reduction;
 mod spans;
 mod sra;
 mod teacher;
+mod uld;
 mod units;
+mod vocab_map;
 
 pub use chunker::{Chunker, EnglishChunker};
 pub use cross_entropy::{masked_cross_entropy, try_masked_cross_entropy};
@@ -127,6 +140,9 @@ pub use divergence::Divergence;
 pub use error::DistillError;
 pub use kd::{KdLoss, KdLossConfig, KdOutput};
 pub use metrics::{top1_agreement, try_top1_agreement};
+pub use mined::{
+    MinEditAlignment, MinedInput, MinedLoss, MinedLossConfig, MinedOutput, UnalignedPositions,
+};
 pub use mta::{
     teacher_confidence, token_weights, MtaCrossInput, MtaInput, MtaLayerPair, MtaLoss,
     MtaLossConfig, MtaOutput, MtaPairOutput, MtaPerExample, MTA_EPS, MTA_NORM_EPS,
@@ -140,7 +156,12 @@ pub use sra::{
 pub use teacher::{
     teacher_top_k, try_teacher_top_k, TeacherTarget, TopKTarget, TOP_K_NORMALIZATION_TOLERANCE,
 };
+pub use uld::{UldLoss, UldLossConfig, UldOutput};
 pub use units::{
     filter_overlaps, membership_tensor, unit_membership, Granularity, Membership, Span, UnitError,
     Units,
+};
+pub use vocab_map::{
+    fold_space_markers, strip_space_markers, vocabulary_from_token_map, VocabIntersection,
+    BYTE_LEVEL_SPACE, SENTENCEPIECE_SPACE,
 };

@@ -6,7 +6,9 @@
 //! independently of the Rust code in plain probability space), stored in
 //! `tests/fixtures/divergences.json`; MTA unit memberships from
 //! `scripts/make_units_reference.py` (the real SmolLM2 tokenizer's character offsets), stored in
-//! `tests/fixtures/units_reference.json`.
+//! `tests/fixtures/units_reference.json`; the cross-tokenizer objectives (ULD, MinEdit, the
+//! vocabulary intersection) from `scripts/make_xtok_reference.py`, stored in
+//! `tests/fixtures/xtok.json`.
 //!
 //! Run one concern with a name filter, e.g. `cargo test -p distill-objectives --test
 //! distill_objectives gradients`.
@@ -24,3 +26,7 @@ mod properties;
 mod sra;
 mod units;
 mod values;
+mod xtok;
+mod xtok_errors;
+mod xtok_properties;
+mod xtok_shared;
