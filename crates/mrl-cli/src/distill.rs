@@ -186,9 +186,19 @@ fn objective_name(config: &DistillConfig) -> String {
     if o.alpha == 0.0 {
         return "SFT (α = 0: cross-entropy only)".into();
     }
+    if let Some(sra) = o.sra() {
+        return format!(
+            "(1 − {a})·CE + {a}·SRA (centres of mass over {} layer pair(s), γ = {}, span logits \
+             at τ = {}), across tokenizers",
+            sra.pairs.len(),
+            sra.geo_weight,
+            sra.temperature,
+            a = o.alpha
+        );
+    }
     let kd = format!(
         "{} at τ = {}{}",
-        o.divergence.name(),
+        o.divergence().name(),
         o.temperature,
         if o.temperature_squared { " ×τ²" } else { "" },
     );
@@ -207,7 +217,7 @@ fn objective_name(config: &DistillConfig) -> String {
 fn summarize(report: &StepReport) -> String {
     let mut parts = vec![format!("loss {:.4}", report.loss())];
     for (name, v) in report.terms.iter().skip(1) {
-        if name == "ce" || name == "kd" || name == "mta" {
+        if name == "ce" || name == "kd" || name == "mta" || name == "sra" {
             parts.push(format!("{name} {v:.3}"));
         }
     }
@@ -217,8 +227,9 @@ fn summarize(report: &StepReport) -> String {
 fn describe_eval(step: usize, eval: &DistillEval) -> String {
     let kd = eval.kd.map(|k| format!(" kd {k:.4}")).unwrap_or_default();
     let mta = eval.mta.map(|m| format!(" mta {m:.4}")).unwrap_or_default();
+    let sra = eval.sra.map(|m| format!(" sra {m:.4}")).unwrap_or_default();
     format!(
-        "dev after {step} steps: loss {:.4} ce {:.4}{kd}{mta} ({} positions)",
+        "dev after {step} steps: loss {:.4} ce {:.4}{kd}{mta}{sra} ({} positions)",
         eval.loss, eval.ce, eval.positions
     )
 }
@@ -259,8 +270,105 @@ fn run_cache(args: CacheArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `mrl distill --eval-only` with `kind = "sra"`: SRA's breakdown, every record of `--data` in
+/// one batch.
+fn run_eval_only_sra(args: &DistillArgs, config: DistillConfig) -> anyhow::Result<()> {
+    let data_path = args.data.clone().expect("clap requires --data");
+    let section = config.objective.sra().expect("kind = sra");
+    let teacher_path = resolve_teacher(&config.teacher.path)?;
+    let device = config.device.device()?;
+    let (teacher_config, teacher) =
+        models::LlamaModel::from_pretrained(&teacher_path, models::LayerSelection::All, &device)
+            .with_context(|| format!("loading the teacher {}", teacher_path.display()))?;
+    let (student_config, student) = load_student(&config, &teacher_path, &teacher_config, &device)?;
+    let teacher_tokenizer = load_tokenizer(&teacher_path)?;
+    let (student_tokenizer, student_eos) =
+        training::distill::student_tokenizer(&config, &student_config)?;
+    let (max_length, skip) = (config.data.max_length, config.data.skip_long_prompts);
+    let mut data = DistillData::load(
+        &data_path,
+        None,
+        "--data",
+        &student_tokenizer,
+        student_eos,
+        max_length,
+        skip,
+    )?;
+    data.attach_teacher_tokens(
+        &teacher_tokenizer,
+        eos_token(&teacher_config)?,
+        max_length,
+        skip,
+    )?;
+    if !data.skipped.is_empty() {
+        eprintln!(
+            "skipped records {:?}: their prompt alone fills data.max_length = {max_length}",
+            data.skipped
+        );
+    }
+    let shared = training::distill::shared_vocabulary(&student_tokenizer, &teacher_tokenizer)?;
+    let loss = training::distill::sra_loss(
+        &section,
+        config.seed,
+        &student_config,
+        &teacher_config,
+        &device,
+    )?;
+    eprintln!(
+        "measuring {} records of {} in one batch: teacher {}, student {}; {} shared tokens",
+        data.len(),
+        data_path.display(),
+        teacher_path.display(),
+        objective_name(&config),
+        shared.len()
+    );
+    let models = training::distill::SraModels {
+        student: &student,
+        teacher: &teacher,
+    };
+    let r = training::distill::measure::measure_sra(
+        &models,
+        &loss,
+        &shared,
+        config.objective.alpha,
+        &data,
+        &device,
+    )?;
+    let spans: usize = r.spans_per_example.iter().sum();
+    println!(
+        "{} records, {spans} spans\nSRA: com {:.6}  geo {:.6}  logit {:.6}\nobjective: ce {:.4}  \
+         total {:.4}",
+        data.len(),
+        r.com,
+        r.geo,
+        r.logit,
+        r.ce,
+        r.total
+    );
+    if let Some(path) = &args.json {
+        let mut json = serde_json::to_value(&r)?;
+        if let Some(map) = json.as_object_mut() {
+            map.insert(
+                "config".into(),
+                serde_json::json!(args.config.as_ref().map(|p| p.display().to_string())),
+            );
+            map.insert(
+                "data".into(),
+                serde_json::json!(data_path.display().to_string()),
+            );
+        }
+        models::error::write_atomic(path, &serde_json::to_vec_pretty(&json)?)
+            .with_context(|| format!("--json {}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
 /// `mrl distill --eval-only`.
 fn run_eval_only(args: &DistillArgs, config: DistillConfig) -> anyhow::Result<()> {
+    if config.objective.sra().is_some() {
+        return run_eval_only_sra(args, config);
+    }
     let data_path = args.data.clone().expect("clap requires --data");
     let teacher_path = resolve_teacher(&config.teacher.path)?;
     let device = config.device.device()?;

@@ -23,6 +23,8 @@
 //! temperature = 1.0
 //! divergence = { kind = "forward_kl" }
 //! # kind = "mta"                   # + [objective.mta]: lambda, pairs, dsa_weight, hra_weight, …
+//! # kind = "sra"                   # across tokenizers, with [student] vocab = "…/tokenizer.json":
+//! #                                # (1 − α)·CE + α·L_SRA, [objective.sra]: pairs, geo_weight, …
 //!
 //! [cache]                          # optional: read the teacher from `mrl distill cache`
 //! dir = "runs/kd-smollm2/teacher-cache"
@@ -42,7 +44,7 @@ use std::path::{Path, PathBuf};
 
 use distill_objectives::{
     Divergence, Granularity, KdLossConfig, KdObjectiveConfig, MtaLayerPair, MtaLossConfig,
-    ProjectorInit,
+    ProjectorInit, SraLayerPair, SraLossConfig,
 };
 use models::llama::StudentInit;
 use mrl_common::DeviceKind;
@@ -127,11 +129,12 @@ fn default_max_length() -> usize {
 }
 
 /// `[objective]`: `(1 − α)·CE + α·KD`, or with `kind = "mta"`
-/// `(1 − α)·CE + α·(KD + λ·L_MTA)` (see [`MtaSection`]).
+/// `(1 − α)·CE + α·(KD + λ·L_MTA)` (see [`MtaSection`]), or across tokenizers with
+/// `kind = "sra"` `(1 − α)·CE + α·L_SRA` (see [`SraSection`]; no divergence).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ObjectiveSection {
-    /// `kd` (default) or `mta`.
+    /// `kd` (default), `mta` or `sra`.
     #[serde(default)]
     pub kind: ObjectiveKind,
     /// Weight of the distillation term. Default `0.5` (DSKD's kd_rate).
@@ -144,11 +147,16 @@ pub struct ObjectiveSection {
     #[serde(default)]
     pub temperature_squared: bool,
     /// The divergence, e.g. `{ kind = "forward_kl" }` or
-    /// `{ kind = "skewed_reverse_kl", lambda = 0.1 }`.
-    pub divergence: Divergence,
+    /// `{ kind = "skewed_reverse_kl", lambda = 0.1 }`: required by `kd` and `mta`, refused by
+    /// `sra` (whose logit term is its own).
+    #[serde(default)]
+    pub divergence: Option<Divergence>,
     /// `[objective.mta]`, read with `kind = "mta"` (its defaults when absent).
     #[serde(default)]
     pub mta: Option<MtaSection>,
+    /// `[objective.sra]`, read with `kind = "sra"` (its defaults when absent).
+    #[serde(default)]
+    pub sra: Option<SraSection>,
 }
 
 /// Which objective `[objective]` describes.
@@ -160,6 +168,62 @@ pub enum ObjectiveKind {
     Kd,
     /// MTA (arXiv 2605.01374): `(1 − α)·CE + α·(KD + λ·L_MTA)`.
     Mta,
+    /// SRA (arXiv 2605.01205), across tokenizers: `(1 − α)·CE + α·L_SRA`.
+    Sra,
+}
+
+/// `[objective.sra]`: the SRA term (see `distill_objectives::SraLoss`). The projectors train in
+/// the second parameter group, at `optimizer.head_lr` (the authors' 5e-4).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SraSection {
+    /// The aligned layer pairs, e.g. `[{ teacher_layer = 30, student_layer = 10 }]` (hidden-state
+    /// indices, 0 = embeddings, `n_layers` = after the final norm; an optional `weight`, default
+    /// 1, normalised over the pairs). The geometric and logit terms use the last pair. Default:
+    /// SmolLM2-135M → its first 10 layers, (30, 10).
+    #[serde(default = "default_sra_pairs")]
+    pub pairs: Vec<SraLayerPair>,
+    /// `γ`, the weight of the geometric regularizer. Default `50`.
+    #[serde(default = "default_geo_weight")]
+    pub geo_weight: f64,
+    /// `τ` of the span logit distillation. Default `2`.
+    #[serde(default = "default_sra_temperature")]
+    pub temperature: f64,
+    /// `random` (default, trained) or `identity` (needs equal widths; for measuring).
+    #[serde(default)]
+    pub projector_init: ProjectorInit,
+}
+
+impl Default for SraSection {
+    fn default() -> Self {
+        Self {
+            pairs: default_sra_pairs(),
+            geo_weight: default_geo_weight(),
+            temperature: default_sra_temperature(),
+            projector_init: ProjectorInit::Random,
+        }
+    }
+}
+
+fn default_sra_pairs() -> Vec<SraLayerPair> {
+    vec![SraLayerPair::new(30, 10)]
+}
+fn default_geo_weight() -> f64 {
+    50.0
+}
+fn default_sra_temperature() -> f64 {
+    2.0
+}
+
+impl SraSection {
+    /// The loss configuration for a student of width `student_width` and a teacher of width
+    /// `teacher_width`.
+    pub fn loss_config(&self, student_width: usize, teacher_width: usize) -> SraLossConfig {
+        SraLossConfig::new(self.pairs.clone(), student_width, teacher_width)
+            .with_geo_weight(self.geo_weight)
+            .with_temperature(self.temperature)
+            .with_projector_init(self.projector_init)
+    }
 }
 
 /// `[objective.mta]`: the MTA term (see `distill_objectives::MtaLoss`). The projectors train in
@@ -241,10 +305,16 @@ fn default_temperature() -> f64 {
 }
 
 impl ObjectiveSection {
+    /// The divergence (forward KL when none is given: an SRA objective has none, and its KD
+    /// objective only serves the cross-entropy).
+    pub fn divergence(&self) -> Divergence {
+        self.divergence.unwrap_or(Divergence::ForwardKl)
+    }
+
     /// The objective of `distill-objectives`.
     pub fn kd_objective(&self) -> KdObjectiveConfig {
         KdObjectiveConfig::new(
-            KdLossConfig::new(self.divergence)
+            KdLossConfig::new(self.divergence())
                 .with_temperature(self.temperature)
                 .with_temperature_squared(self.temperature_squared),
         )
@@ -254,6 +324,11 @@ impl ObjectiveSection {
     /// `[objective.mta]` when `kind = "mta"` (its defaults when the table is absent).
     pub fn mta(&self) -> Option<MtaSection> {
         (self.kind == ObjectiveKind::Mta).then(|| self.mta.clone().unwrap_or_default())
+    }
+
+    /// `[objective.sra]` when `kind = "sra"` (its defaults when the table is absent).
+    pub fn sra(&self) -> Option<SraSection> {
+        (self.kind == ObjectiveKind::Sra).then(|| self.sra.clone().unwrap_or_default())
     }
 }
 
@@ -370,7 +445,37 @@ impl DistillConfig {
             .kd_objective()
             .try_init()
             .map_err(|e| bad("objective", e.to_string()))?;
+        if self.objective.kind != ObjectiveKind::Sra && self.student.vocab().is_some() {
+            return Err(bad(
+                "student.vocab",
+                "gives the student another tokenizer, which only a cross-tokenizer objective \
+                 (objective.kind = \"sra\") can distil into",
+            ));
+        }
+        if self.objective.kind != ObjectiveKind::Sra && self.objective.sra.is_some() {
+            return Err(bad(
+                "objective.sra",
+                "is set, but objective.kind is not \"sra\" (set objective.kind = \"sra\")",
+            ));
+        }
+        match (self.objective.kind, self.objective.divergence) {
+            (ObjectiveKind::Sra, Some(_)) => {
+                return Err(bad(
+                    "objective.divergence",
+                    "is not used by SRA (its span logit term is KL at objective.sra.temperature): \
+                     remove it",
+                ))
+            }
+            (ObjectiveKind::Kd | ObjectiveKind::Mta, None) => {
+                return Err(bad(
+                    "objective.divergence",
+                    "is missing, e.g. divergence = { kind = \"forward_kl\" }",
+                ))
+            }
+            _ => {}
+        }
         match (self.objective.kind, &self.objective.mta) {
+            (ObjectiveKind::Sra, _) => self.validate_sra()?,
             (ObjectiveKind::Kd, Some(_)) => {
                 return Err(bad(
                     "objective.mta",
@@ -425,6 +530,42 @@ impl DistillConfig {
                 parse_records("eval.records", r)?;
             }
         }
+        Ok(())
+    }
+
+    /// The SRA-specific checks: a student over its own tokenizer, α > 0, no cache, valid
+    /// `[objective.sra]` values.
+    fn validate_sra(&self) -> Result<()> {
+        if self.objective.mta.is_some() {
+            return Err(bad(
+                "objective.mta",
+                "is set, but objective.kind is \"sra\"",
+            ));
+        }
+        if self.student.vocab().is_none() {
+            return Err(bad(
+                "student.vocab",
+                "SRA distils across tokenizers: give the student its tokenizer, e.g. vocab = \
+                 \"${MRL_SHARED}/models/gpt2-tokenizer/tokenizer.json\" (init = \"first_layers\")",
+            ));
+        }
+        if self.objective.alpha == 0.0 {
+            return Err(bad(
+                "objective.alpha",
+                "is 0, which switches SRA off; SRA needs alpha > 0",
+            ));
+        }
+        if self.cache.is_some() {
+            return Err(bad(
+                "cache",
+                "SRA needs the teacher's hidden states and attentions, which the cache does not \
+                 hold: run the teacher live (remove [cache], or --set cache=)",
+            ));
+        }
+        let sra = self.objective.sra().expect("kind = sra");
+        sra.loss_config(1, 1)
+            .validate()
+            .map_err(|e| bad("objective.sra", e.to_string()))?;
         Ok(())
     }
 

@@ -8,7 +8,8 @@ use burn::nn::loss::Reduction;
 use burn::tensor::{Device, Tensor};
 use distill_objectives::{
     masked_cross_entropy, membership_tensor, teacher_top_k, top1_agreement, Divergence,
-    Granularity, KdLossConfig, KdObjective, MtaInput, MtaLoss, TeacherTarget,
+    Granularity, KdLossConfig, KdObjective, MtaInput, MtaLoss, SraLoss, TeacherTarget,
+    VocabIntersection,
 };
 use models::{LlamaInput, LlamaModel};
 use serde::{Deserialize, Serialize};
@@ -359,6 +360,115 @@ pub fn measure_mta(
     Ok(MtaReport {
         mta: scalar(reduced.loss),
         pairs,
+        examples,
+    })
+}
+
+/// One record's SRA values ([`SraReport::examples`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SraExampleReport {
+    /// The record's index in its file.
+    pub record: usize,
+    /// Its spans.
+    pub spans: usize,
+    /// Centre-of-mass alignment.
+    pub com: f64,
+    /// Geometric regularizer (with `γ`).
+    pub geo: f64,
+    /// Span logit distillation.
+    pub logit: f64,
+}
+
+/// SRA's breakdown over a file, measured as ONE batch holding every record, and per record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SraReport {
+    /// Centre-of-mass alignment (mean over the records).
+    pub com: f64,
+    /// Geometric regularizer.
+    pub geo: f64,
+    /// Span logit distillation.
+    pub logit: f64,
+    /// The student's cross-entropy, the mean over every response position (EOS included).
+    pub ce: f64,
+    /// `(1 − α)·ce + α·(com + geo + logit)`.
+    pub total: f64,
+    /// The number of spans of each record.
+    pub spans_per_example: Vec<usize>,
+    /// Every record.
+    pub examples: Vec<SraExampleReport>,
+}
+
+/// SRA's breakdown of `student` (over its own tokenizer) against `teacher` on `data` (whose
+/// teacher tokens are attached, see [`DistillData::attach_teacher_tokens`]), every record in
+/// one batch, on `device` (inference); `alpha` weighs the SRA term against the CE.
+///
+/// # Errors
+/// [`TrainError::Eval`] when the loss rejects its input or the file has no record;
+/// [`TrainError::ConfigValue`] when the data carries no teacher tokens.
+pub fn measure_sra(
+    models: &super::SraModels<'_>,
+    sra: &SraLoss,
+    shared: &VocabIntersection,
+    alpha: f64,
+    data: &DistillData,
+    device: &Device,
+) -> Result<SraReport> {
+    let refs: Vec<&DistillExample> = data.examples.iter().collect();
+    if refs.is_empty() {
+        return Err(TrainError::Eval(format!(
+            "{}: no record to measure",
+            data.path.display()
+        )));
+    }
+    let mut teacher_examples = Vec::with_capacity(refs.len());
+    let mut spans = Vec::with_capacity(refs.len());
+    for e in &refs {
+        let cross = e.cross.as_ref().ok_or_else(|| {
+            crate::config::bad("objective.sra", "the data carries no teacher tokens")
+        })?;
+        teacher_examples.push(&cross.teacher);
+        spans.push(cross.spans.clone());
+    }
+    let batch = DistillBatch::new(&refs, device);
+    let (ce, input) = super::sra_inputs(
+        models,
+        &sra.pairs,
+        shared,
+        (&batch, &teacher_examples, &spans),
+        device,
+    );
+    let err = |e: distill_objectives::DistillError| TrainError::Eval(format!("SRA loss: {e}"));
+    let reduced = sra
+        .try_forward(input.clone(), Reduction::Mean)
+        .map_err(err)?;
+    let per = sra.try_forward_no_reduction(input).map_err(err)?;
+    let vec = |t: Tensor<1>| -> Vec<f64> {
+        t.into_data()
+            .try_into_vec_as::<f64>()
+            .expect("values read back as f64")
+    };
+    let (com, geo, logit) = (vec(per.com), vec(per.geo), vec(per.logit));
+    let spans_per_example: Vec<usize> = spans.iter().map(Vec::len).collect();
+    let examples = refs
+        .iter()
+        .enumerate()
+        .map(|(b, e)| SraExampleReport {
+            record: e.record,
+            spans: spans_per_example[b],
+            com: com[b],
+            geo: geo[b],
+            logit: logit[b],
+        })
+        .collect();
+    let ce = scalar(ce);
+    let sra_value = scalar(reduced.loss);
+    Ok(SraReport {
+        com: scalar(reduced.com),
+        geo: scalar(reduced.geo),
+        logit: scalar(reduced.logit),
+        ce,
+        total: (1.0 - alpha) * ce + alpha * sra_value,
+        spans_per_example,
         examples,
     })
 }

@@ -1,7 +1,8 @@
 //! Distillation (`mrl distill`): a Llama-family student learns from a Llama-family teacher
 //! with `(1 − α)·CE + α·KD` on instruction records, or with MTA (`[objective] kind = "mta"`)
-//! `(1 − α)·CE + α·(KD + λ·L_MTA)` — the shared training loop ([`Trainer`]) with a
-//! [`DistillTask`].
+//! `(1 − α)·CE + α·(KD + λ·L_MTA)`, or across tokenizers with SRA (`kind = "sra"`, a student
+//! with its own `[student] vocab`) `(1 − α)·CE + α·L_SRA` — the shared training loop
+//! ([`Trainer`]) with a [`DistillTask`].
 //!
 //! - [`config`] — the TOML config ([`DistillConfig`]);
 //! - [`data`] — records → token ids with a response mask ([`DistillData`], [`DistillBatch`]);
@@ -31,10 +32,12 @@ use std::path::{Path, PathBuf};
 use burn::module::{Module, Param, ParamGroup};
 use burn::nn::loss::Reduction;
 use burn::nn::Linear;
+use burn::tensor::Int;
 use burn::tensor::{Device, Tensor, TensorData};
 use distill_objectives::{
-    masked_cross_entropy, membership_tensor, teacher_confidence, EnglishChunker, Granularity,
-    KdObjective, Membership, MtaInput, MtaLoss, MtaOutput, ProjectorInit, TeacherTarget,
+    com_weights, masked_cross_entropy, membership_tensor, span_membership, teacher_confidence,
+    EnglishChunker, Granularity, KdObjective, Membership, MtaInput, MtaLoss, MtaOutput,
+    ProjectorInit, SpanSide, SraInput, SraLoss, SraOutput, TeacherTarget, VocabIntersection,
 };
 use models::llama::{build_student, LlamaConfig};
 use models::{LayerSelection, LlamaInput, LlamaModel};
@@ -51,8 +54,8 @@ pub mod data;
 pub mod measure;
 
 pub use cache::{CacheKey, CacheManifest, TeacherCache};
-pub use config::{DistillConfig, MtaSection, ObjectiveKind, ObjectiveSection};
-pub use data::{DistillBatch, DistillData, DistillExample, ExampleUnits};
+pub use config::{DistillConfig, MtaSection, ObjectiveKind, ObjectiveSection, SraSection};
+pub use data::{CrossTokens, DistillBatch, DistillData, DistillExample, ExampleUnits};
 
 /// Everything a distillation run trains: the student and the objective's projectors (MTA and
 /// SRA map student hidden states to the teacher's width; plain KD has none), which form a
@@ -89,6 +92,9 @@ pub struct DistillEval {
     /// `L_MTA` (MTA runs only; each batch's value weighted by its counted positions).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mta: Option<f64>,
+    /// `L_SRA` (SRA runs only; each batch's value weighted by its counted positions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sra: Option<f64>,
 }
 
 /// The distillation task of the training loop: see the [module docs](self).
@@ -106,6 +112,9 @@ pub struct DistillTask {
     objective: KdObjective,
     /// MTA's loss (its projectors live in [`DistillModel::projectors`]) and `λ`.
     mta: Option<(MtaLoss, f64)>,
+    /// SRA's loss (its projectors live in [`DistillModel::projectors`]) and the shared
+    /// vocabulary of its logit term.
+    sra: Option<(SraLoss, VocabIntersection)>,
 }
 
 /// The teacher's path (a `.gguf` file is used as is; anything else goes through
@@ -131,12 +140,13 @@ fn model_dir(path: &Path) -> PathBuf {
     }
 }
 
-/// Loads `tokenizer.json` beside a model, without padding or truncation.
+/// Loads a model's `tokenizer.json` (see [`models::tokenizer::tokenizer_file`]: a `.json`
+/// path is the file itself), without padding or truncation.
 ///
 /// # Errors
 /// [`TrainError::Model`] naming the file.
 pub fn load_tokenizer(model: &Path) -> Result<Tokenizer> {
-    let path = model_dir(model).join(models::tokenizer::TOKENIZER_FILE);
+    let path = models::tokenizer::tokenizer_file(model);
     let mut tokenizer = Tokenizer::from_file(&path).map_err(|e| models::ModelError::Tokenizer {
         path: path.clone(),
         message: e.to_string(),
@@ -219,7 +229,9 @@ pub fn eos_token(config: &LlamaConfig) -> Result<u32> {
 /// The config's student on `device`: built from the teacher (its first layers, a fresh config)
 /// or loaded (`init = "pretrained"`, `${MRL_SHARED}` expanded), then checked against the
 /// teacher for distillation over one tokenizer: the same vocabulary size and, when the student
-/// has its own `tokenizer.json`, the same tokenizer.
+/// has its own `tokenizer.json`, the same tokenizer. A first-layers student with its own
+/// `vocab` (a vocabulary transplant, for cross-tokenizer objectives) has its own tokenizer by
+/// construction.
 ///
 /// # Errors
 /// As [`build_student`]; [`TrainError::ConfigValue`] on `student` when the vocabularies or
@@ -234,10 +246,22 @@ pub fn load_student(
         models::llama::StudentInit::Pretrained { path } => models::llama::StudentInit::Pretrained {
             path: crate::config::expand_path(&path.to_string_lossy()),
         },
+        models::llama::StudentInit::FirstLayers {
+            layers,
+            untie_head,
+            vocab: Some(vocab),
+        } => models::llama::StudentInit::FirstLayers {
+            layers: *layers,
+            untie_head: *untie_head,
+            vocab: Some(crate::config::expand_path(&vocab.to_string_lossy())),
+        },
         other => other.clone(),
     };
     device.seed(mrl_common::SplitMix64::with_stream(config.seed, 0x57DE_0000).next_u64());
     let (student_config, student) = build_student(teacher_path, &init, device)?;
+    if init.vocab().is_some() {
+        return Ok((student_config, student));
+    }
     if student_config.vocab_size != teacher_config.vocab_size {
         return Err(crate::config::bad(
             "student",
@@ -326,7 +350,22 @@ impl DistillTask {
         let (student_config, student) =
             load_student(&config, &teacher_path, &teacher_config, &device)?;
         let eos = eos_token(&teacher_config)?;
-        let (mut train, mut dev) = load_data(&config, &tokenizer, eos)?;
+        let (mut train, mut dev, sra, tokenizer) = match config.objective.sra() {
+            Some(section) => {
+                let (train, dev, loss, shared, student_tokenizer) = sra_setup(
+                    &config,
+                    &section,
+                    &tokenizer,
+                    (&student_config, &teacher_config),
+                    &device,
+                )?;
+                (train, dev, Some((loss, shared)), student_tokenizer)
+            }
+            None => {
+                let (train, dev) = load_data(&config, &tokenizer, eos)?;
+                (train, dev, None, tokenizer)
+            }
+        };
         let mta = match config.objective.mta() {
             Some(section) => {
                 let loss = mta_loss(
@@ -380,11 +419,13 @@ impl DistillTask {
             batches,
             objective,
             mta,
+            sra,
         };
-        let projectors = task
-            .mta
-            .as_ref()
-            .map_or_else(Vec::new, |(loss, _)| loss.projectors.clone());
+        let projectors = match (&task.mta, &task.sra) {
+            (Some((loss, _)), _) => loss.projectors.clone(),
+            (_, Some((loss, _))) => loss.projectors.clone(),
+            _ => Vec::new(),
+        };
         let model = DistillModel {
             student,
             projectors,
@@ -420,7 +461,8 @@ impl DistillTask {
         &self.teacher_config
     }
 
-    /// The tokenizer (the teacher's, shared by the student).
+    /// The tokenizer of the training data: the teacher's, which the student shares, or the
+    /// student's own with a cross-tokenizer objective.
     pub fn tokenizer(&self) -> &Tokenizer {
         &self.tokenizer
     }
@@ -500,6 +542,28 @@ impl DistillTask {
         device: &Device,
     ) -> Result<(LossTerms, DistillBatch)> {
         let batch = DistillBatch::new(examples, device);
+        if let Some((sra, shared)) = &self.sra {
+            let (ce, out) = self.sra_forward(model, sra, shared, examples, &batch, device)?;
+            let alpha = self.config.objective.alpha;
+            let total = ce.clone().mul_scalar(1.0 - alpha) + out.loss.clone().mul_scalar(alpha);
+            let mut terms = vec![("total".to_string(), total.clone()), ("ce".to_string(), ce)];
+            for (name, value) in out.terms() {
+                let key = if name == "sra" {
+                    name.to_string()
+                } else {
+                    format!("sra/{name}")
+                };
+                terms.push((key, value));
+            }
+            return Ok((
+                LossTerms {
+                    total,
+                    terms,
+                    items: batch.tokens,
+                },
+                batch,
+            ));
+        }
         if let Some((mta, lambda)) = &self.mta {
             let (kd, mta) = self.mta_forward(model, mta, examples, &batch, device)?;
             let alpha = self.config.objective.alpha;
@@ -570,7 +634,7 @@ impl DistillTask {
         terms: &mut Vec<(String, Tensor<1>)>,
         kd_terms: Vec<(&'static str, Tensor<1>)>,
     ) {
-        let own = self.config.objective.divergence.name();
+        let own = self.config.objective.divergence().name();
         for (name, value) in kd_terms {
             match name {
                 "ce" | "kd" => terms.push((name.to_string(), value)),
@@ -663,6 +727,64 @@ impl DistillTask {
         Ok((kd, out))
     }
 
+    /// One SRA batch: the student and the live teacher, each on its own tokens with every
+    /// hidden state and attention; the student's cross-entropy and the SRA terms with the
+    /// model's projectors.
+    fn sra_forward(
+        &self,
+        model: &DistillModel,
+        sra: &SraLoss,
+        shared: &VocabIntersection,
+        examples: &[&DistillExample],
+        batch: &DistillBatch,
+        device: &Device,
+    ) -> Result<(Tensor<1>, SraOutput)> {
+        let Some(TeacherSource::Live(teacher)) = self.teacher.as_ref() else {
+            return Err(crate::config::bad(
+                "cache",
+                "SRA needs the live teacher's hidden states and attentions",
+            ));
+        };
+        let teacher_examples: Vec<&DistillExample> = examples
+            .iter()
+            .map(|e| {
+                &e.cross
+                    .as_ref()
+                    .expect("SRA data carries teacher tokens")
+                    .teacher
+            })
+            .collect();
+        let spans: Vec<_> = examples
+            .iter()
+            .map(|e| {
+                e.cross
+                    .as_ref()
+                    .expect("SRA data carries spans")
+                    .spans
+                    .clone()
+            })
+            .collect();
+        let models = SraModels {
+            student: &model.student,
+            teacher,
+        };
+        let (ce, input) = sra_inputs(
+            &models,
+            &sra.pairs,
+            shared,
+            (batch, &teacher_examples, &spans),
+            device,
+        );
+        let loss = SraLoss {
+            projectors: model.projectors.clone(),
+            ..sra.clone()
+        };
+        let out = loss
+            .try_forward(input, Reduction::Mean)
+            .map_err(|e| TrainError::Eval(format!("SRA loss: {e}")))?;
+        Ok((ce, out))
+    }
+
     /// [`DistillEval`] of `model` on `data` (a `part` of the cache when the teacher is cached).
     ///
     /// # Errors
@@ -679,7 +801,8 @@ impl DistillTask {
         };
         let device = self.device.clone().inner();
         let batch_size = self.config.eval.as_ref().map_or(8, |e| e.batch_size);
-        let (mut loss, mut ce, mut kd, mut mta, mut positions) = (0.0, 0.0, 0.0, 0.0, 0usize);
+        let (mut loss, mut ce, mut kd, mut mta, mut sra, mut positions) =
+            (0.0, 0.0, 0.0, 0.0, 0.0, 0usize);
         for chunk in data.examples.chunks(batch_size) {
             let refs: Vec<&DistillExample> = chunk.iter().collect();
             let (terms, batch) = self.batch_loss(&inference, part, &refs, &device)?;
@@ -695,15 +818,17 @@ impl DistillTask {
             ce += value("ce") * n;
             kd += value("kd") * n;
             mta += value("mta") * n;
+            sra += value("sra") * n;
             positions += batch.targets_counted;
         }
         let n = positions.max(1) as f64;
         Ok(DistillEval {
             loss: loss / n,
             ce: ce / n,
-            kd: (self.config.objective.alpha > 0.0).then_some(kd / n),
+            kd: (self.config.objective.alpha > 0.0 && self.sra.is_none()).then_some(kd / n),
             positions,
             mta: self.mta.is_some().then_some(mta / n),
+            sra: self.sra.is_some().then_some(sra / n),
         })
     }
 }
@@ -764,28 +889,251 @@ pub fn mta_loss(
         .try_init(device)
         .map_err(|e| crate::config::bad("objective.mta", e.to_string()))?;
     if section.projector_init == ProjectorInit::Random {
-        // Burn's `Linear` default (uniform ±1/√d_in for weight and bias), drawn from the run's
-        // own seeded stream rather than the backend's global RNG, which other threads share.
-        let mut rng = mrl_common::SplitMix64::with_stream(seed, 0x4D54_4150);
-        let mut uniform = |shape: &[usize], bound: f64| {
-            let n = shape.iter().product();
-            let values: Vec<f32> = (0..n)
-                .map(|_| ((rng.next_f64() * 2.0 - 1.0) * bound) as f32)
-                .collect();
-            TensorData::new(values, shape.to_vec())
-        };
-        for p in &mut loss.projectors {
-            let [d_in, d_out] = p.weight.dims();
-            let bound = 1.0 / (d_in as f64).sqrt();
-            p.weight =
-                Param::from_tensor(Tensor::from_data(uniform(&[d_in, d_out], bound), device));
-            p.bias = Some(Param::from_tensor(Tensor::from_data(
-                uniform(&[d_out], bound),
-                device,
-            )));
-        }
+        seeded_projectors(&mut loss.projectors, seed, 0x4D54_4150, device);
     }
     Ok(loss)
+}
+
+/// The cross-tokenizer data and SRA's loss for a config with `kind = "sra"`: the records
+/// tokenized by the student's own tokenizer (`[student] vocab`, its EOS) and again by the
+/// teacher's, with the spans both share; the loss with its projectors; the vocabulary
+/// intersection of its logit term; the student's tokenizer.
+///
+/// # Errors
+/// Data errors, a tokenizer that does not load, two vocabularies without a common token, pair
+/// layers past the models' depths.
+#[allow(clippy::type_complexity)]
+pub fn sra_setup(
+    config: &DistillConfig,
+    section: &SraSection,
+    teacher_tokenizer: &Tokenizer,
+    (student_config, teacher_config): (&LlamaConfig, &LlamaConfig),
+    device: &Device,
+) -> Result<(
+    DistillData,
+    Option<DistillData>,
+    SraLoss,
+    VocabIntersection,
+    Tokenizer,
+)> {
+    let (student_tokenizer, student_eos) = student_tokenizer(config, student_config)?;
+    let teacher_eos = eos_token(teacher_config)?;
+    let (mut train, mut dev) = load_data(config, &student_tokenizer, student_eos)?;
+    let (max_length, skip) = (config.data.max_length, config.data.skip_long_prompts);
+    train.attach_teacher_tokens(teacher_tokenizer, teacher_eos, max_length, skip)?;
+    if train.is_empty() {
+        return Err(crate::config::bad("data.records", "selects no record"));
+    }
+    if let Some(dev) = dev.as_mut() {
+        dev.attach_teacher_tokens(teacher_tokenizer, teacher_eos, max_length, skip)?;
+    }
+    let shared = shared_vocabulary(&student_tokenizer, teacher_tokenizer)?;
+    let loss = sra_loss(section, config.seed, student_config, teacher_config, device)?;
+    Ok((train, dev, loss, shared, student_tokenizer))
+}
+
+/// The student's own tokenizer (`[student] vocab`, `${MRL_SHARED}` expanded) and EOS id.
+///
+/// # Errors
+/// [`TrainError::ConfigValue`] on `student.vocab` when it is not set or the student has no EOS;
+/// [`TrainError::Model`] when the tokenizer does not load.
+pub fn student_tokenizer(
+    config: &DistillConfig,
+    student_config: &LlamaConfig,
+) -> Result<(Tokenizer, u32)> {
+    let vocab = config
+        .student
+        .vocab()
+        .map(|v| crate::config::expand_path(&v.to_string_lossy()))
+        .ok_or_else(|| {
+            crate::config::bad("student.vocab", "a cross-tokenizer objective needs it")
+        })?;
+    let tokenizer = load_tokenizer(&vocab)?;
+    let eos = student_config
+        .eos_token_ids
+        .first()
+        .copied()
+        .ok_or_else(|| {
+            crate::config::bad("student.vocab", "the student's tokenizer has no eos token")
+        })?;
+    Ok((tokenizer, eos))
+}
+
+/// The vocabulary intersection of SRA's logit term: exact token strings, space markers folded.
+///
+/// # Errors
+/// [`TrainError::ConfigValue`] on `student.vocab` when the vocabularies share no token.
+pub fn shared_vocabulary(student: &Tokenizer, teacher: &Tokenizer) -> Result<VocabIntersection> {
+    VocabIntersection::from_token_maps(&student.get_vocab(true), &teacher.get_vocab(true))
+        .map_err(|e| crate::config::bad("student.vocab", e.to_string()))
+}
+
+/// SRA's loss for these models on `device`, its pairs checked against their depths (an SRA
+/// pair needs the attention of the layer that produced its state, so layer 0 is refused);
+/// random projectors are drawn from `seed`.
+///
+/// # Errors
+/// [`TrainError::ConfigValue`] on `objective.sra.pairs` for a layer 0 or past a model's depth,
+/// on `objective.sra` for values the loss rejects.
+pub fn sra_loss(
+    section: &SraSection,
+    seed: u64,
+    student: &LlamaConfig,
+    teacher: &LlamaConfig,
+    device: &Device,
+) -> Result<SraLoss> {
+    for pair in &section.pairs {
+        for (side, layer, depth) in [
+            ("teacher", pair.teacher_layer, teacher.num_hidden_layers),
+            ("student", pair.student_layer, student.num_hidden_layers),
+        ] {
+            if layer == 0 || layer > depth {
+                return Err(crate::config::bad(
+                    "objective.sra.pairs",
+                    format!(
+                        "{side}_layer = {layer} must be in 1..={depth}: the state after layer \
+                         {layer} (the {side} has {depth}; {depth} = after the final norm), whose \
+                         attention weighs the centres of mass"
+                    ),
+                ));
+            }
+        }
+    }
+    let mut loss = section
+        .loss_config(student.hidden_size, teacher.hidden_size)
+        .try_init(device)
+        .map_err(|e| crate::config::bad("objective.sra", e.to_string()))?;
+    if section.projector_init == ProjectorInit::Random {
+        seeded_projectors(&mut loss.projectors, seed, 0x5352_4150, device);
+    }
+    Ok(loss)
+}
+
+/// Redraws projectors with Burn's `Linear` default (uniform ±1/√d_in for weight and bias) from
+/// the run's own seeded stream rather than the backend's global RNG, which other threads share.
+fn seeded_projectors(projectors: &mut [Linear], seed: u64, stream: u64, device: &Device) {
+    let mut rng = mrl_common::SplitMix64::with_stream(seed, stream);
+    let mut uniform = |shape: &[usize], bound: f64| {
+        let n = shape.iter().product();
+        let values: Vec<f32> = (0..n)
+            .map(|_| ((rng.next_f64() * 2.0 - 1.0) * bound) as f32)
+            .collect();
+        TensorData::new(values, shape.to_vec())
+    };
+    for p in projectors {
+        let [d_in, d_out] = p.weight.dims();
+        let bound = 1.0 / (d_in as f64).sqrt();
+        p.weight = Param::from_tensor(Tensor::from_data(uniform(&[d_in, d_out], bound), device));
+        p.bias = Some(Param::from_tensor(Tensor::from_data(
+            uniform(&[d_out], bound),
+            device,
+        )));
+    }
+}
+
+/// The models an SRA batch runs.
+pub struct SraModels<'a> {
+    /// The student (on the batch's device).
+    pub student: &'a LlamaModel,
+    /// The teacher (on the batch device's inner, non-autodiff device).
+    pub teacher: &'a LlamaModel,
+}
+
+/// The student's cross-entropy on its response tokens and SRA's inputs for one batch: the
+/// student's `batch` (its own tokens), the teacher's tokenization of the same examples and
+/// their shared spans; `pairs` are the loss's layer pairs.
+pub fn sra_inputs(
+    models: &SraModels<'_>,
+    pairs: &[distill_objectives::SraLayerPair],
+    shared: &VocabIntersection,
+    (batch, teacher_examples, spans): (
+        &DistillBatch,
+        &[&DistillExample],
+        &[Vec<distill_objectives::AlignedSpan>],
+    ),
+    device: &Device,
+) -> (Tensor<1>, SraInput) {
+    let input = |b: &DistillBatch| LlamaInput {
+        input_ids: b.input_ids.clone(),
+        attention_mask: b.attention_mask.clone(),
+    };
+    let student = models.student.forward(input(batch), true);
+    let s_logits = drop_last_position(student.logits.expect("forward returns logits"));
+    let ce = masked_cross_entropy(
+        s_logits,
+        batch.targets.clone(),
+        batch.target_mask.clone(),
+        Reduction::Mean,
+    );
+    let inner = device.clone().inner();
+    let t_batch = DistillBatch::new(teacher_examples, &inner);
+    let t_out = models.teacher.forward_hidden(input(&t_batch), true);
+    let lift3 = |t: Tensor<3>| lift(t, device);
+    let teacher_hidden: Vec<Tensor<3>> = t_out.hidden_states.into_iter().map(lift3).collect();
+    let t_attn = t_out.attentions.expect("attentions were asked for");
+    let s_attn = student.attentions.expect("attentions were asked for");
+    let t_mask = lift(t_batch.attention_mask.clone().float(), device);
+    let s_mask = batch.attention_mask.clone().float();
+    let mut teacher_weights = Vec::with_capacity(pairs.len());
+    let mut student_weights = Vec::with_capacity(pairs.len());
+    for pair in pairs {
+        // Hidden state l is the output of decoder layer l − 1 (then the final norm for the
+        // last): its attention weighs the centres of mass.
+        teacher_weights.push(com_weights(
+            lift(t_attn[pair.teacher_layer - 1].clone(), device),
+            t_mask.clone(),
+        ));
+        student_weights.push(com_weights(
+            s_attn[pair.student_layer - 1].clone(),
+            s_mask.clone(),
+        ));
+    }
+    let members = |side: SpanSide, seq: usize| {
+        let list: Vec<Membership> = spans.iter().map(|s| span_membership(s, side)).collect();
+        membership_tensor(&list, seq, device).0
+    };
+    let ids = |ids: &[u32], on: &Device| {
+        let v: Vec<i64> = ids.iter().map(|&i| i64::from(i)).collect();
+        Tensor::<1, Int>::from_data(TensorData::new(v, [ids.len()]), on)
+    };
+    let teacher_head = lift(
+        output_embedding(models.teacher).select(0, ids(shared.teacher_ids(), &inner)),
+        device,
+    );
+    let student_head =
+        output_embedding(models.student).select(0, ids(shared.student_ids(), device));
+    (
+        ce,
+        SraInput {
+            teacher_hidden,
+            student_hidden: student.hidden_states,
+            teacher_weights,
+            student_weights,
+            teacher_spans: members(SpanSide::Teacher, t_batch.dims()[1]),
+            student_spans: members(SpanSide::Student, batch.dims()[1]),
+            teacher_head,
+            student_head,
+        },
+    )
+}
+
+/// A tensor of the inner (non-autodiff) device on `device` (as a constant when `device` is
+/// autodiff).
+fn lift<const D: usize>(t: Tensor<D>, device: &Device) -> Tensor<D> {
+    if device.is_autodiff() {
+        Tensor::from_inner(t)
+    } else {
+        t
+    }
+}
+
+/// The output embedding `[vocab, hidden]`: the `lm_head` (transposed), or the tied input
+/// embedding.
+fn output_embedding(model: &LlamaModel) -> Tensor<2> {
+    match &model.lm_head {
+        Some(head) => head.weight.val().transpose(),
+        None => model.embed_tokens.weight.val(),
+    }
 }
 
 impl Task for DistillTask {
@@ -823,7 +1171,8 @@ impl Task for DistillTask {
             name: "projectors",
             group: ParamGroup::ids_from_module(model.projectors.clone()),
             lr: self.config.optimizer.head_lr(),
-            weight_decay: None,
+            // SRA's authors train the projectors without weight decay.
+            weight_decay: self.sra.is_some().then_some(0.0),
         }]
     }
 

@@ -202,8 +202,8 @@ fn every_config_in_the_repository_parses() {
         "expected the MiniLM configs and paper presets, found {n}"
     );
     assert!(
-        n_distill >= 3,
-        "expected the kd-smollm2 and mta-smollm2 configs, found {n_distill}"
+        n_distill >= 4,
+        "expected the kd, mta and sra distillation configs, found {n_distill}"
     );
 }
 

@@ -11,6 +11,7 @@ mod distill;
 mod distill_cross;
 mod distill_mta;
 mod distill_smollm2;
+mod distill_sra;
 mod presets;
 mod runs;
 mod schedule;
