@@ -196,6 +196,19 @@ fn objective_name(config: &DistillConfig) -> String {
             a = o.alpha
         );
     }
+    match o.kind {
+        training::distill::ObjectiveKind::Uld => {
+            return format!("(1 − {a})·CE + {a}·ULD, across tokenizers", a = o.alpha)
+        }
+        training::distill::ObjectiveKind::Mined => {
+            return format!(
+                "(1 − {a})·CE + {a}·MinED at τ = {}, across tokenizers",
+                o.temperature,
+                a = o.alpha
+            )
+        }
+        _ => {}
+    }
     let kd = format!(
         "{} at τ = {}{}",
         o.divergence().name(),
@@ -217,7 +230,7 @@ fn objective_name(config: &DistillConfig) -> String {
 fn summarize(report: &StepReport) -> String {
     let mut parts = vec![format!("loss {:.4}", report.loss())];
     for (name, v) in report.terms.iter().skip(1) {
-        if name == "ce" || name == "kd" || name == "mta" || name == "sra" {
+        if ["ce", "kd", "mta", "sra", "uld", "mined"].contains(&name.as_str()) {
             parts.push(format!("{name} {v:.3}"));
         }
     }
@@ -227,9 +240,12 @@ fn summarize(report: &StepReport) -> String {
 fn describe_eval(step: usize, eval: &DistillEval) -> String {
     let kd = eval.kd.map(|k| format!(" kd {k:.4}")).unwrap_or_default();
     let mta = eval.mta.map(|m| format!(" mta {m:.4}")).unwrap_or_default();
-    let sra = eval.sra.map(|m| format!(" sra {m:.4}")).unwrap_or_default();
+    let cross = [("sra", eval.sra), ("uld", eval.uld), ("mined", eval.mined)]
+        .iter()
+        .filter_map(|(name, v)| v.map(|v| format!(" {name} {v:.4}")))
+        .collect::<String>();
     format!(
-        "dev after {step} steps: loss {:.4} ce {:.4}{kd}{mta}{sra} ({} positions)",
+        "dev after {step} steps: loss {:.4} ce {:.4}{kd}{mta}{cross} ({} positions)",
         eval.loss, eval.ce, eval.positions
     )
 }
@@ -368,6 +384,13 @@ fn run_eval_only_sra(args: &DistillArgs, config: DistillConfig) -> anyhow::Resul
 fn run_eval_only(args: &DistillArgs, config: DistillConfig) -> anyhow::Result<()> {
     if config.objective.sra().is_some() {
         return run_eval_only_sra(args, config);
+    }
+    if config.objective.kind.is_cross_tokenizer() {
+        anyhow::bail!(
+            "--eval-only measures KD, MTA and SRA; objective.kind = \"{}\" has no breakdown to \
+             measure (train it, or evaluate the student with `mrl eval --task instruct`)",
+            config.objective.kind.name()
+        );
     }
     let data_path = args.data.clone().expect("clap requires --data");
     let teacher_path = resolve_teacher(&config.teacher.path)?;

@@ -25,6 +25,7 @@
 //! # kind = "mta"                   # + [objective.mta]: lambda, pairs, dsa_weight, hra_weight, …
 //! # kind = "sra"                   # across tokenizers, with [student] vocab = "…/tokenizer.json":
 //! #                                # (1 − α)·CE + α·L_SRA, [objective.sra]: pairs, geo_weight, …
+//! # kind = "uld" | "mined"         # the cross-tokenizer baselines (no divergence)
 //!
 //! [cache]                          # optional: read the teacher from `mrl distill cache`
 //! dir = "runs/kd-smollm2/teacher-cache"
@@ -134,7 +135,7 @@ fn default_max_length() -> usize {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ObjectiveSection {
-    /// `kd` (default), `mta` or `sra`.
+    /// `kd` (default), `mta`, or across tokenizers `sra`, `uld`, `mined`.
     #[serde(default)]
     pub kind: ObjectiveKind,
     /// Weight of the distillation term. Default `0.5` (DSKD's kd_rate).
@@ -170,6 +171,29 @@ pub enum ObjectiveKind {
     Mta,
     /// SRA (arXiv 2605.01205), across tokenizers: `(1 − α)·CE + α·L_SRA`.
     Sra,
+    /// ULD (arXiv 2402.12030, DSKD's definition), across tokenizers: `(1 − α)·CE + α·ULD`.
+    Uld,
+    /// MinEdit forward KL (arXiv 2401.10491, DSKD's definition), across tokenizers, at
+    /// `objective.temperature`: `(1 − α)·CE + α·MinED`.
+    Mined,
+}
+
+impl ObjectiveKind {
+    /// Whether the objective distils across tokenizers (the student has its own `vocab`).
+    pub fn is_cross_tokenizer(self) -> bool {
+        matches!(self, Self::Sra | Self::Uld | Self::Mined)
+    }
+
+    /// The config name (`kd`, `mta`, `sra`, `uld`, `mined`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Kd => "kd",
+            Self::Mta => "mta",
+            Self::Sra => "sra",
+            Self::Uld => "uld",
+            Self::Mined => "mined",
+        }
+    }
 }
 
 /// `[objective.sra]`: the SRA term (see `distill_objectives::SraLoss`). The projectors train in
@@ -445,11 +469,12 @@ impl DistillConfig {
             .kd_objective()
             .try_init()
             .map_err(|e| bad("objective", e.to_string()))?;
-        if self.objective.kind != ObjectiveKind::Sra && self.student.vocab().is_some() {
+        let kind = self.objective.kind;
+        if !kind.is_cross_tokenizer() && self.student.vocab().is_some() {
             return Err(bad(
                 "student.vocab",
                 "gives the student another tokenizer, which only a cross-tokenizer objective \
-                 (objective.kind = \"sra\") can distil into",
+                 (objective.kind = \"sra\", \"uld\" or \"mined\") can distil into",
             ));
         }
         if self.objective.kind != ObjectiveKind::Sra && self.objective.sra.is_some() {
@@ -458,15 +483,18 @@ impl DistillConfig {
                 "is set, but objective.kind is not \"sra\" (set objective.kind = \"sra\")",
             ));
         }
-        match (self.objective.kind, self.objective.divergence) {
-            (ObjectiveKind::Sra, Some(_)) => {
+        match (kind.is_cross_tokenizer(), self.objective.divergence) {
+            (true, Some(_)) => {
                 return Err(bad(
                     "objective.divergence",
-                    "is not used by SRA (its span logit term is KL at objective.sra.temperature): \
-                     remove it",
+                    format!(
+                        "is not used by objective.kind = \"{}\" (a cross-tokenizer objective \
+                         has its own): remove it",
+                        kind.name()
+                    ),
                 ))
             }
-            (ObjectiveKind::Kd | ObjectiveKind::Mta, None) => {
+            (false, None) => {
                 return Err(bad(
                     "objective.divergence",
                     "is missing, e.g. divergence = { kind = \"forward_kl\" }",
@@ -474,8 +502,10 @@ impl DistillConfig {
             }
             _ => {}
         }
-        match (self.objective.kind, &self.objective.mta) {
-            (ObjectiveKind::Sra, _) => self.validate_sra()?,
+        match (kind, &self.objective.mta) {
+            (ObjectiveKind::Sra | ObjectiveKind::Uld | ObjectiveKind::Mined, _) => {
+                self.validate_cross()?
+            }
             (ObjectiveKind::Kd, Some(_)) => {
                 return Err(bad(
                     "objective.mta",
@@ -533,39 +563,50 @@ impl DistillConfig {
         Ok(())
     }
 
-    /// The SRA-specific checks: a student over its own tokenizer, α > 0, no cache, valid
-    /// `[objective.sra]` values.
-    fn validate_sra(&self) -> Result<()> {
+    /// The checks of a cross-tokenizer objective: a student over its own tokenizer, α > 0, no
+    /// cache, valid `[objective.sra]` values for SRA.
+    fn validate_cross(&self) -> Result<()> {
+        let name = self.objective.kind.name();
         if self.objective.mta.is_some() {
             return Err(bad(
                 "objective.mta",
-                "is set, but objective.kind is \"sra\"",
+                format!("is set, but objective.kind is \"{name}\""),
             ));
         }
         if self.student.vocab().is_none() {
             return Err(bad(
                 "student.vocab",
-                "SRA distils across tokenizers: give the student its tokenizer, e.g. vocab = \
-                 \"${MRL_SHARED}/models/gpt2-tokenizer/tokenizer.json\" (init = \"first_layers\")",
+                format!(
+                    "objective.kind = \"{name}\" distils across tokenizers: give the student its \
+                     tokenizer, e.g. vocab = \"${{MRL_SHARED}}/models/gpt2-tokenizer/tokenizer.json\" \
+                     (init = \"first_layers\")"
+                ),
             ));
         }
         if self.objective.alpha == 0.0 {
             return Err(bad(
                 "objective.alpha",
-                "is 0, which switches SRA off; SRA needs alpha > 0",
+                format!(
+                    "is 0, which switches the {name} term off (train with kind = \"kd\" and \
+                     alpha = 0 for SFT over the teacher's tokenizer); {name} needs alpha > 0"
+                ),
             ));
         }
         if self.cache.is_some() {
             return Err(bad(
                 "cache",
-                "SRA needs the teacher's hidden states and attentions, which the cache does not \
-                 hold: run the teacher live (remove [cache], or --set cache=)",
+                format!(
+                    "the teacher cache holds the teacher's top-k over the student's tokens, \
+                     which a cross-tokenizer objective ({name}) cannot use: run the teacher live \
+                     (remove [cache], or --set cache=)"
+                ),
             ));
         }
-        let sra = self.objective.sra().expect("kind = sra");
-        sra.loss_config(1, 1)
-            .validate()
-            .map_err(|e| bad("objective.sra", e.to_string()))?;
+        if let Some(sra) = self.objective.sra() {
+            sra.loss_config(1, 1)
+                .validate()
+                .map_err(|e| bad("objective.sra", e.to_string()))?;
+        }
         Ok(())
     }
 

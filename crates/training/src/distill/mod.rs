@@ -36,8 +36,9 @@ use burn::tensor::Int;
 use burn::tensor::{Device, Tensor, TensorData};
 use distill_objectives::{
     com_weights, masked_cross_entropy, membership_tensor, span_membership, teacher_confidence,
-    EnglishChunker, Granularity, KdObjective, Membership, MtaInput, MtaLoss, MtaOutput,
-    ProjectorInit, SpanSide, SraInput, SraLoss, SraOutput, TeacherTarget, VocabIntersection,
+    EnglishChunker, Granularity, KdObjective, Membership, MinedInput, MinedLoss, MinedLossConfig,
+    MtaInput, MtaLoss, MtaOutput, ProjectorInit, SpanSide, SraInput, SraLoss, TeacherTarget,
+    UldLoss, UldLossConfig, VocabIntersection,
 };
 use models::llama::{build_student, LlamaConfig};
 use models::{LayerSelection, LlamaInput, LlamaModel};
@@ -95,6 +96,12 @@ pub struct DistillEval {
     /// `L_SRA` (SRA runs only; each batch's value weighted by its counted positions).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sra: Option<f64>,
+    /// ULD (ULD runs only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uld: Option<f64>,
+    /// MinED (MinED runs only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mined: Option<f64>,
 }
 
 /// The distillation task of the training loop: see the [module docs](self).
@@ -112,9 +119,24 @@ pub struct DistillTask {
     objective: KdObjective,
     /// MTA's loss (its projectors live in [`DistillModel::projectors`]) and `λ`.
     mta: Option<(MtaLoss, f64)>,
+    /// The cross-tokenizer objective (SRA, ULD, MinED), when the student has its own tokenizer.
+    cross: Option<Cross>,
+}
+
+/// A cross-tokenizer objective of a [`DistillTask`].
+#[derive(Debug)]
+enum Cross {
     /// SRA's loss (its projectors live in [`DistillModel::projectors`]) and the shared
     /// vocabulary of its logit term.
-    sra: Option<(SraLoss, VocabIntersection)>,
+    Sra(SraLoss, VocabIntersection),
+    /// ULD.
+    Uld(UldLoss),
+    /// MinED, the shared vocabulary and each side's token strings by id (student, teacher).
+    Mined(
+        MinedLoss,
+        VocabIntersection,
+        Box<(Vec<String>, Vec<String>)>,
+    ),
 }
 
 /// The teacher's path (a `.gguf` file is used as is; anything else goes through
@@ -350,21 +372,17 @@ impl DistillTask {
         let (student_config, student) =
             load_student(&config, &teacher_path, &teacher_config, &device)?;
         let eos = eos_token(&teacher_config)?;
-        let (mut train, mut dev, sra, tokenizer) = match config.objective.sra() {
-            Some(section) => {
-                let (train, dev, loss, shared, student_tokenizer) = sra_setup(
-                    &config,
-                    &section,
-                    &tokenizer,
-                    (&student_config, &teacher_config),
-                    &device,
-                )?;
-                (train, dev, Some((loss, shared)), student_tokenizer)
-            }
-            None => {
-                let (train, dev) = load_data(&config, &tokenizer, eos)?;
-                (train, dev, None, tokenizer)
-            }
+        let (mut train, mut dev, cross, tokenizer) = if config.objective.kind.is_cross_tokenizer() {
+            let (train, dev, cross, student_tokenizer) = cross_setup(
+                &config,
+                &tokenizer,
+                (&student_config, &teacher_config),
+                &device,
+            )?;
+            (train, dev, Some(cross), student_tokenizer)
+        } else {
+            let (train, dev) = load_data(&config, &tokenizer, eos)?;
+            (train, dev, None, tokenizer)
         };
         let mta = match config.objective.mta() {
             Some(section) => {
@@ -419,11 +437,11 @@ impl DistillTask {
             batches,
             objective,
             mta,
-            sra,
+            cross,
         };
-        let projectors = match (&task.mta, &task.sra) {
+        let projectors = match (&task.mta, &task.cross) {
             (Some((loss, _)), _) => loss.projectors.clone(),
-            (_, Some((loss, _))) => loss.projectors.clone(),
+            (_, Some(Cross::Sra(loss, _))) => loss.projectors.clone(),
             _ => Vec::new(),
         };
         let model = DistillModel {
@@ -542,19 +560,12 @@ impl DistillTask {
         device: &Device,
     ) -> Result<(LossTerms, DistillBatch)> {
         let batch = DistillBatch::new(examples, device);
-        if let Some((sra, shared)) = &self.sra {
-            let (ce, out) = self.sra_forward(model, sra, shared, examples, &batch, device)?;
+        if let Some(cross) = &self.cross {
+            let (ce, own) = self.cross_forward(model, cross, examples, &batch, device)?;
             let alpha = self.config.objective.alpha;
-            let total = ce.clone().mul_scalar(1.0 - alpha) + out.loss.clone().mul_scalar(alpha);
+            let total = ce.clone().mul_scalar(1.0 - alpha) + own[0].1.clone().mul_scalar(alpha);
             let mut terms = vec![("total".to_string(), total.clone()), ("ce".to_string(), ce)];
-            for (name, value) in out.terms() {
-                let key = if name == "sra" {
-                    name.to_string()
-                } else {
-                    format!("sra/{name}")
-                };
-                terms.push((key, value));
-            }
+            terms.extend(own);
             return Ok((
                 LossTerms {
                     total,
@@ -727,22 +738,21 @@ impl DistillTask {
         Ok((kd, out))
     }
 
-    /// One SRA batch: the student and the live teacher, each on its own tokens with every
-    /// hidden state and attention; the student's cross-entropy and the SRA terms with the
-    /// model's projectors.
-    fn sra_forward(
+    /// One cross-tokenizer batch: the student on its own tokens, the live teacher on its own;
+    /// the student's cross-entropy and the objective's named terms (its own value first, e.g.
+    /// `sra`, then `sra/com`, …).
+    fn cross_forward(
         &self,
         model: &DistillModel,
-        sra: &SraLoss,
-        shared: &VocabIntersection,
+        cross: &Cross,
         examples: &[&DistillExample],
         batch: &DistillBatch,
         device: &Device,
-    ) -> Result<(Tensor<1>, SraOutput)> {
+    ) -> Result<(Tensor<1>, Vec<(String, Tensor<1>)>)> {
         let Some(TeacherSource::Live(teacher)) = self.teacher.as_ref() else {
             return Err(crate::config::bad(
                 "cache",
-                "SRA needs the live teacher's hidden states and attentions",
+                "a cross-tokenizer objective needs the live teacher",
             ));
         };
         let teacher_examples: Vec<&DistillExample> = examples
@@ -750,39 +760,136 @@ impl DistillTask {
             .map(|e| {
                 &e.cross
                     .as_ref()
-                    .expect("SRA data carries teacher tokens")
+                    .expect("cross-tokenizer data carries teacher tokens")
                     .teacher
             })
             .collect();
-        let spans: Vec<_> = examples
-            .iter()
-            .map(|e| {
-                e.cross
-                    .as_ref()
-                    .expect("SRA data carries spans")
-                    .spans
-                    .clone()
-            })
-            .collect();
-        let models = SraModels {
-            student: &model.student,
-            teacher,
+        let loss_err = |what: &str| {
+            let what = what.to_string();
+            move |e: distill_objectives::DistillError| TrainError::Eval(format!("{what} loss: {e}"))
         };
-        let (ce, input) = sra_inputs(
-            &models,
-            &sra.pairs,
-            shared,
-            (batch, &teacher_examples, &spans),
-            device,
+        match cross {
+            Cross::Sra(sra, shared) => {
+                let spans: Vec<_> = examples
+                    .iter()
+                    .map(|e| {
+                        e.cross
+                            .as_ref()
+                            .expect("SRA data carries spans")
+                            .spans
+                            .clone()
+                    })
+                    .collect();
+                let models = SraModels {
+                    student: &model.student,
+                    teacher,
+                };
+                let (ce, input) = sra_inputs(
+                    &models,
+                    &sra.pairs,
+                    shared,
+                    (batch, &teacher_examples, &spans),
+                    device,
+                );
+                let loss = SraLoss {
+                    projectors: model.projectors.clone(),
+                    ..sra.clone()
+                };
+                let out = loss
+                    .try_forward(input, Reduction::Mean)
+                    .map_err(loss_err("SRA"))?;
+                let terms = out
+                    .terms()
+                    .into_iter()
+                    .map(|(name, value)| {
+                        let key = if name == "sra" {
+                            name.to_string()
+                        } else {
+                            format!("sra/{name}")
+                        };
+                        (key, value)
+                    })
+                    .collect();
+                Ok((ce, terms))
+            }
+            Cross::Uld(uld) => {
+                let (ce, s_logits, t_logits, t_batch) =
+                    self.cross_logits(model, teacher, &teacher_examples, batch, device);
+                let out = uld
+                    .try_forward(
+                        s_logits,
+                        batch.target_mask.clone(),
+                        t_logits,
+                        lift(t_batch.target_mask, device),
+                        Reduction::Mean,
+                    )
+                    .map_err(loss_err("ULD"))?;
+                Ok((ce, vec![("uld".to_string(), out.loss)]))
+            }
+            Cross::Mined(mined, shared, vocabularies) => {
+                let (ce, s_logits, t_logits, t_batch) =
+                    self.cross_logits(model, teacher, &teacher_examples, batch, device);
+                let (student_vocab, teacher_vocab) = vocabularies.as_ref();
+                let strings = |e: &&DistillExample, vocab: &[String], seq: usize| -> Vec<String> {
+                    (0..seq)
+                        .map(|t| {
+                            e.ids
+                                .get(t)
+                                .and_then(|&id| vocab.get(id as usize))
+                                .cloned()
+                                .unwrap_or_default()
+                        })
+                        .collect()
+                };
+                let seq_s = batch.dims()[1] - 1;
+                let seq_t = t_batch.dims()[1] - 1;
+                let out = mined
+                    .try_forward(
+                        MinedInput {
+                            student_logits: s_logits,
+                            student_mask: batch.target_mask.clone(),
+                            student_targets: Some(batch.targets.clone()),
+                            teacher_logits: t_logits,
+                            teacher_mask: lift(t_batch.target_mask, device),
+                            student_tokens: examples
+                                .iter()
+                                .map(|e| strings(e, student_vocab, seq_s))
+                                .collect(),
+                            teacher_tokens: teacher_examples
+                                .iter()
+                                .map(|e| strings(e, teacher_vocab, seq_t))
+                                .collect(),
+                        },
+                        shared,
+                        Reduction::Mean,
+                    )
+                    .map_err(loss_err("MinED"))?;
+                Ok((ce, vec![("mined".to_string(), out.loss)]))
+            }
+        }
+    }
+
+    /// The student's CE and next-token logits on its batch, the teacher's next-token logits on
+    /// its own tokens (lifted to `device`) and the teacher's batch.
+    fn cross_logits(
+        &self,
+        model: &DistillModel,
+        teacher: &LlamaModel,
+        teacher_examples: &[&DistillExample],
+        batch: &DistillBatch,
+        device: &Device,
+    ) -> (Tensor<1>, Tensor<3>, Tensor<3>, DistillBatch) {
+        let s_logits = next_token_logits(&model.student, batch);
+        let ce = masked_cross_entropy(
+            s_logits.clone(),
+            batch.targets.clone(),
+            batch.target_mask.clone(),
+            Reduction::Mean,
         );
-        let loss = SraLoss {
-            projectors: model.projectors.clone(),
-            ..sra.clone()
-        };
-        let out = loss
-            .try_forward(input, Reduction::Mean)
-            .map_err(|e| TrainError::Eval(format!("SRA loss: {e}")))?;
-        Ok((ce, out))
+        let inner = device.clone().inner();
+        let t_batch = DistillBatch::new(teacher_examples, &inner);
+        let t_logits = lift(next_token_logits(teacher, &t_batch), device);
+        (ce, s_logits, t_logits, t_batch)
     }
 
     /// [`DistillEval`] of `model` on `data` (a `part` of the cache when the teacher is cached).
@@ -801,8 +908,8 @@ impl DistillTask {
         };
         let device = self.device.clone().inner();
         let batch_size = self.config.eval.as_ref().map_or(8, |e| e.batch_size);
-        let (mut loss, mut ce, mut kd, mut mta, mut sra, mut positions) =
-            (0.0, 0.0, 0.0, 0.0, 0.0, 0usize);
+        let (mut loss, mut ce, mut kd, mut mta, mut positions) = (0.0, 0.0, 0.0, 0.0, 0usize);
+        let (mut sra, mut uld, mut mined) = (0.0, 0.0, 0.0);
         for chunk in data.examples.chunks(batch_size) {
             let refs: Vec<&DistillExample> = chunk.iter().collect();
             let (terms, batch) = self.batch_loss(&inference, part, &refs, &device)?;
@@ -819,16 +926,20 @@ impl DistillTask {
             kd += value("kd") * n;
             mta += value("mta") * n;
             sra += value("sra") * n;
+            uld += value("uld") * n;
+            mined += value("mined") * n;
             positions += batch.targets_counted;
         }
         let n = positions.max(1) as f64;
         Ok(DistillEval {
             loss: loss / n,
             ce: ce / n,
-            kd: (self.config.objective.alpha > 0.0 && self.sra.is_none()).then_some(kd / n),
+            kd: (self.config.objective.alpha > 0.0 && self.cross.is_none()).then_some(kd / n),
             positions,
             mta: self.mta.is_some().then_some(mta / n),
-            sra: self.sra.is_some().then_some(sra / n),
+            sra: matches!(self.cross, Some(Cross::Sra(..))).then_some(sra / n),
+            uld: matches!(self.cross, Some(Cross::Uld(..))).then_some(uld / n),
+            mined: matches!(self.cross, Some(Cross::Mined(..))).then_some(mined / n),
         })
     }
 }
@@ -894,28 +1005,20 @@ pub fn mta_loss(
     Ok(loss)
 }
 
-/// The cross-tokenizer data and SRA's loss for a config with `kind = "sra"`: the records
-/// tokenized by the student's own tokenizer (`[student] vocab`, its EOS) and again by the
-/// teacher's, with the spans both share; the loss with its projectors; the vocabulary
-/// intersection of its logit term; the student's tokenizer.
+/// The cross-tokenizer data and objective of a config whose kind is cross-tokenizer: the
+/// records tokenized by the student's own tokenizer (`[student] vocab`, its EOS) and again by
+/// the teacher's, with the spans both share; the objective (with its projectors and shared
+/// vocabulary where it has them); the student's tokenizer.
 ///
 /// # Errors
 /// Data errors, a tokenizer that does not load, two vocabularies without a common token, pair
 /// layers past the models' depths.
-#[allow(clippy::type_complexity)]
-pub fn sra_setup(
+fn cross_setup(
     config: &DistillConfig,
-    section: &SraSection,
     teacher_tokenizer: &Tokenizer,
     (student_config, teacher_config): (&LlamaConfig, &LlamaConfig),
     device: &Device,
-) -> Result<(
-    DistillData,
-    Option<DistillData>,
-    SraLoss,
-    VocabIntersection,
-    Tokenizer,
-)> {
+) -> Result<(DistillData, Option<DistillData>, Cross, Tokenizer)> {
     let (student_tokenizer, student_eos) = student_tokenizer(config, student_config)?;
     let teacher_eos = eos_token(teacher_config)?;
     let (mut train, mut dev) = load_data(config, &student_tokenizer, student_eos)?;
@@ -927,9 +1030,41 @@ pub fn sra_setup(
     if let Some(dev) = dev.as_mut() {
         dev.attach_teacher_tokens(teacher_tokenizer, teacher_eos, max_length, skip)?;
     }
-    let shared = shared_vocabulary(&student_tokenizer, teacher_tokenizer)?;
-    let loss = sra_loss(section, config.seed, student_config, teacher_config, device)?;
-    Ok((train, dev, loss, shared, student_tokenizer))
+    let cross = match config.objective.kind {
+        ObjectiveKind::Sra => {
+            let section = config.objective.sra().expect("kind = sra");
+            let shared = shared_vocabulary(&student_tokenizer, teacher_tokenizer)?;
+            let loss = sra_loss(
+                &section,
+                config.seed,
+                student_config,
+                teacher_config,
+                device,
+            )?;
+            Cross::Sra(loss, shared)
+        }
+        ObjectiveKind::Uld => Cross::Uld(UldLossConfig::new().init()),
+        ObjectiveKind::Mined => {
+            let shared = shared_vocabulary(&student_tokenizer, teacher_tokenizer)?;
+            let loss = MinedLossConfig::new()
+                .with_temperature(config.objective.temperature)
+                .try_init()
+                .map_err(|e| crate::config::bad("objective.temperature", e.to_string()))?;
+            let strings = |t: &Tokenizer, what| {
+                distill_objectives::vocabulary_from_token_map(what, &t.get_vocab(true))
+                    .map_err(|e| crate::config::bad("student.vocab", e.to_string()))
+            };
+            let vocabularies = (
+                strings(&student_tokenizer, "student vocabulary")?,
+                strings(teacher_tokenizer, "teacher vocabulary")?,
+            );
+            Cross::Mined(loss, shared, Box::new(vocabularies))
+        }
+        ObjectiveKind::Kd | ObjectiveKind::Mta => {
+            unreachable!("cross_setup is called for cross-tokenizer kinds")
+        }
+    };
+    Ok((train, dev, cross, student_tokenizer))
 }
 
 /// The student's own tokenizer (`[student] vocab`, `${MRL_SHARED}` expanded) and EOS id.
@@ -1172,7 +1307,7 @@ impl Task for DistillTask {
             group: ParamGroup::ids_from_module(model.projectors.clone()),
             lr: self.config.optimizer.head_lr(),
             // SRA's authors train the projectors without weight decay.
-            weight_decay: self.sra.is_some().then_some(0.0),
+            weight_decay: matches!(self.cross, Some(Cross::Sra(..))).then_some(0.0),
         }]
     }
 

@@ -166,3 +166,44 @@ fn configurations_sra_cannot_run_are_refused_naming_the_key() {
         .to_string();
     assert!(e.contains("objective.sra.pairs"), "{e}");
 }
+
+/// The cross-tokenizer baselines on the same setup: ULD and MinED (each `(1 − α)·CE + α·term`),
+/// trained a few steps, reported by the dev evaluation.
+#[test]
+fn uld_and_mined_train_across_tokenizers() {
+    let _rng = rng_lock();
+    let (name, device) = devices().remove(0);
+    for kind in ["uld", "mined"] {
+        let tmp = TempDir::new(&format!("distill-{kind}-{name}"));
+        let text = sra_config(
+            tmp.path(),
+            &setup(tmp.path(), &device, "[eval]\nrecords = \"10..12\"\nevery = 0\n"),
+        );
+        let text = text
+            .replace("kind = \"sra\"", &format!("kind = \"{kind}\""))
+            .split("[objective.sra]")
+            .next()
+            .unwrap()
+            .to_string();
+        let mut trainer = DistillTask::trainer(parse(&text).unwrap(), &device).unwrap();
+        assert!(trainer.model().projectors.is_empty(), "{kind}: no projector");
+        let report = trainer.train_step().unwrap();
+        let names: Vec<&str> = report.terms.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["total", "ce", kind]);
+        let v = |n: &str| report.terms.iter().find(|(m, _)| m == n).unwrap().1;
+        assert!(v(kind) > 0.0, "{kind}: 0 on random models");
+        assert!(
+            (v("total") - (0.5 * v("ce") + 0.5 * v(kind))).abs() < 1e-4 * v("total"),
+            "{kind}: total {} vs (1 − α)·CE + α·{kind}",
+            v("total")
+        );
+        trainer.run(&mut Silent, None).unwrap();
+        assert!(trainer.losses().iter().all(|l| l.is_finite()), "{kind}");
+        let (task, model) = trainer.parts_mut();
+        let dev = task.dev_data().unwrap().clone();
+        let eval = task.evaluate_on(model, "dev", &dev).unwrap();
+        let value = if kind == "uld" { eval.uld } else { eval.mined };
+        assert!(value.is_some_and(|v| v.is_finite() && v > 0.0), "{kind}: {eval:?}");
+        assert!(eval.sra.is_none() && eval.kd.is_none());
+    }
+}
