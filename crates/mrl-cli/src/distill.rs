@@ -200,6 +200,15 @@ fn objective_name(config: &DistillConfig) -> String {
         training::distill::ObjectiveKind::Uld => {
             return format!("(1 − {a})·CE + {a}·ULD, across tokenizers", a = o.alpha)
         }
+        training::distill::ObjectiveKind::MtaCross => {
+            let mta = o.mta_cross().unwrap_or_default();
+            return format!(
+                "(1 − {a})·CE + {a}·{}·MTA over {} layer pairs, across tokenizers",
+                mta.lambda,
+                mta.pairs.len(),
+                a = o.alpha
+            );
+        }
         training::distill::ObjectiveKind::Mined => {
             return format!(
                 "(1 − {a})·CE + {a}·MinED at τ = {}, across tokenizers",

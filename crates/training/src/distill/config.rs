@@ -26,6 +26,7 @@
 //! # kind = "sra"                   # across tokenizers, with [student] vocab = "…/tokenizer.json":
 //! #                                # (1 − α)·CE + α·L_SRA, [objective.sra]: pairs, geo_weight, …
 //! # kind = "uld" | "mined"         # the cross-tokenizer baselines (no divergence)
+//! # kind = "mta-cross"             # MTA across tokenizers: (1 − α)·CE + α·λ·L_MTA
 //!
 //! [cache]                          # optional: read the teacher from `mrl distill cache`
 //! dir = "runs/kd-smollm2/teacher-cache"
@@ -135,7 +136,7 @@ fn default_max_length() -> usize {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ObjectiveSection {
-    /// `kd` (default), `mta`, or across tokenizers `sra`, `uld`, `mined`.
+    /// `kd` (default), `mta`, or across tokenizers `sra`, `uld`, `mined`, `mta-cross`.
     #[serde(default)]
     pub kind: ObjectiveKind,
     /// Weight of the distillation term. Default `0.5` (DSKD's kd_rate).
@@ -176,12 +177,16 @@ pub enum ObjectiveKind {
     /// MinEdit forward KL (arXiv 2401.10491, DSKD's definition), across tokenizers, at
     /// `objective.temperature`: `(1 − α)·CE + α·MinED`.
     Mined,
+    /// MTA's cross-tokenizer variant: `(1 − α)·CE + α·λ·L_MTA`, each model on its own tokens
+    /// (no token-level divergence; `[objective.mta]` as for `mta`).
+    #[serde(rename = "mta-cross")]
+    MtaCross,
 }
 
 impl ObjectiveKind {
     /// Whether the objective distils across tokenizers (the student has its own `vocab`).
     pub fn is_cross_tokenizer(self) -> bool {
-        matches!(self, Self::Sra | Self::Uld | Self::Mined)
+        matches!(self, Self::Sra | Self::Uld | Self::Mined | Self::MtaCross)
     }
 
     /// The config name (`kd`, `mta`, `sra`, `uld`, `mined`).
@@ -192,6 +197,7 @@ impl ObjectiveKind {
             Self::Sra => "sra",
             Self::Uld => "uld",
             Self::Mined => "mined",
+            Self::MtaCross => "mta-cross",
         }
     }
 }
@@ -350,6 +356,11 @@ impl ObjectiveSection {
         (self.kind == ObjectiveKind::Mta).then(|| self.mta.clone().unwrap_or_default())
     }
 
+    /// `[objective.mta]` when `kind = "mta-cross"` (its defaults when the table is absent).
+    pub fn mta_cross(&self) -> Option<MtaSection> {
+        (self.kind == ObjectiveKind::MtaCross).then(|| self.mta.clone().unwrap_or_default())
+    }
+
     /// `[objective.sra]` when `kind = "sra"` (its defaults when the table is absent).
     pub fn sra(&self) -> Option<SraSection> {
         (self.kind == ObjectiveKind::Sra).then(|| self.sra.clone().unwrap_or_default())
@@ -503,9 +514,13 @@ impl DistillConfig {
             _ => {}
         }
         match (kind, &self.objective.mta) {
-            (ObjectiveKind::Sra | ObjectiveKind::Uld | ObjectiveKind::Mined, _) => {
-                self.validate_cross()?
-            }
+            (
+                ObjectiveKind::Sra
+                | ObjectiveKind::Uld
+                | ObjectiveKind::Mined
+                | ObjectiveKind::MtaCross,
+                _,
+            ) => self.validate_cross()?,
             (ObjectiveKind::Kd, Some(_)) => {
                 return Err(bad(
                     "objective.mta",
@@ -567,7 +582,24 @@ impl DistillConfig {
     /// cache, valid `[objective.sra]` values for SRA.
     fn validate_cross(&self) -> Result<()> {
         let name = self.objective.kind.name();
-        if self.objective.mta.is_some() {
+        if let Some(mta) = self.objective.mta_cross() {
+            if !(mta.lambda.is_finite() && mta.lambda >= 0.0) {
+                return Err(bad(
+                    "objective.mta.lambda",
+                    format!("must be finite and >= 0, got {}", mta.lambda),
+                ));
+            }
+            if mta.entropy_weighting {
+                return Err(bad(
+                    "objective.mta.entropy_weighting",
+                    "is not offered across tokenizers (the teacher's distribution is over other \
+                     tokens)",
+                ));
+            }
+            mta.loss_config(1, 1)
+                .validate()
+                .map_err(|e| bad("objective.mta", e.to_string()))?;
+        } else if self.objective.mta.is_some() {
             return Err(bad(
                 "objective.mta",
                 format!("is set, but objective.kind is \"{name}\""),

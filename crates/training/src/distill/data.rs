@@ -48,6 +48,9 @@ pub struct CrossTokens {
     /// The spans shared by the two tokenizations of the response ([`shared_spans`]: response
     /// tokens of each side, the appended EOS excluded).
     pub spans: Vec<AlignedSpan>,
+    /// MTA's units over the teacher's tokens (see [`DistillData::attach_units`]): unit `u` of
+    /// a granularity here is unit `u` of the example's own [`DistillExample::units`].
+    pub units: Option<Box<ExampleUnits>>,
 }
 
 /// The tokens of each word and phrase unit of one example (MTA).
@@ -189,7 +192,9 @@ impl DistillData {
     /// Finds every example's MTA units: the record's own `"units"` when it has them
     /// (`{"words": [[s, e], …], "phrases": [[s, e], …]}`, character offsets into the response,
     /// used as given), otherwise `chunker`'s; then the tokens of each unit
-    /// ([`unit_membership`]: response tokens inside the unit, the appended EOS excluded).
+    /// ([`unit_membership`]: response tokens inside the unit, the appended EOS excluded). With
+    /// the teacher's tokens attached ([`DistillData::attach_teacher_tokens`], first), the
+    /// teacher's tokens of each unit too, keeping the units that have tokens on both sides.
     ///
     /// # Errors
     /// [`TrainError::Data`] naming the record (and its line) for malformed or invalid units
@@ -222,13 +227,28 @@ impl DistillData {
                 .map_err(|e| data_err(format!("units: {e}")))?;
             let prompt_chars = render_prompt(&record.instruction).chars().count();
             let eligible = example.unit_eligible();
-            let membership = |g: Granularity| {
-                unit_membership(&example.offsets, &eligible, prompt_chars, units.get(g))
+            let membership = |offsets: &[(usize, usize)], eligible: &[bool], g: Granularity| {
+                unit_membership(offsets, eligible, prompt_chars, units.get(g))
                     .map_err(|e| data_err(format!("{} units: {e}", g.name())))
             };
-            let words = membership(Granularity::Words)?;
-            let phrases = membership(Granularity::Phrases)?;
-            example.units = Some(Box::new(ExampleUnits { words, phrases }));
+            let words = membership(&example.offsets, &eligible, Granularity::Words)?;
+            let phrases = membership(&example.offsets, &eligible, Granularity::Phrases)?;
+            match example.cross.as_mut() {
+                None => example.units = Some(Box::new(ExampleUnits { words, phrases })),
+                Some(cross) => {
+                    let t_eligible = cross.teacher.unit_eligible();
+                    let offsets = &cross.teacher.offsets;
+                    let t_words = membership(offsets, &t_eligible, Granularity::Words)?;
+                    let t_phrases = membership(offsets, &t_eligible, Granularity::Phrases)?;
+                    let (words, t_words) = common_units(words, t_words);
+                    let (phrases, t_phrases) = common_units(phrases, t_phrases);
+                    example.units = Some(Box::new(ExampleUnits { words, phrases }));
+                    cross.units = Some(Box::new(ExampleUnits {
+                        words: t_words,
+                        phrases: t_phrases,
+                    }));
+                }
+            }
         }
         Ok(())
     }
@@ -282,13 +302,34 @@ impl DistillData {
                 line: index + 1,
                 message: format!("record {index}: shared spans: {e}"),
             })?;
-            example.cross = Some(Box::new(CrossTokens { teacher, spans }));
+            example.cross = Some(Box::new(CrossTokens {
+                teacher,
+                spans,
+                units: None,
+            }));
             kept.push(example);
         }
         self.skipped.sort_unstable();
         self.examples = kept;
         Ok(())
     }
+}
+
+/// The units kept on both sides (by their index in the unit list), in the same order.
+fn common_units(a: Membership, b: Membership) -> (Membership, Membership) {
+    let keep = |m: Membership, other: &Membership| {
+        let mut out = Membership::default();
+        for (tokens, kept) in m.units.into_iter().zip(m.kept) {
+            if other.kept.binary_search(&kept).is_ok() {
+                out.units.push(tokens);
+                out.kept.push(kept);
+            }
+        }
+        out
+    };
+    let a2 = keep(a, &b);
+    let b2 = keep(b, &a2);
+    (a2, b2)
 }
 
 /// Every record's `"units"` (if any) with its 1-based line, in record order (blank lines

@@ -37,8 +37,8 @@ use burn::tensor::{Device, Tensor, TensorData};
 use distill_objectives::{
     com_weights, masked_cross_entropy, membership_tensor, span_membership, teacher_confidence,
     EnglishChunker, Granularity, KdObjective, Membership, MinedInput, MinedLoss, MinedLossConfig,
-    MtaInput, MtaLoss, MtaOutput, ProjectorInit, SpanSide, SraInput, SraLoss, TeacherTarget,
-    UldLoss, UldLossConfig, VocabIntersection,
+    MtaCrossInput, MtaInput, MtaLoss, MtaOutput, ProjectorInit, SpanSide, SraInput, SraLoss,
+    TeacherTarget, UldLoss, UldLossConfig, VocabIntersection,
 };
 use models::llama::{build_student, LlamaConfig};
 use models::{LayerSelection, LlamaInput, LlamaModel};
@@ -137,6 +137,9 @@ enum Cross {
         VocabIntersection,
         Box<(Vec<String>, Vec<String>)>,
     ),
+    /// MTA's cross-tokenizer variant (its projectors live in [`DistillModel::projectors`]) and
+    /// `λ`.
+    Mta(MtaLoss, f64),
 }
 
 /// The teacher's path (a `.gguf` file is used as is; anything else goes through
@@ -442,6 +445,7 @@ impl DistillTask {
         let projectors = match (&task.mta, &task.cross) {
             (Some((loss, _)), _) => loss.projectors.clone(),
             (_, Some(Cross::Sra(loss, _))) => loss.projectors.clone(),
+            (_, Some(Cross::Mta(loss, _))) => loss.projectors.clone(),
             _ => Vec::new(),
         };
         let model = DistillModel {
@@ -563,7 +567,11 @@ impl DistillTask {
         if let Some(cross) = &self.cross {
             let (ce, own) = self.cross_forward(model, cross, examples, &batch, device)?;
             let alpha = self.config.objective.alpha;
-            let total = ce.clone().mul_scalar(1.0 - alpha) + own[0].1.clone().mul_scalar(alpha);
+            let weighted = match cross {
+                Cross::Mta(_, lambda) => own[0].1.clone().mul_scalar(*lambda),
+                _ => own[0].1.clone(),
+            };
+            let total = ce.clone().mul_scalar(1.0 - alpha) + weighted.mul_scalar(alpha);
             let mut terms = vec![("total".to_string(), total.clone()), ("ce".to_string(), ce)];
             terms.extend(own);
             return Ok((
@@ -740,7 +748,7 @@ impl DistillTask {
 
     /// One cross-tokenizer batch: the student on its own tokens, the live teacher on its own;
     /// the student's cross-entropy and the objective's named terms (its own value first, e.g.
-    /// `sra`, then `sra/com`, …).
+    /// `sra`, then `sra/com`, …; MTA's without its `λ`).
     fn cross_forward(
         &self,
         model: &DistillModel,
@@ -806,6 +814,85 @@ impl DistillTask {
                             name.to_string()
                         } else {
                             format!("sra/{name}")
+                        };
+                        (key, value)
+                    })
+                    .collect();
+                Ok((ce, terms))
+            }
+            Cross::Mta(mta, _) => {
+                let input = |b: &DistillBatch| LlamaInput {
+                    input_ids: b.input_ids.clone(),
+                    attention_mask: b.attention_mask.clone(),
+                };
+                let student = model.student.forward(input(batch), false);
+                let s_logits = drop_last_position(student.logits.expect("forward returns logits"));
+                let ce = masked_cross_entropy(
+                    s_logits,
+                    batch.targets.clone(),
+                    batch.target_mask.clone(),
+                    Reduction::Mean,
+                );
+                let inner = device.clone().inner();
+                let t_batch = DistillBatch::new(&teacher_examples, &inner);
+                let t_out = teacher.forward_hidden(input(&t_batch), false);
+                let members = |units: Vec<&ExampleUnits>, g: Granularity, seq: usize| {
+                    let list: Vec<Membership> = units.iter().map(|u| u.get(g).clone()).collect();
+                    membership_tensor(&list, seq, device).0
+                };
+                let student_units: Vec<&ExampleUnits> = examples
+                    .iter()
+                    .map(|e| e.units.as_deref().expect("MTA data carries units"))
+                    .collect();
+                let teacher_units: Vec<&ExampleUnits> = examples
+                    .iter()
+                    .map(|e| {
+                        e.cross
+                            .as_ref()
+                            .and_then(|c| c.units.as_deref())
+                            .expect("cross-tokenizer MTA data carries the teacher's units")
+                    })
+                    .collect();
+                let (seq_s, seq_t) = (batch.dims()[1], t_batch.dims()[1]);
+                let loss = MtaLoss {
+                    projectors: model.projectors.clone(),
+                    ..mta.clone()
+                };
+                let out = loss
+                    .try_forward_cross(
+                        MtaCrossInput {
+                            teacher_hidden: t_out
+                                .hidden_states
+                                .into_iter()
+                                .map(|t| lift(t, device))
+                                .collect(),
+                            student_hidden: student.hidden_states,
+                            teacher_mask: lift(t_batch.attention_mask.clone().float(), device),
+                            student_mask: batch.attention_mask.clone().float(),
+                            teacher_words: members(
+                                teacher_units.clone(),
+                                Granularity::Words,
+                                seq_t,
+                            ),
+                            teacher_phrases: members(teacher_units, Granularity::Phrases, seq_t),
+                            student_words: members(
+                                student_units.clone(),
+                                Granularity::Words,
+                                seq_s,
+                            ),
+                            student_phrases: members(student_units, Granularity::Phrases, seq_s),
+                        },
+                        Reduction::Mean,
+                    )
+                    .map_err(loss_err("MTA"))?;
+                let terms = out
+                    .terms()
+                    .into_iter()
+                    .map(|(name, value)| {
+                        let key = if name == "mta" {
+                            name
+                        } else {
+                            format!("mta/{name}")
                         };
                         (key, value)
                     })
@@ -936,7 +1023,8 @@ impl DistillTask {
             ce: ce / n,
             kd: (self.config.objective.alpha > 0.0 && self.cross.is_none()).then_some(kd / n),
             positions,
-            mta: self.mta.is_some().then_some(mta / n),
+            mta: (self.mta.is_some() || matches!(self.cross, Some(Cross::Mta(..))))
+                .then_some(mta / n),
             sra: matches!(self.cross, Some(Cross::Sra(..))).then_some(sra / n),
             uld: matches!(self.cross, Some(Cross::Uld(..))).then_some(uld / n),
             mined: matches!(self.cross, Some(Cross::Mined(..))).then_some(mined / n),
@@ -1059,6 +1147,21 @@ fn cross_setup(
                 strings(teacher_tokenizer, "teacher vocabulary")?,
             );
             Cross::Mined(loss, shared, Box::new(vocabularies))
+        }
+        ObjectiveKind::MtaCross => {
+            let section = config.objective.mta_cross().expect("kind = mta-cross");
+            let loss = mta_loss(
+                &section,
+                config.seed,
+                student_config,
+                teacher_config,
+                device,
+            )?;
+            train.attach_units(&EnglishChunker)?;
+            if let Some(dev) = dev.as_mut() {
+                dev.attach_units(&EnglishChunker)?;
+            }
+            Cross::Mta(loss, section.lambda)
         }
         ObjectiveKind::Kd | ObjectiveKind::Mta => {
             unreachable!("cross_setup is called for cross-tokenizer kinds")

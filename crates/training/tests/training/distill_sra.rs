@@ -167,17 +167,22 @@ fn configurations_sra_cannot_run_are_refused_naming_the_key() {
     assert!(e.contains("objective.sra.pairs"), "{e}");
 }
 
-/// The cross-tokenizer baselines on the same setup: ULD and MinED (each `(1 − α)·CE + α·term`),
-/// trained a few steps, reported by the dev evaluation.
+/// The cross-tokenizer baselines on the same setup: ULD, MinED (each `(1 − α)·CE + α·term`)
+/// and MTA's cross-tokenizer variant (`(1 − α)·CE + α·λ·L_MTA`), trained a few steps, reported
+/// by the dev evaluation.
 #[test]
-fn uld_and_mined_train_across_tokenizers() {
+fn uld_mined_and_mta_cross_train_across_tokenizers() {
     let _rng = rng_lock();
     let (name, device) = devices().remove(0);
-    for kind in ["uld", "mined"] {
+    for kind in ["uld", "mined", "mta-cross"] {
         let tmp = TempDir::new(&format!("distill-{kind}-{name}"));
         let text = sra_config(
             tmp.path(),
-            &setup(tmp.path(), &device, "[eval]\nrecords = \"10..12\"\nevery = 0\n"),
+            &setup(
+                tmp.path(),
+                &device,
+                "[eval]\nrecords = \"10..12\"\nevery = 0\n",
+            ),
         );
         let text = text
             .replace("kind = \"sra\"", &format!("kind = \"{kind}\""))
@@ -185,16 +190,29 @@ fn uld_and_mined_train_across_tokenizers() {
             .next()
             .unwrap()
             .to_string();
+        // MTA's schedule for the tiny models; its term is weighted by λ = 2.
+        const MTA: &str = r#"
+[objective.mta]
+pairs = [
+  { teacher_layer = 1, student_layer = 1, granularity = "words" },
+  { teacher_layer = 2, student_layer = 1, granularity = "phrases" },
+]
+"#;
+        let (text, term, weight, projectors) = if kind == "mta-cross" {
+            (text + MTA, "mta", 2.0, 2)
+        } else {
+            (text, kind, 1.0, 0)
+        };
         let mut trainer = DistillTask::trainer(parse(&text).unwrap(), &device).unwrap();
-        assert!(trainer.model().projectors.is_empty(), "{kind}: no projector");
+        assert_eq!(trainer.model().projectors.len(), projectors, "{kind}");
         let report = trainer.train_step().unwrap();
         let names: Vec<&str> = report.terms.iter().map(|(n, _)| n.as_str()).collect();
-        assert_eq!(names, ["total", "ce", kind]);
+        assert_eq!(names[..3], ["total", "ce", term], "{kind}");
         let v = |n: &str| report.terms.iter().find(|(m, _)| m == n).unwrap().1;
-        assert!(v(kind) > 0.0, "{kind}: 0 on random models");
+        assert!(v(term) > 0.0, "{kind}: 0 on random models");
         assert!(
-            (v("total") - (0.5 * v("ce") + 0.5 * v(kind))).abs() < 1e-4 * v("total"),
-            "{kind}: total {} vs (1 − α)·CE + α·{kind}",
+            (v("total") - (0.5 * v("ce") + 0.5 * weight * v(term))).abs() < 1e-4 * v("total"),
+            "{kind}: total {} vs (1 − α)·CE + α·{weight}·{term}",
             v("total")
         );
         trainer.run(&mut Silent, None).unwrap();
@@ -202,8 +220,15 @@ fn uld_and_mined_train_across_tokenizers() {
         let (task, model) = trainer.parts_mut();
         let dev = task.dev_data().unwrap().clone();
         let eval = task.evaluate_on(model, "dev", &dev).unwrap();
-        let value = if kind == "uld" { eval.uld } else { eval.mined };
-        assert!(value.is_some_and(|v| v.is_finite() && v > 0.0), "{kind}: {eval:?}");
+        let value = match kind {
+            "uld" => eval.uld,
+            "mined" => eval.mined,
+            _ => eval.mta,
+        };
+        assert!(
+            value.is_some_and(|v| v.is_finite() && v > 0.0),
+            "{kind}: {eval:?}"
+        );
         assert!(eval.sra.is_none() && eval.kd.is_none());
     }
 }
