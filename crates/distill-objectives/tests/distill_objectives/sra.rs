@@ -505,7 +505,7 @@ fn bad_input_is_named() {
     assert!(err(not_binary).contains("only 0 and 1"));
 
     let mut head = good.clone();
-    head.student_head = head.student_head.clone().slice([0..4]);
+    head.student_head = head.student_head.clone().slice([0..4, 0..5]);
     assert!(err(head).contains("same V∩ on both sides"));
 
     for (config, field) in [
