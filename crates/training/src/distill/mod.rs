@@ -821,21 +821,20 @@ impl DistillTask {
                 Ok((ce, terms))
             }
             Cross::Mta(mta, _) => {
-                let input = |b: &DistillBatch| LlamaInput {
-                    input_ids: b.input_ids.clone(),
-                    attention_mask: b.attention_mask.clone(),
-                };
-                let student = model.student.forward(input(batch), false);
-                let s_logits = drop_last_position(student.logits.expect("forward returns logits"));
-                let ce = masked_cross_entropy(
-                    s_logits,
-                    batch.targets.clone(),
-                    batch.target_mask.clone(),
-                    Reduction::Mean,
+                let CrossPass {
+                    ce,
+                    student,
+                    teacher_batch: t_batch,
+                    teacher: t_out,
+                    ..
+                } = cross_pass(
+                    &model.student,
+                    teacher,
+                    batch,
+                    &teacher_examples,
+                    device,
+                    (false, false),
                 );
-                let inner = device.clone().inner();
-                let t_batch = DistillBatch::new(&teacher_examples, &inner);
-                let t_out = teacher.forward_hidden(input(&t_batch), false);
                 let members = |units: Vec<&ExampleUnits>, g: Granularity, seq: usize| {
                     let list: Vec<Membership> = units.iter().map(|u| u.get(g).clone()).collect();
                     membership_tensor(&list, seq, device).0
@@ -966,16 +965,19 @@ impl DistillTask {
         batch: &DistillBatch,
         device: &Device,
     ) -> (Tensor<1>, Tensor<3>, Tensor<3>, DistillBatch) {
-        let s_logits = next_token_logits(&model.student, batch);
-        let ce = masked_cross_entropy(
-            s_logits.clone(),
-            batch.targets.clone(),
-            batch.target_mask.clone(),
-            Reduction::Mean,
+        let pass = cross_pass(
+            &model.student,
+            teacher,
+            batch,
+            teacher_examples,
+            device,
+            (false, true),
         );
-        let inner = device.clone().inner();
-        let t_batch = DistillBatch::new(teacher_examples, &inner);
-        let t_logits = lift(next_token_logits(teacher, &t_batch), device);
+        let t_logits = lift(
+            drop_last_position(pass.teacher.logits.expect("teacher logits were asked for")),
+            device,
+        );
+        let (ce, s_logits, t_batch) = (pass.ce, pass.student_logits, pass.teacher_batch);
         (ce, s_logits, t_logits, t_batch)
     }
 
@@ -1291,21 +1293,21 @@ pub fn sra_inputs(
     ),
     device: &Device,
 ) -> (Tensor<1>, SraInput) {
-    let input = |b: &DistillBatch| LlamaInput {
-        input_ids: b.input_ids.clone(),
-        attention_mask: b.attention_mask.clone(),
-    };
-    let student = models.student.forward(input(batch), true);
-    let s_logits = drop_last_position(student.logits.expect("forward returns logits"));
-    let ce = masked_cross_entropy(
-        s_logits,
-        batch.targets.clone(),
-        batch.target_mask.clone(),
-        Reduction::Mean,
+    let CrossPass {
+        ce,
+        student,
+        teacher_batch: t_batch,
+        teacher: t_out,
+        ..
+    } = cross_pass(
+        models.student,
+        models.teacher,
+        batch,
+        teacher_examples,
+        device,
+        (true, false),
     );
     let inner = device.clone().inner();
-    let t_batch = DistillBatch::new(teacher_examples, &inner);
-    let t_out = models.teacher.forward_hidden(input(&t_batch), true);
     let lift3 = |t: Tensor<3>| lift(t, device);
     let teacher_hidden: Vec<Tensor<3>> = t_out.hidden_states.into_iter().map(lift3).collect();
     let t_attn = t_out.attentions.expect("attentions were asked for");
@@ -1353,6 +1355,61 @@ pub fn sra_inputs(
             student_head,
         },
     )
+}
+
+/// Both models of a cross-tokenizer batch, each on its own tokens.
+pub struct CrossPass {
+    /// The student's cross-entropy on its response tokens (mean over the counted positions).
+    pub ce: Tensor<1>,
+    /// The student's next-token logits `[batch, seq_S − 1, vocab_S]`.
+    pub student_logits: Tensor<3>,
+    /// The student's hidden states (and attentions when asked for).
+    pub student: models::LlamaOutput,
+    /// The teacher's batch (its own tokens), on the inner device.
+    pub teacher_batch: DistillBatch,
+    /// The teacher's outputs on the inner device: hidden states, attentions when asked for,
+    /// logits when asked for.
+    pub teacher: models::LlamaOutput,
+}
+
+/// Runs the student on `batch` (its own tokens) and the teacher on `teacher_examples` (the same
+/// records in its tokens, on `device`'s inner device), with every hidden state;
+/// `attentions` and `teacher_logits` say what else the objective reads.
+pub fn cross_pass(
+    student: &LlamaModel,
+    teacher: &LlamaModel,
+    batch: &DistillBatch,
+    teacher_examples: &[&DistillExample],
+    device: &Device,
+    (attentions, teacher_logits): (bool, bool),
+) -> CrossPass {
+    let input = |b: &DistillBatch| LlamaInput {
+        input_ids: b.input_ids.clone(),
+        attention_mask: b.attention_mask.clone(),
+    };
+    let mut s_out = student.forward(input(batch), attentions);
+    let student_logits = drop_last_position(s_out.logits.take().expect("forward returns logits"));
+    let ce = masked_cross_entropy(
+        student_logits.clone(),
+        batch.targets.clone(),
+        batch.target_mask.clone(),
+        Reduction::Mean,
+    );
+    let inner = device.clone().inner();
+    let teacher_batch = DistillBatch::new(teacher_examples, &inner);
+    let t_input = input(&teacher_batch);
+    let t_out = if teacher_logits {
+        teacher.forward(t_input, attentions)
+    } else {
+        teacher.forward_hidden(t_input, attentions)
+    };
+    CrossPass {
+        ce,
+        student_logits,
+        student: s_out,
+        teacher_batch,
+        teacher: t_out,
+    }
 }
 
 /// A tensor of the inner (non-autodiff) device on `device` (as a constant when `device` is
