@@ -52,7 +52,9 @@
 //!   probabilities, zero-padded, L1) and [`MinEditAlignment`] + [`MinedLossConfig`] →
 //!   [`MinedLoss`] (MinEdit, arXiv 2401.10491: a dynamic-programming alignment of the token
 //!   strings, then forward KL on the intersection). Their inputs are plain data: logits, the
-//!   two response masks, token strings.
+//!   two response masks, token strings. [`DskdCmaConfig`] → [`DskdCma`] (DSKD with
+//!   cross-model attention, arXiv 2406.17328: the teacher's states projected into the
+//!   student's space and back, queried by the student's tokens).
 //!
 //! # Conventions
 //! - Masks are `[batch, seq]` float 0/1 (for next-token logits, 1 where the position predicts
@@ -117,6 +119,7 @@ mod checks;
 mod chunker;
 mod cross_entropy;
 mod divergence;
+mod dskd_cma;
 mod error;
 mod kd;
 mod metrics;
@@ -137,6 +140,9 @@ mod vocab_map;
 pub use chunker::{Chunker, EnglishChunker};
 pub use cross_entropy::{masked_cross_entropy, try_masked_cross_entropy};
 pub use divergence::Divergence;
+pub use dskd_cma::{
+    DskdCma, DskdCmaConfig, DskdCmaInput, DskdCmaOutput, DskdCmaSide, DSKD_CMA_MASK,
+};
 pub use error::DistillError;
 pub use kd::{KdLoss, KdLossConfig, KdOutput};
 pub use metrics::{top1_agreement, try_top1_agreement};

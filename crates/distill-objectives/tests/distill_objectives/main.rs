@@ -18,6 +18,7 @@ mod common;
 
 mod chunker;
 mod config;
+mod dskd_cma;
 mod errors;
 mod gradients;
 mod mta;
