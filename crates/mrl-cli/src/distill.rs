@@ -209,6 +209,11 @@ fn objective_name(config: &DistillConfig) -> String {
                 a = o.alpha
             );
         }
+        training::distill::ObjectiveKind::DskdCma => return format!(
+            "(1 − {a})·CE + {a}·DSKD-CMA (t2s CE + t2s KD + s2t KL at τ = {}), across tokenizers",
+            o.temperature,
+            a = o.alpha
+        ),
         training::distill::ObjectiveKind::Mined => {
             return format!(
                 "(1 − {a})·CE + {a}·MinED at τ = {}, across tokenizers",
@@ -239,7 +244,7 @@ fn objective_name(config: &DistillConfig) -> String {
 fn summarize(report: &StepReport) -> String {
     let mut parts = vec![format!("loss {:.4}", report.loss())];
     for (name, v) in report.terms.iter().skip(1) {
-        if ["ce", "kd", "mta", "sra", "uld", "mined"].contains(&name.as_str()) {
+        if ["ce", "kd", "mta", "sra", "uld", "mined", "dskd_cma"].contains(&name.as_str()) {
             parts.push(format!("{name} {v:.3}"));
         }
     }
@@ -249,10 +254,15 @@ fn summarize(report: &StepReport) -> String {
 fn describe_eval(step: usize, eval: &DistillEval) -> String {
     let kd = eval.kd.map(|k| format!(" kd {k:.4}")).unwrap_or_default();
     let mta = eval.mta.map(|m| format!(" mta {m:.4}")).unwrap_or_default();
-    let cross = [("sra", eval.sra), ("uld", eval.uld), ("mined", eval.mined)]
-        .iter()
-        .filter_map(|(name, v)| v.map(|v| format!(" {name} {v:.4}")))
-        .collect::<String>();
+    let cross = [
+        ("sra", eval.sra),
+        ("uld", eval.uld),
+        ("mined", eval.mined),
+        ("dskd_cma", eval.dskd_cma),
+    ]
+    .iter()
+    .filter_map(|(name, v)| v.map(|v| format!(" {name} {v:.4}")))
+    .collect::<String>();
     format!(
         "dev after {step} steps: loss {:.4} ce {:.4}{kd}{mta}{cross} ({} positions)",
         eval.loss, eval.ce, eval.positions

@@ -25,7 +25,7 @@
 //! # kind = "mta"                   # + [objective.mta]: lambda, pairs, dsa_weight, hra_weight, …
 //! # kind = "sra"                   # across tokenizers, with [student] vocab = "…/tokenizer.json":
 //! #                                # (1 − α)·CE + α·L_SRA, [objective.sra]: pairs, geo_weight, …
-//! # kind = "uld" | "mined"         # the cross-tokenizer baselines (no divergence)
+//! # kind = "uld" | "mined" | "dskd-cma"   # the cross-tokenizer baselines (no divergence)
 //! # kind = "mta-cross"             # MTA across tokenizers: (1 − α)·CE + α·λ·L_MTA
 //!
 //! [cache]                          # optional: read the teacher from `mrl distill cache`
@@ -136,7 +136,8 @@ fn default_max_length() -> usize {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ObjectiveSection {
-    /// `kd` (default), `mta`, or across tokenizers `sra`, `uld`, `mined`, `mta-cross`.
+    /// `kd` (default), `mta`, or across tokenizers `sra`, `uld`, `mined`, `mta-cross`,
+    /// `dskd-cma`.
     #[serde(default)]
     pub kind: ObjectiveKind,
     /// Weight of the distillation term. Default `0.5` (DSKD's kd_rate).
@@ -181,12 +182,20 @@ pub enum ObjectiveKind {
     /// (no token-level divergence; `[objective.mta]` as for `mta`).
     #[serde(rename = "mta-cross")]
     MtaCross,
+    /// DSKD with cross-model attention (arXiv 2406.17328), across tokenizers, at
+    /// `objective.temperature` (DSKD's scripts use 2): `(1 − α)·CE + α·(t2s_ce + t2s_kd +
+    /// s2t_kd)`; its three projectors train at `optimizer.head_lr`.
+    #[serde(rename = "dskd-cma")]
+    DskdCma,
 }
 
 impl ObjectiveKind {
     /// Whether the objective distils across tokenizers (the student has its own `vocab`).
     pub fn is_cross_tokenizer(self) -> bool {
-        matches!(self, Self::Sra | Self::Uld | Self::Mined | Self::MtaCross)
+        matches!(
+            self,
+            Self::Sra | Self::Uld | Self::Mined | Self::MtaCross | Self::DskdCma
+        )
     }
 
     /// The config name (`kd`, `mta`, `sra`, `uld`, `mined`).
@@ -198,6 +207,7 @@ impl ObjectiveKind {
             Self::Uld => "uld",
             Self::Mined => "mined",
             Self::MtaCross => "mta-cross",
+            Self::DskdCma => "dskd-cma",
         }
     }
 }
@@ -518,7 +528,8 @@ impl DistillConfig {
                 ObjectiveKind::Sra
                 | ObjectiveKind::Uld
                 | ObjectiveKind::Mined
-                | ObjectiveKind::MtaCross,
+                | ObjectiveKind::MtaCross
+                | ObjectiveKind::DskdCma,
                 _,
             ) => self.validate_cross()?,
             (ObjectiveKind::Kd, Some(_)) => {

@@ -36,9 +36,10 @@ use burn::tensor::Int;
 use burn::tensor::{Device, Tensor, TensorData};
 use distill_objectives::{
     com_weights, masked_cross_entropy, membership_tensor, span_membership, teacher_confidence,
-    EnglishChunker, Granularity, KdObjective, Membership, MinedInput, MinedLoss, MinedLossConfig,
-    MtaCrossInput, MtaInput, MtaLoss, MtaOutput, ProjectorInit, SpanSide, SraInput, SraLoss,
-    TeacherTarget, UldLoss, UldLossConfig, VocabIntersection,
+    DskdCma, DskdCmaConfig, DskdCmaInput, DskdCmaSide, EnglishChunker, Granularity, KdObjective,
+    Membership, MinedInput, MinedLoss, MinedLossConfig, MtaCrossInput, MtaInput, MtaLoss,
+    MtaOutput, ProjectorInit, SpanSide, SraInput, SraLoss, TeacherTarget, UldLoss, UldLossConfig,
+    VocabIntersection,
 };
 use models::llama::{build_student, LlamaConfig};
 use models::{LayerSelection, LlamaInput, LlamaModel};
@@ -102,6 +103,9 @@ pub struct DistillEval {
     /// MinED (MinED runs only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mined: Option<f64>,
+    /// DSKD-CMA's `t2s_ce + t2s_kd + s2t_kd` (DSKD-CMA runs only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dskd_cma: Option<f64>,
 }
 
 /// The distillation task of the training loop: see the [module docs](self).
@@ -140,6 +144,9 @@ enum Cross {
     /// MTA's cross-tokenizer variant (its projectors live in [`DistillModel::projectors`]) and
     /// `λ`.
     Mta(MtaLoss, f64),
+    /// DSKD-CMA (its query, s2t and t2s projectors live in [`DistillModel::projectors`], in
+    /// that order).
+    DskdCma(DskdCma),
 }
 
 /// The teacher's path (a `.gguf` file is used as is; anything else goes through
@@ -446,6 +453,9 @@ impl DistillTask {
             (Some((loss, _)), _) => loss.projectors.clone(),
             (_, Some(Cross::Sra(loss, _))) => loss.projectors.clone(),
             (_, Some(Cross::Mta(loss, _))) => loss.projectors.clone(),
+            (_, Some(Cross::DskdCma(cma))) => {
+                vec![cma.query.clone(), cma.s2t.clone(), cma.t2s.clone()]
+            }
             _ => Vec::new(),
         };
         let model = DistillModel {
@@ -898,6 +908,81 @@ impl DistillTask {
                     .collect();
                 Ok((ce, terms))
             }
+            Cross::DskdCma(cma) => {
+                let pass = cross_pass(
+                    &model.student,
+                    teacher,
+                    batch,
+                    &teacher_examples,
+                    device,
+                    (false, true),
+                );
+                let CrossPass {
+                    ce,
+                    student_logits,
+                    student,
+                    teacher_batch,
+                    teacher: mut t_out,
+                } = pass;
+                let t_logits =
+                    drop_last_position(t_out.logits.take().expect("teacher logits were asked for"));
+                // Hidden states at the positions that have a next token, and each position's
+                // input token: the positions of the next-token logits.
+                let cut3 = |t: Tensor<3>| {
+                    let [rows, seq, width] = t.dims();
+                    t.slice([0..rows, 0..seq - 1, 0..width])
+                };
+                let cut2 = |t: Tensor<2, Int>| {
+                    let [rows, seq] = t.dims();
+                    t.slice([0..rows, 0..seq - 1])
+                };
+                let student_side = DskdCmaSide {
+                    hidden: cut3(student.last_hidden_state()),
+                    logits: student_logits,
+                    inputs: cut2(batch.input_ids.clone()),
+                    targets: batch.targets.clone(),
+                    mask: batch.target_mask.clone(),
+                    embedding: model.student.embed_tokens.weight.val(),
+                    head: output_embedding(&model.student),
+                };
+                let teacher_side = DskdCmaSide {
+                    hidden: lift(cut3(t_out.last_hidden_state()), device),
+                    logits: lift(t_logits, device),
+                    inputs: lift_int(cut2(teacher_batch.input_ids.clone()), device),
+                    targets: lift_int(teacher_batch.targets.clone(), device),
+                    mask: lift(teacher_batch.target_mask.clone(), device),
+                    embedding: lift(teacher.embed_tokens.weight.val(), device),
+                    head: lift(output_embedding(teacher), device),
+                };
+                let module = DskdCma {
+                    query: model.projectors[0].clone(),
+                    s2t: model.projectors[1].clone(),
+                    t2s: model.projectors[2].clone(),
+                    ..cma.clone()
+                };
+                let out = module
+                    .try_forward(
+                        DskdCmaInput {
+                            student: student_side,
+                            teacher: teacher_side,
+                        },
+                        Reduction::Mean,
+                    )
+                    .map_err(loss_err("DSKD-CMA"))?;
+                let terms = out
+                    .terms()
+                    .into_iter()
+                    .map(|(name, value)| {
+                        let key = if name == "dskd_cma" {
+                            name.to_string()
+                        } else {
+                            format!("dskd_cma/{name}")
+                        };
+                        (key, value)
+                    })
+                    .collect();
+                Ok((ce, terms))
+            }
             Cross::Uld(uld) => {
                 let (ce, s_logits, t_logits, t_batch) =
                     self.cross_logits(model, teacher, &teacher_examples, batch, device);
@@ -998,7 +1083,7 @@ impl DistillTask {
         let device = self.device.clone().inner();
         let batch_size = self.config.eval.as_ref().map_or(8, |e| e.batch_size);
         let (mut loss, mut ce, mut kd, mut mta, mut positions) = (0.0, 0.0, 0.0, 0.0, 0usize);
-        let (mut sra, mut uld, mut mined) = (0.0, 0.0, 0.0);
+        let (mut sra, mut uld, mut mined, mut cma) = (0.0, 0.0, 0.0, 0.0);
         for chunk in data.examples.chunks(batch_size) {
             let refs: Vec<&DistillExample> = chunk.iter().collect();
             let (terms, batch) = self.batch_loss(&inference, part, &refs, &device)?;
@@ -1017,6 +1102,7 @@ impl DistillTask {
             sra += value("sra") * n;
             uld += value("uld") * n;
             mined += value("mined") * n;
+            cma += value("dskd_cma") * n;
             positions += batch.targets_counted;
         }
         let n = positions.max(1) as f64;
@@ -1030,6 +1116,7 @@ impl DistillTask {
             sra: matches!(self.cross, Some(Cross::Sra(..))).then_some(sra / n),
             uld: matches!(self.cross, Some(Cross::Uld(..))).then_some(uld / n),
             mined: matches!(self.cross, Some(Cross::Mined(..))).then_some(mined / n),
+            dskd_cma: matches!(self.cross, Some(Cross::DskdCma(..))).then_some(cma / n),
         })
     }
 }
@@ -1164,6 +1251,20 @@ fn cross_setup(
                 dev.attach_units(&EnglishChunker)?;
             }
             Cross::Mta(loss, section.lambda)
+        }
+        ObjectiveKind::DskdCma => {
+            let mut cma =
+                DskdCmaConfig::new(student_config.hidden_size, teacher_config.hidden_size)
+                    .with_temperature(config.objective.temperature)
+                    .try_init(device)
+                    .map_err(|e| crate::config::bad("objective", e.to_string()))?;
+            let mut projectors = [cma.query.clone(), cma.s2t.clone(), cma.t2s.clone()];
+            seeded_projectors(&mut projectors, config.seed, 0x434D_4150, device);
+            let [query, s2t, t2s] = projectors;
+            cma.query = query;
+            cma.s2t = s2t;
+            cma.t2s = t2s;
+            Cross::DskdCma(cma)
         }
         ObjectiveKind::Kd | ObjectiveKind::Mta => {
             unreachable!("cross_setup is called for cross-tokenizer kinds")
@@ -1415,6 +1516,15 @@ pub fn cross_pass(
 /// A tensor of the inner (non-autodiff) device on `device` (as a constant when `device` is
 /// autodiff).
 fn lift<const D: usize>(t: Tensor<D>, device: &Device) -> Tensor<D> {
+    if device.is_autodiff() {
+        Tensor::from_inner(t)
+    } else {
+        t
+    }
+}
+
+/// An int tensor of the inner device on `device`.
+fn lift_int(t: Tensor<2, Int>, device: &Device) -> Tensor<2, Int> {
     if device.is_autodiff() {
         Tensor::from_inner(t)
     } else {

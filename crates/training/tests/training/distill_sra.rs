@@ -167,14 +167,14 @@ fn configurations_sra_cannot_run_are_refused_naming_the_key() {
     assert!(e.contains("objective.sra.pairs"), "{e}");
 }
 
-/// The cross-tokenizer baselines on the same setup: ULD, MinED (each `(1 − α)·CE + α·term`)
-/// and MTA's cross-tokenizer variant (`(1 − α)·CE + α·λ·L_MTA`), trained a few steps, reported
-/// by the dev evaluation.
+/// The cross-tokenizer baselines on the same setup: ULD, MinED, DSKD-CMA (each
+/// `(1 − α)·CE + α·term`) and MTA's cross-tokenizer variant (`(1 − α)·CE + α·λ·L_MTA`), trained
+/// a few steps, reported by the dev evaluation.
 #[test]
-fn uld_mined_and_mta_cross_train_across_tokenizers() {
+fn the_cross_tokenizer_baselines_train() {
     let _rng = rng_lock();
     let (name, device) = devices().remove(0);
-    for kind in ["uld", "mined", "mta-cross"] {
+    for kind in ["uld", "mined", "mta-cross", "dskd-cma"] {
         let tmp = TempDir::new(&format!("distill-{kind}-{name}"));
         let text = sra_config(
             tmp.path(),
@@ -198,10 +198,10 @@ pairs = [
   { teacher_layer = 2, student_layer = 1, granularity = "phrases" },
 ]
 "#;
-        let (text, term, weight, projectors) = if kind == "mta-cross" {
-            (text + MTA, "mta", 2.0, 2)
-        } else {
-            (text, kind, 1.0, 0)
+        let (text, term, weight, projectors) = match kind {
+            "mta-cross" => (text + MTA, "mta", 2.0, 2),
+            "dskd-cma" => (text, "dskd_cma", 1.0, 3),
+            _ => (text, kind, 1.0, 0),
         };
         let mut trainer = DistillTask::trainer(parse(&text).unwrap(), &device).unwrap();
         assert_eq!(trainer.model().projectors.len(), projectors, "{kind}");
@@ -223,6 +223,7 @@ pairs = [
         let value = match kind {
             "uld" => eval.uld,
             "mined" => eval.mined,
+            "dskd-cma" => eval.dskd_cma,
             _ => eval.mta,
         };
         assert!(
