@@ -209,11 +209,13 @@ fn objective_name(config: &DistillConfig) -> String {
                 a = o.alpha
             );
         }
-        training::distill::ObjectiveKind::DskdCma => return format!(
+        training::distill::ObjectiveKind::DskdCma => {
+            return format!(
             "(1 − {a})·CE + {a}·DSKD-CMA (t2s CE + t2s KD + s2t KL at τ = {}), across tokenizers",
             o.temperature,
             a = o.alpha
-        ),
+        )
+        }
         training::distill::ObjectiveKind::Mined => {
             return format!(
                 "(1 − {a})·CE + {a}·MinED at τ = {}, across tokenizers",

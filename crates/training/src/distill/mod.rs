@@ -146,7 +146,7 @@ enum Cross {
     Mta(MtaLoss, f64),
     /// DSKD-CMA (its query, s2t and t2s projectors live in [`DistillModel::projectors`], in
     /// that order).
-    DskdCma(DskdCma),
+    DskdCma(Box<DskdCma>),
 }
 
 /// The teacher's path (a `.gguf` file is used as is; anything else goes through
@@ -958,7 +958,7 @@ impl DistillTask {
                     query: model.projectors[0].clone(),
                     s2t: model.projectors[1].clone(),
                     t2s: model.projectors[2].clone(),
-                    ..cma.clone()
+                    ..cma.as_ref().clone()
                 };
                 let out = module
                     .try_forward(
@@ -1264,7 +1264,7 @@ fn cross_setup(
             cma.query = query;
             cma.s2t = s2t;
             cma.t2s = t2s;
-            Cross::DskdCma(cma)
+            Cross::DskdCma(Box::new(cma))
         }
         ObjectiveKind::Kd | ObjectiveKind::Mta => {
             unreachable!("cross_setup is called for cross-tokenizer kinds")
