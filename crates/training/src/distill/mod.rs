@@ -600,14 +600,7 @@ impl DistillTask {
             self.push_kd_terms(&mut terms, kd.terms);
             let total = kd.loss + mta.loss.clone().mul_scalar(alpha * lambda);
             terms[0].1 = total.clone();
-            for (name, value) in mta.terms() {
-                let key = if name == "mta" {
-                    name
-                } else {
-                    format!("mta/{name}")
-                };
-                terms.push((key, value));
-            }
+            terms.extend(prefixed_terms("mta", mta.terms()));
             return Ok((
                 LossTerms {
                     total,
@@ -816,18 +809,7 @@ impl DistillTask {
                 let out = loss
                     .try_forward(input, Reduction::Mean)
                     .map_err(loss_err("SRA"))?;
-                let terms = out
-                    .terms()
-                    .into_iter()
-                    .map(|(name, value)| {
-                        let key = if name == "sra" {
-                            name.to_string()
-                        } else {
-                            format!("sra/{name}")
-                        };
-                        (key, value)
-                    })
-                    .collect();
+                let terms = prefixed_terms("sra", out.terms());
                 Ok((ce, terms))
             }
             Cross::Mta(mta, _) => {
@@ -894,18 +876,7 @@ impl DistillTask {
                         Reduction::Mean,
                     )
                     .map_err(loss_err("MTA"))?;
-                let terms = out
-                    .terms()
-                    .into_iter()
-                    .map(|(name, value)| {
-                        let key = if name == "mta" {
-                            name
-                        } else {
-                            format!("mta/{name}")
-                        };
-                        (key, value)
-                    })
-                    .collect();
+                let terms = prefixed_terms("mta", out.terms());
                 Ok((ce, terms))
             }
             Cross::DskdCma(cma) => {
@@ -969,18 +940,7 @@ impl DistillTask {
                         Reduction::Mean,
                     )
                     .map_err(loss_err("DSKD-CMA"))?;
-                let terms = out
-                    .terms()
-                    .into_iter()
-                    .map(|(name, value)| {
-                        let key = if name == "dskd_cma" {
-                            name.to_string()
-                        } else {
-                            format!("dskd_cma/{name}")
-                        };
-                        (key, value)
-                    })
-                    .collect();
+                let terms = prefixed_terms("dskd_cma", out.terms());
                 Ok((ce, terms))
             }
             Cross::Uld(uld) => {
@@ -1521,6 +1481,26 @@ fn lift<const D: usize>(t: Tensor<D>, device: &Device) -> Tensor<D> {
     } else {
         t
     }
+}
+
+/// An objective's named terms for the step report: its own value under `own`, the others as
+/// `own/name`.
+fn prefixed_terms<S: Into<String>>(
+    own: &str,
+    terms: Vec<(S, Tensor<1>)>,
+) -> Vec<(String, Tensor<1>)> {
+    terms
+        .into_iter()
+        .map(|(name, value)| {
+            let name = name.into();
+            let key = if name == own {
+                name
+            } else {
+                format!("{own}/{name}")
+            };
+            (key, value)
+        })
+        .collect()
 }
 
 /// An int tensor of the inner device on `device`.
