@@ -12,6 +12,8 @@
 //! [student]
 //! init = "first_layers"            # first_layers | fresh | pretrained (path = …)
 //! layers = 10
+//! # vocab = "${MRL_SHARED}/models/gpt2-tokenizer/tokenizer.json"   # cross-tokenizer kinds:
+//! #                                # the student's own tokenizer, embedding by vocabulary transplant
 //!
 //! [data]
 //! path = "${MRL_SHARED}/data/dolly_2k.jsonl"   # JSONL {"instruction", "response"}
