@@ -6,10 +6,13 @@
 # ROUNDS rounds of STEPS steps, alternating ours and theirs in one session. Prints one JSON line
 # per round (ours: steps/s and tokens/s of the timed steps, peak RSS of the process; theirs:
 # the script's own line). Then (MTA=1, the default) ROUNDS more rounds alternating our KD step
-# and our MTA step (configs/mta-smollm2.toml, same data and optimizer, live teacher).
+# and our MTA step (configs/mta-smollm2.toml, same data and optimizer, live teacher), and
+# (SRA=1, the default) ROUNDS rounds alternating our KD step and our SRA step across tokenizers
+# (configs/sra-smollm2-gpt2.toml: the GPT-2-vocabulary student, live teacher).
 #
 #   MRL_SHARED=../shared scripts/bench_distill.sh            # needs python3 with torch, transformers, gguf
 #   ROUNDS=5 STEPS=8 scripts/bench_distill.sh
+#   TORCH=0 MTA=0 scripts/bench_distill.sh                   # only our KD vs SRA rounds
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export MRL_SHARED="${MRL_SHARED:-../shared}"
@@ -28,13 +31,15 @@ COMMON=(--set data.records=0..64 --set eval= --set checkpoint.every=0 --set trai
   --set optimizer.warmup_steps=0 --set optimizer.grad_clip=0 --set "training.steps=$STEPS"
   --set "cache.dir=\"$OUT/cache\"")
 
-ours() { # live|cache|mta round
+ours() { # live|cache|mta|sra round
   local config=configs/kd-smollm2.toml
   local args=("${COMMON[@]}")
   case "$1" in
     live) args+=(--set cache=) ;;
     # MTA (live teacher with hidden states): the same run, no cache.
     mta) config=configs/mta-smollm2.toml; args=("${COMMON[@]:0:${#COMMON[@]}-2}") ;;
+    # SRA across tokenizers (live teacher with hidden states and attentions), no cache.
+    sra) config=configs/sra-smollm2-gpt2.toml; args=("${COMMON[@]:0:${#COMMON[@]}-2}") ;;
   esac
   rm -rf "$OUT/run"
   local log="$OUT/ours-$1-$2.log"
@@ -52,18 +57,27 @@ print(json.dumps({"impl": "burn-mrl", "teacher": sys.argv[2], "round": int(sys.a
 PY
 }
 
-"$MRL" distill cache --config configs/kd-smollm2.toml "${COMMON[@]}" >&2
-for mode in live cache; do
-  for round in $(seq 0 $((ROUNDS - 1))); do
-    ours "$mode" "$round"
-    python3 scripts/bench_distill_torch.py --teacher "$mode" --rounds 1 --steps "$STEPS" \
-      --warmup 1 --batch-size 4 --cache-dir "$OUT" 2>/dev/null | sed "s/\"round\": 0/\"round\": $round/"
+if [ "${TORCH:-1}" = 1 ]; then
+  "$MRL" distill cache --config configs/kd-smollm2.toml "${COMMON[@]}" >&2
+  for mode in live cache; do
+    for round in $(seq 0 $((ROUNDS - 1))); do
+      ours "$mode" "$round"
+      python3 scripts/bench_distill_torch.py --teacher "$mode" --rounds 1 --steps "$STEPS" \
+        --warmup 1 --batch-size 4 --cache-dir "$OUT" 2>/dev/null | sed "s/\"round\": 0/\"round\": $round/"
+    done
   done
-done
+fi
 # The cost of an MTA step against a KD step (both ours, live teacher), alternating.
 if [ "${MTA:-1}" = 1 ]; then
   for round in $(seq 0 $((ROUNDS - 1))); do
     ours live "$round"
     ours mta "$round"
+  done
+fi
+# The cost of an SRA step across tokenizers against a KD step (both ours, live teacher).
+if [ "${SRA:-1}" = 1 ]; then
+  for round in $(seq 0 $((ROUNDS - 1))); do
+    ours live "$round"
+    ours sra "$round"
   done
 fi
