@@ -125,12 +125,8 @@ impl MtaLossConfig {
                 "the MTA schedule needs at least one layer pair",
             ));
         }
-        if self.student_width == 0 {
-            return Err(invalid("student_width", 0.0, "it must be > 0"));
-        }
-        if self.teacher_width == 0 {
-            return Err(invalid("teacher_width", 0.0, "it must be > 0"));
-        }
+        self.projector_init
+            .check_widths(self.student_width, self.teacher_width)?;
         for (field, value) in [
             ("dsa_weight", self.dsa_weight),
             ("hra_weight", self.hra_weight),
@@ -144,18 +140,6 @@ impl MtaLossConfig {
                 "hra_weight",
                 0.0,
                 "`dsa_weight` and `hra_weight` are both 0: the loss would be constant",
-            ));
-        }
-        if self.projector_init == ProjectorInit::Identity
-            && self.student_width != self.teacher_width
-        {
-            return Err(invalid(
-                "projector_init",
-                self.student_width as f64,
-                &format!(
-                    "the identity projector needs student_width = teacher_width, got {} and {}",
-                    self.student_width, self.teacher_width
-                ),
             ));
         }
         Ok(())

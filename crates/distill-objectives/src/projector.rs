@@ -6,6 +6,8 @@ use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+use crate::error::DistillError;
+
 /// How a projector `Linear(d_S → d_T)` starts.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -19,6 +21,41 @@ pub enum ProjectorInit {
 }
 
 impl ProjectorInit {
+    /// Checks the widths a projector `Linear(student_width → teacher_width)` started this way
+    /// needs: both > 0, and equal for [`ProjectorInit::Identity`].
+    ///
+    /// # Errors
+    /// [`DistillError::InvalidConfig`] naming `student_width`, `teacher_width` or
+    /// `projector_init`.
+    pub fn check_widths(
+        self,
+        student_width: usize,
+        teacher_width: usize,
+    ) -> Result<(), DistillError> {
+        let invalid = |field, value: f64, reason: String| DistillError::InvalidConfig {
+            field,
+            value,
+            reason,
+        };
+        if student_width == 0 {
+            return Err(invalid("student_width", 0.0, "it must be > 0".into()));
+        }
+        if teacher_width == 0 {
+            return Err(invalid("teacher_width", 0.0, "it must be > 0".into()));
+        }
+        if self == ProjectorInit::Identity && student_width != teacher_width {
+            return Err(invalid(
+                "projector_init",
+                student_width as f64,
+                format!(
+                    "the identity projector needs student_width = teacher_width, got \
+                     {student_width} and {teacher_width}"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// A projector `Linear(student_width → teacher_width)` with a bias, started this way.
     ///
     /// # Panics

@@ -119,12 +119,8 @@ impl SraLossConfig {
         if self.pairs.is_empty() {
             return Err(invalid("pairs", 0.0, "SRA needs at least one layer pair"));
         }
-        if self.student_width == 0 {
-            return Err(invalid("student_width", 0.0, "it must be > 0"));
-        }
-        if self.teacher_width == 0 {
-            return Err(invalid("teacher_width", 0.0, "it must be > 0"));
-        }
+        self.projector_init
+            .check_widths(self.student_width, self.teacher_width)?;
         for p in &self.pairs {
             if !(p.weight.is_finite() && p.weight > 0.0) {
                 return Err(invalid(
@@ -149,18 +145,6 @@ impl SraLossConfig {
                 "temperature",
                 self.temperature,
                 "it must be finite and > 0",
-            ));
-        }
-        if self.projector_init == ProjectorInit::Identity
-            && self.student_width != self.teacher_width
-        {
-            return Err(invalid(
-                "projector_init",
-                self.student_width as f64,
-                &format!(
-                    "the identity projector needs student_width = teacher_width, got {} and {}",
-                    self.student_width, self.teacher_width
-                ),
             ));
         }
         Ok(())

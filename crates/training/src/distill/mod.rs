@@ -1116,22 +1116,11 @@ pub fn mta_loss(
     teacher: &LlamaConfig,
     device: &Device,
 ) -> Result<MtaLoss> {
-    for pair in &section.pairs {
-        for (side, layer, depth) in [
-            ("teacher", pair.teacher_layer, teacher.num_hidden_layers),
-            ("student", pair.student_layer, student.num_hidden_layers),
-        ] {
-            if layer > depth {
-                return Err(crate::config::bad(
-                    "objective.mta.pairs",
-                    format!(
-                        "{side}_layer = {layer} is past the {side}'s {depth} layers (hidden \
-                         states 0..={depth}: 0 = embeddings, {depth} = after the final norm)"
-                    ),
-                ));
-            }
-        }
-    }
+    let pairs = section
+        .pairs
+        .iter()
+        .map(|p| (p.teacher_layer, p.student_layer));
+    check_pair_layers("objective.mta.pairs", pairs, 0, (student, teacher))?;
     let mut loss = section
         .loss_config(student.hidden_size, teacher.hidden_size)
         .try_init(device)
@@ -1283,23 +1272,12 @@ pub fn sra_loss(
     teacher: &LlamaConfig,
     device: &Device,
 ) -> Result<SraLoss> {
-    for pair in &section.pairs {
-        for (side, layer, depth) in [
-            ("teacher", pair.teacher_layer, teacher.num_hidden_layers),
-            ("student", pair.student_layer, student.num_hidden_layers),
-        ] {
-            if layer == 0 || layer > depth {
-                return Err(crate::config::bad(
-                    "objective.sra.pairs",
-                    format!(
-                        "{side}_layer = {layer} must be in 1..={depth}: the state after layer \
-                         {layer} (the {side} has {depth}; {depth} = after the final norm), whose \
-                         attention weighs the centres of mass"
-                    ),
-                ));
-            }
-        }
-    }
+    // Layer 0 (the embeddings) has no attention to weigh the centres of mass.
+    let pairs = section
+        .pairs
+        .iter()
+        .map(|p| (p.teacher_layer, p.student_layer));
+    check_pair_layers("objective.sra.pairs", pairs, 1, (student, teacher))?;
     let mut loss = section
         .loss_config(student.hidden_size, teacher.hidden_size)
         .try_init(device)
@@ -1308,6 +1286,43 @@ pub fn sra_loss(
         seeded_projectors(&mut loss.projectors, seed, 0x5352_4150, device);
     }
     Ok(loss)
+}
+
+/// Checks `(teacher layer, student layer)` pairs against the models' depths: hidden-state
+/// indices `first..=n_layers` (0 = embeddings, `n_layers` = after the final norm).
+///
+/// # Errors
+/// [`TrainError::ConfigValue`] on `key` naming the first layer out of range.
+fn check_pair_layers(
+    key: &str,
+    pairs: impl Iterator<Item = (usize, usize)>,
+    first: usize,
+    (student, teacher): (&LlamaConfig, &LlamaConfig),
+) -> Result<()> {
+    for (teacher_layer, student_layer) in pairs {
+        for (side, layer, depth) in [
+            ("teacher", teacher_layer, teacher.num_hidden_layers),
+            ("student", student_layer, student.num_hidden_layers),
+        ] {
+            if layer < first || layer > depth {
+                return Err(crate::config::bad(
+                    key,
+                    format!(
+                        "{side}_layer = {layer} is outside {first}..={depth}: the {side} has \
+                         {depth} layers (hidden states 0..={depth}: 0 = embeddings, {depth} = \
+                         after the final norm){}",
+                        if first > 0 {
+                            "; this objective reads the attention of the layer that produced \
+                             the state, so not the embeddings"
+                        } else {
+                            ""
+                        }
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Redraws projectors with Burn's `Linear` default (uniform ±1/√d_in for weight and bias) from
