@@ -8,11 +8,14 @@
 # the script's own line). Then (MTA=1, the default) ROUNDS more rounds alternating our KD step
 # and our MTA step (configs/mta-smollm2.toml, same data and optimizer, live teacher), and
 # (SRA=1, the default) ROUNDS rounds alternating our KD step and our SRA step across tokenizers
-# (configs/sra-smollm2-gpt2.toml: the GPT-2-vocabulary student, live teacher).
+# (configs/sra-smollm2-gpt2.toml: the GPT-2-vocabulary student, live teacher), our SRA step
+# from the span cache, and (with TORCH=1) PyTorch's SRA step live and from its own span cache
+# (scripts/bench_sra_torch.py, on the same exported untrained student).
 #
 #   MRL_SHARED=../shared scripts/bench_distill.sh            # needs python3 with torch, transformers, gguf
 #   ROUNDS=5 STEPS=8 scripts/bench_distill.sh
 #   TORCH=0 MTA=0 scripts/bench_distill.sh                   # only our KD vs SRA rounds
+#   KD=0 MTA=0 scripts/bench_distill.sh                      # only the SRA rounds, ours and PyTorch's
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export MRL_SHARED="${MRL_SHARED:-../shared}"
@@ -31,7 +34,7 @@ COMMON=(--set data.records=0..64 --set eval= --set checkpoint.every=0 --set trai
   --set optimizer.warmup_steps=0 --set optimizer.grad_clip=0 --set "training.steps=$STEPS"
   --set "cache.dir=\"$OUT/cache\"")
 
-ours() { # live|cache|mta|sra round
+ours() { # live|cache|mta|sra|sra-cache round
   local config=configs/kd-smollm2.toml
   local args=("${COMMON[@]}")
   case "$1" in
@@ -40,6 +43,9 @@ ours() { # live|cache|mta|sra round
     mta) config=configs/mta-smollm2.toml; args=("${COMMON[@]:0:${#COMMON[@]}-2}") ;;
     # SRA across tokenizers (live teacher with hidden states and attentions), no cache.
     sra) config=configs/sra-smollm2-gpt2.toml; args=("${COMMON[@]:0:${#COMMON[@]}-2}") ;;
+    # SRA from the span cache (the student only).
+    sra-cache) config=configs/sra-smollm2-gpt2.toml
+      args=("${COMMON[@]:0:${#COMMON[@]}-2}" --set "cache.dir=\"$OUT/sra-cache\"") ;;
   esac
   rm -rf "$OUT/run"
   local log="$OUT/ours-$1-$2.log"
@@ -57,7 +63,7 @@ print(json.dumps({"impl": "burn-mrl", "teacher": sys.argv[2], "round": int(sys.a
 PY
 }
 
-if [ "${TORCH:-1}" = 1 ]; then
+if [ "${TORCH:-1}" = 1 ] && [ "${KD:-1}" = 1 ]; then
   "$MRL" distill cache --config configs/kd-smollm2.toml "${COMMON[@]}" >&2
   for mode in live cache; do
     for round in $(seq 0 $((ROUNDS - 1))); do
@@ -74,10 +80,27 @@ if [ "${MTA:-1}" = 1 ]; then
     ours mta "$round"
   done
 fi
-# The cost of an SRA step across tokenizers against a KD step (both ours, live teacher).
+# The cost of an SRA step across tokenizers against a KD step (both ours, live teacher), SRA
+# from the span cache, and PyTorch's SRA step live and cached.
 if [ "${SRA:-1}" = 1 ]; then
+  SRA_ARGS=("${COMMON[@]:0:${#COMMON[@]}-2}" --set "cache.dir=\"$OUT/sra-cache\"")
+  "$MRL" distill cache --config configs/sra-smollm2-gpt2.toml "${SRA_ARGS[@]}" >&2
+  STUDENT="$OUT/sra-student"
+  if [ "${TORCH:-1}" = 1 ] && [ ! -f "$STUDENT/model.safetensors" ]; then
+    cargo run --release -q -p models --example export_student -- \
+      "$MRL_SHARED/models/SmolLM2-135M-Instruct-Q4_1" 10 "$STUDENT" \
+      --vocab "$MRL_SHARED/models/gpt2-tokenizer/tokenizer.json" >&2
+  fi
   for round in $(seq 0 $((ROUNDS - 1))); do
-    ours live "$round"
+    if [ "${KD:-1}" = 1 ]; then ours live "$round"; fi
     ours sra "$round"
+    ours sra-cache "$round"
+    if [ "${TORCH:-1}" = 1 ]; then
+      for mode in live cache; do
+        python3 scripts/bench_sra_torch.py --student "$STUDENT" --teacher "$mode" --rounds 1 \
+          --steps "$STEPS" --warmup 1 --batch-size 4 --cache-dir "$OUT" 2>/dev/null \
+          | sed "s/\"round\": 0/\"round\": $round/"
+      done
+    fi
   done
 fi

@@ -6,11 +6,14 @@
 //! cargo run --release -p models --example export_student -- \
 //!     ../shared/models/SmolLM2-135M-Instruct-Q4_1 10 /tmp/smollm2-10l \
 //!     [--logits /tmp/smollm2-10l-logits.json] [--prompt TEXT] [--device flex|ndarray] [--untie-head]
+//!     [--vocab ../shared/models/gpt2-tokenizer/tokenizer.json]
 //! python3 scripts/check_export_decoder.py /tmp/smollm2-10l /tmp/smollm2-10l-logits.json
 //! ```
 //! The logits file (default: `OUT-logits.json` beside `OUT`) holds
 //! `{"prompt", "input_ids", "logits": [[vocab floats] per position]}`; the prompt is tokenised
-//! with the exported `tokenizer.json` without special tokens.
+//! with the exported `tokenizer.json` without special tokens. With `--vocab`, the student gets
+//! that tokenizer and an embedding made by vocabulary transplant (`models::vocab_transplant`),
+//! and the export carries that tokenizer.
 
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -28,10 +31,11 @@ struct Args {
     prompt: String,
     device: DeviceKind,
     untie_head: bool,
+    vocab: Option<PathBuf>,
 }
 
 const USAGE: &str = "usage: export_student TEACHER LAYERS OUT [--logits PATH] [--prompt TEXT] \
-                     [--device flex|ndarray] [--untie-head]";
+                     [--device flex|ndarray] [--untie-head] [--vocab TOKENIZER_JSON]";
 
 fn parse_args() -> Result<Args, Box<dyn std::error::Error>> {
     let mut positional = Vec::new();
@@ -39,6 +43,7 @@ fn parse_args() -> Result<Args, Box<dyn std::error::Error>> {
     let mut prompt = "Gravity is the force that".to_string();
     let mut device = DeviceKind::Flex;
     let mut untie_head = false;
+    let mut vocab = None;
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let mut value = || it.next().ok_or(format!("{arg} needs a value; {USAGE}"));
@@ -47,6 +52,7 @@ fn parse_args() -> Result<Args, Box<dyn std::error::Error>> {
             "--prompt" => prompt = value()?,
             "--device" => device = DeviceKind::from_str(&value()?)?,
             "--untie-head" => untie_head = true,
+            "--vocab" => vocab = Some(PathBuf::from(value()?)),
             flag if flag.starts_with("--") => {
                 return Err(format!("unknown flag {flag}; {USAGE}").into())
             }
@@ -71,6 +77,7 @@ fn parse_args() -> Result<Args, Box<dyn std::error::Error>> {
         prompt,
         device,
         untie_head,
+        vocab,
     })
 }
 
@@ -80,10 +87,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let init = StudentInit::FirstLayers {
         layers: args.layers,
         untie_head: args.untie_head,
-        vocab: None,
+        vocab: args.vocab.clone(),
     };
     let (config, student) = build_student(&args.teacher, &init, &device)?;
-    export_decoder(&student, &config, &args.out, &args.teacher)?;
+    export_decoder(
+        &student,
+        &config,
+        &args.out,
+        init.tokenizer_source(&args.teacher),
+    )?;
     println!(
         "exported {} layers of {} to {}",
         config.num_hidden_layers,

@@ -56,8 +56,9 @@ pub struct DistillArgs {
 /// `mrl distill cache`.
 #[derive(Debug, Subcommand)]
 pub enum DistillCommand {
-    /// Run the teacher once over the config's training (and `[eval]`) records and store its
-    /// top-k next-token log-probabilities and tail mass in `[cache] dir`.
+    /// Run the teacher once over the config's training (and `[eval]`) records and store what
+    /// the objective reads in `[cache] dir`: KD, its top-k next-token log-probabilities and
+    /// tail mass; SRA, its aligned layers' hidden states and centre-of-mass weights.
     Cache(CacheArgs),
 }
 
@@ -290,11 +291,19 @@ fn run_cache(args: CacheArgs) -> anyhow::Result<()> {
             positions,
             bytes,
         } => eprintln!(
-            "wrote {}: {records} records, {positions} positions, top-{} at τ = {}, {} shards, \
-             {:.1} MB, in {:.1} s",
+            "wrote {}: {records} records, {positions} {}, {} shards, {:.1} MB, in {:.1} s",
             dir.display(),
-            manifest.key.top_k,
-            manifest.key.temperature,
+            if manifest.key.top_k > 0 {
+                format!(
+                    "positions, top-{} at τ = {}",
+                    manifest.key.top_k, manifest.key.temperature
+                )
+            } else {
+                format!(
+                    "response tokens, hidden states {:?} with their centre-of-mass weights",
+                    manifest.key.hidden_layers
+                )
+            },
             manifest
                 .parts
                 .values()
@@ -361,12 +370,13 @@ fn run_eval_only_sra(args: &DistillArgs, config: DistillConfig) -> anyhow::Resul
     );
     let models = training::distill::SraModels {
         student: &student,
-        teacher: &teacher,
+        teacher: training::distill::SraTeacher::Live(&teacher),
+        shared: &shared,
+        teacher_head: training::distill::sra_teacher_head(&teacher, &shared),
     };
     let r = training::distill::measure::measure_sra(
         &models,
         &loss,
-        &shared,
         config.objective.alpha,
         &data,
         &device,

@@ -1,22 +1,35 @@
-//! The teacher cache: the teacher's next-token distribution at every counted position of the
-//! training (and dev) records, computed once by `mrl distill cache` and read by every run that
-//! shares the teacher, the data, the template, `top_k` and the temperature.
+//! The teacher cache: what a distillation objective reads of the teacher at every record of the
+//! training (and dev) data, computed once by `mrl distill cache` and read by every run that
+//! shares the teacher, the data, the template and the cache's settings. Two kinds:
+//! - **KD** (`top_k ≥ 1`, no hidden layers): the teacher's next-token distribution at every
+//!   counted position, as its top `k` and the tail mass;
+//! - **spans** (SRA, `top_k = 0`, the pairs' teacher layers): at every response token of the
+//!   teacher's own tokenization (EOS included), the hidden state of each aligned layer and the
+//!   token's centre-of-mass weight ([`distill_objectives::com_weights`] of the attention of the
+//!   layer that produced the state). The spans themselves are computed at training time from
+//!   both tokenizations, and the teacher's head rows over the shared vocabulary come from its
+//!   embedding (loaded without its decoder layers): no teacher forward is left in a step.
 //!
 //! # Layout
 //! A directory with `manifest.json` and safetensors shards `{part}-{n:05}.safetensors`, each
 //! holding up to `shard_records` records:
 //! - `records`: I64 `[n]`, the records' indices in their file;
-//! - `rows`: I64 `[n + 1]`, record `i`'s positions are rows `rows[i]..rows[i + 1]` (its
-//!   counted next-token positions, in order);
-//! - `ids`: I32 `[rows, k]`, the teacher's `k` most likely next tokens, most likely first;
-//! - `log_probs`: F32 `[rows, k]`, their log-probabilities under `softmax(z / τ)`;
-//! - `tail_log_mass`: F32 `[rows]`, the log of the probability of every other token,
-//!   computed as a log-sum-exp (exact, not `1 − Σ`).
+//! - `rows`: I64 `[n + 1]`, record `i`'s rows are `rows[i]..rows[i + 1]`: its counted
+//!   next-token positions in order (KD), its response tokens in order (spans);
+//! - KD: `ids`: I32 `[rows, k]`, the teacher's `k` most likely next tokens, most likely first;
+//!   `log_probs`: F32 `[rows, k]`, their log-probabilities under `softmax(z / τ)`;
+//!   `tail_log_mass`: F32 `[rows]`, the log of the probability of every other token, computed
+//!   as a log-sum-exp (exact, not `1 − Σ`);
+//! - spans, per stored hidden layer `l`: `hidden_{l}`: F32 `[rows, d]`, the teacher's hidden
+//!   state `l` (0 = embeddings, `n_layers` = after the final norm); `com_weights_{l}`: F32
+//!   `[rows]`, the attention of decoder layer `l − 1` from the last real token's query, summed
+//!   over heads and normalised over the real keys (the prompt's keys included).
 //!
 //! The manifest records the teacher's checksum (SHA-256 over its weights, `config.json` and
 //! `tokenizer.json`), the data's checksum (SHA-256 over every tokenized record: index, ids and
-//! response mask — so a change of template, tokenizer or `max_length` also shows), the
-//! template, `k`, `τ`, the hidden layers stored (none for plain KD), and every shard's SHA-256.
+//! response mask — so a change of template, tokenizer or `max_length` also shows; for spans, the
+//! teacher's tokenization of the records the cross-tokenizer run keeps), the template, `k` and
+//! `τ` (both 0 for spans), the hidden layers stored (none for KD), and every shard's SHA-256.
 //! [`TeacherCache::open`] refuses a cache whose manifest differs from what the run expects,
 //! naming the field. The directory is written under a scratch name and renamed into place
 //! when complete: a killed run leaves no half-written cache.
@@ -25,7 +38,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use distill_objectives::{teacher_top_k, TeacherTarget};
+use distill_objectives::{com_weights, teacher_top_k, TeacherTarget};
 use models::LlamaModel;
 use safetensors::tensor::{Dtype, TensorView};
 use serde::{Deserialize, Serialize};
@@ -48,13 +61,14 @@ pub struct CacheKey {
     pub teacher_sha256: String,
     /// The prompt template.
     pub template: String,
-    /// Tokens kept per position.
+    /// Tokens kept per position (0: a span cache, no distributions).
     pub top_k: usize,
-    /// Softmax temperature of the stored log-probabilities.
+    /// Softmax temperature of the stored log-probabilities (0 for a span cache).
     pub temperature: f64,
     /// Truncation length in tokens.
     pub max_length: usize,
-    /// Teacher hidden layers stored per position (none for plain KD).
+    /// Teacher hidden layers stored per response token, each with its centre-of-mass weights
+    /// (a span cache; none for KD).
     pub hidden_layers: Vec<usize>,
     /// Per part (`train`, `dev`): SHA-256 of its tokenized records.
     pub data_sha256: BTreeMap<String, String>,
@@ -145,7 +159,7 @@ pub fn teacher_sha256(path: &Path) -> Result<String> {
 }
 
 /// SHA-256 (hex) of tokenized records: every record's index, ids and response mask.
-pub fn data_sha256(examples: &[DistillExample]) -> String {
+pub fn data_sha256<'a>(examples: impl IntoIterator<Item = &'a DistillExample>) -> String {
     let mut hasher = Sha256::new();
     for e in examples {
         hasher.update((e.record as u64).to_le_bytes());
@@ -170,15 +184,20 @@ fn sha256_file(path: &Path) -> Result<String> {
     Ok(hex(&hasher.finalize()))
 }
 
-/// The cached targets of one record.
+/// The cached values of one record.
 #[derive(Debug, Clone, PartialEq)]
 struct RecordTargets {
-    /// `[rows × k]`.
+    /// Its rows.
+    rows: usize,
+    /// KD: `[rows × k]`.
     ids: Vec<i32>,
-    /// `[rows × k]`.
+    /// KD: `[rows × k]`.
     log_probs: Vec<f32>,
-    /// `[rows]`.
+    /// KD: `[rows]`.
     tail: Vec<f32>,
+    /// Spans, per stored hidden layer (in [`CacheKey::hidden_layers`] order): the states
+    /// `[rows × d]` and the centre-of-mass weights `[rows]`.
+    layers: Vec<(Vec<f32>, Vec<f32>)>,
 }
 
 /// A cache opened for reading: the targets of every record of a part, by record index.
@@ -186,6 +205,8 @@ struct RecordTargets {
 pub struct CachedPart {
     dir: PathBuf,
     top_k: usize,
+    hidden_layers: Vec<usize>,
+    width: usize,
     records: BTreeMap<usize, RecordTargets>,
 }
 
@@ -230,6 +251,7 @@ impl TeacherCache {
         let mut parts = BTreeMap::new();
         for (name, part) in &manifest.parts {
             let mut records = BTreeMap::new();
+            let mut width = 0;
             for shard in &part.shards {
                 let path = dir.join(&shard.file);
                 if sha256_file(&path)? != shard.sha256 {
@@ -238,13 +260,15 @@ impl TeacherCache {
                         format!("{} does not match its checksum in manifest.json (corrupt or edited); rebuild the cache with --force", shard.file),
                     ));
                 }
-                read_shard(&path, expected.top_k, &mut records)?;
+                width = read_shard(&path, expected, &mut records)?;
             }
             parts.insert(
                 name.clone(),
                 CachedPart {
                     dir: dir.to_path_buf(),
                     top_k: expected.top_k,
+                    hidden_layers: expected.hidden_layers.clone(),
+                    width,
                     records,
                 },
             );
@@ -283,6 +307,13 @@ impl CachedPart {
         batch: &DistillBatch,
         device: &Device,
     ) -> Result<TeacherTarget> {
+        if self.top_k == 0 {
+            return Err(cache_err(
+                &self.dir,
+                "holds SRA's span inputs (hidden states), not next-token distributions; write a \
+                 KD cache (top_k >= 1) for this objective",
+            ));
+        }
         let [b, seq] = batch.dims();
         let (t, k) = (seq - 1, self.top_k);
         let filler = -((k + 1) as f32).ln();
@@ -328,6 +359,90 @@ impl CachedPart {
             log_probs: Tensor::from_data(TensorData::new(log_probs, [b, t, k]), device),
             tail_log_mass: Tensor::from_data(TensorData::new(tail, [b, t]), device),
         }))
+    }
+}
+
+/// One stored layer of a span cache over a batch: see [`CachedPart::span_inputs`].
+#[derive(Debug, Clone)]
+pub struct CachedLayer {
+    /// The hidden-state index.
+    pub layer: usize,
+    /// `[batch, seq, d]`, the states at the response tokens, zero elsewhere.
+    pub hidden: Tensor<3>,
+    /// `[batch, seq]`, the centre-of-mass weights at the response tokens, zero elsewhere.
+    pub weights: Tensor<2>,
+}
+
+impl CachedPart {
+    /// The hidden layers the part stores (a span cache; empty for KD).
+    pub fn hidden_layers(&self) -> &[usize] {
+        &self.hidden_layers
+    }
+
+    /// SRA's teacher side of a batch from a span cache: for every stored layer, the states and
+    /// centre-of-mass weights at the response tokens of `examples` (the teacher's own
+    /// tokenization), zero at every other position of the `[batch, seq]` grid (the spans read
+    /// response tokens only, and the weights were normalised over the whole sequence when the
+    /// cache was written), on `device`.
+    ///
+    /// # Errors
+    /// [`TrainError::Cache`] for a KD cache, a record that is missing or whose response length
+    /// differs from its rows, a `seq` shorter than a record.
+    pub fn span_inputs(
+        &self,
+        examples: &[&DistillExample],
+        seq: usize,
+        device: &Device,
+    ) -> Result<Vec<CachedLayer>> {
+        if self.hidden_layers.is_empty() {
+            return Err(cache_err(
+                &self.dir,
+                "holds next-token distributions, not SRA's span inputs; write it for the SRA \
+                 config (`mrl distill cache --config <the SRA config>`)",
+            ));
+        }
+        let (b, d) = (examples.len(), self.width);
+        let mut hidden = vec![vec![0f32; b * seq * d]; self.hidden_layers.len()];
+        let mut weights = vec![vec![0f32; b * seq]; self.hidden_layers.len()];
+        for (bi, e) in examples.iter().enumerate() {
+            let cached = self.records.get(&e.record).ok_or_else(|| {
+                cache_err(
+                    &self.dir,
+                    format!("record {} is not in the cache", e.record),
+                )
+            })?;
+            let positions: Vec<usize> = (0..e.ids.len()).filter(|&t| e.response[t]).collect();
+            if positions.len() != cached.rows || e.ids.len() > seq {
+                return Err(cache_err(
+                    &self.dir,
+                    format!(
+                        "record {}: {} cached response tokens, the data has {} (of {} tokens, \
+                         batch length {seq})",
+                        e.record,
+                        cached.rows,
+                        positions.len(),
+                        e.ids.len()
+                    ),
+                ));
+            }
+            for (li, (states, w)) in cached.layers.iter().enumerate() {
+                for (r, &pos) in positions.iter().enumerate() {
+                    let at = bi * seq + pos;
+                    hidden[li][at * d..(at + 1) * d].copy_from_slice(&states[r * d..(r + 1) * d]);
+                    weights[li][at] = w[r];
+                }
+            }
+        }
+        Ok(self
+            .hidden_layers
+            .iter()
+            .zip(hidden.into_iter().zip(weights))
+            .map(|(&layer, (h, w))| CachedLayer {
+                layer,
+                hidden: Tensor::from_data(TensorData::new(h, [b, seq, d]), device),
+                weights: Tensor::from_data(TensorData::new(w, [b, seq]), device),
+            })
+            .collect())
     }
 }
 
@@ -381,7 +496,13 @@ fn describe_difference(cached: &CacheKey, expected: &CacheKey, field: &str) -> S
     format!("cached {}, this run {}", get(cached), get(expected))
 }
 
-fn read_shard(path: &Path, k: usize, out: &mut BTreeMap<usize, RecordTargets>) -> Result<()> {
+/// Reads one shard into `out`; returns the width of its hidden states (0 for KD).
+fn read_shard(
+    path: &Path,
+    key: &CacheKey,
+    out: &mut BTreeMap<usize, RecordTargets>,
+) -> Result<usize> {
+    let k = key.top_k;
     let bytes = std::fs::read(path).map_err(io_err(path))?;
     let corrupt = |m: String| TrainError::Cache {
         dir: path.to_path_buf(),
@@ -412,35 +533,64 @@ fn read_shard(path: &Path, k: usize, out: &mut BTreeMap<usize, RecordTargets>) -
     };
     let (_, rec) = get("records", Dtype::I64)?;
     let (_, rows) = get("rows", Dtype::I64)?;
-    let (ids_shape, ids) = get("ids", Dtype::I32)?;
-    let (_, lp) = get("log_probs", Dtype::F32)?;
-    let (_, tail) = get("tail_log_mass", Dtype::F32)?;
-    if ids_shape.get(1) != Some(&k) {
-        return Err(corrupt(format!(
-            "ids have shape {ids_shape:?}, expected k = {k}"
-        )));
-    }
     let (records, rows) = (i64s(rec), i64s(rows));
-    let ids: Vec<i32> = ids
-        .chunks_exact(4)
-        .map(|c| i32::from_le_bytes(c.try_into().expect("4 bytes")))
-        .collect();
-    let (lp, tail) = (f32s(lp), f32s(tail));
-    if rows.len() != records.len() + 1 || rows.last().copied().unwrap_or(0) as usize != tail.len() {
+    let total = rows.last().copied().unwrap_or(0) as usize;
+    if rows.len() != records.len() + 1 {
         return Err(corrupt("inconsistent `rows`".into()));
+    }
+    let (mut ids, mut lp, mut tail) = (Vec::new(), Vec::new(), Vec::new());
+    if k > 0 {
+        let (ids_shape, id_bytes) = get("ids", Dtype::I32)?;
+        if ids_shape.get(1) != Some(&k) {
+            return Err(corrupt(format!(
+                "ids have shape {ids_shape:?}, expected k = {k}"
+            )));
+        }
+        ids = id_bytes
+            .chunks_exact(4)
+            .map(|c| i32::from_le_bytes(c.try_into().expect("4 bytes")))
+            .collect();
+        lp = f32s(get("log_probs", Dtype::F32)?.1);
+        tail = f32s(get("tail_log_mass", Dtype::F32)?.1);
+        if tail.len() != total || ids.len() != total * k || lp.len() != total * k {
+            return Err(corrupt("inconsistent `rows`".into()));
+        }
+    }
+    let mut width = 0;
+    let mut layers = Vec::with_capacity(key.hidden_layers.len());
+    for &layer in &key.hidden_layers {
+        let (shape, states) = get(&format!("hidden_{layer}"), Dtype::F32)?;
+        let weights = f32s(get(&format!("com_weights_{layer}"), Dtype::F32)?.1);
+        width = shape.get(1).copied().unwrap_or(0);
+        if shape.first() != Some(&total) || weights.len() != total || (width == 0 && total > 0) {
+            return Err(corrupt(format!(
+                "`hidden_{layer}` has shape {shape:?} and `com_weights_{layer}` {} values, \
+                 expected [{total}, d] and {total}",
+                weights.len()
+            )));
+        }
+        layers.push((f32s(states), weights));
     }
     for (i, &r) in records.iter().enumerate() {
         let (a, b) = (rows[i] as usize, rows[i + 1] as usize);
+        if a > b || b > total {
+            return Err(corrupt("inconsistent `rows`".into()));
+        }
         out.insert(
             r as usize,
             RecordTargets {
-                ids: ids[a * k..b * k].to_vec(),
-                log_probs: lp[a * k..b * k].to_vec(),
-                tail: tail[a..b].to_vec(),
+                rows: b - a,
+                ids: ids.get(a * k..b * k).unwrap_or_default().to_vec(),
+                log_probs: lp.get(a * k..b * k).unwrap_or_default().to_vec(),
+                tail: tail.get(a..b).unwrap_or_default().to_vec(),
+                layers: layers
+                    .iter()
+                    .map(|(h, w)| (h[a * width..b * width].to_vec(), w[a..b].to_vec()))
+                    .collect(),
             },
         );
     }
-    Ok(())
+    Ok(width)
 }
 
 /// Runs a teacher over tokenized records and writes a cache (see [`write_cache`], which builds it from a config).
@@ -510,62 +660,30 @@ impl CacheWriter<'_> {
         parts: &[(&str, &DistillData)],
         on_records: &mut impl FnMut(usize),
     ) -> Result<CacheManifest> {
-        let k = key.top_k;
         let mut entries = BTreeMap::new();
         let mut done = 0;
         for (part, data) in parts {
             let mut shards = Vec::new();
             let mut part_rows = 0;
             for (s, chunk) in data.examples.chunks(self.shard_records).enumerate() {
-                let mut records = Vec::new();
-                let mut rows = vec![0i64];
-                let mut ids: Vec<i32> = Vec::new();
-                let mut log_probs: Vec<f32> = Vec::new();
-                let mut tail: Vec<f32> = Vec::new();
+                let mut shard = ShardValues::new(key.hidden_layers.len());
                 for batch_examples in chunk.chunks(self.batch_size) {
                     let refs: Vec<&DistillExample> = batch_examples.iter().collect();
-                    let batch = DistillBatch::new(&refs, self.device);
-                    let seq = batch.dims()[1];
-                    let logits = super::next_token_logits(self.teacher, &batch);
-                    let top = teacher_top_k(logits, k, key.temperature);
-                    let t_ids: Vec<i64> = top
-                        .ids
-                        .into_data()
-                        .convert::<i64>()
-                        .try_to_vec::<i64>()
-                        .map_err(data_err)?;
-                    let t_lp: Vec<f32> = top
-                        .log_probs
-                        .into_data()
-                        .convert::<f32>()
-                        .try_to_vec::<f32>()
-                        .map_err(data_err)?;
-                    let t_tail: Vec<f32> = top
-                        .tail_log_mass
-                        .into_data()
-                        .convert::<f32>()
-                        .try_to_vec::<f32>()
-                        .map_err(data_err)?;
-                    for (bi, e) in refs.iter().enumerate() {
-                        records.push(e.record as i64);
-                        for pos in e.target_positions() {
-                            let at = (bi * (seq - 1) + pos) * k;
-                            ids.extend(t_ids[at..at + k].iter().map(|&v| v as i32));
-                            log_probs.extend_from_slice(&t_lp[at..at + k]);
-                            tail.push(t_tail[bi * (seq - 1) + pos]);
-                        }
-                        rows.push(tail.len() as i64);
+                    if key.top_k > 0 {
+                        self.kd_rows(key, &refs, &mut shard)?;
+                    } else {
+                        self.span_rows(key, &refs, &mut shard)?;
                     }
                     done += refs.len();
                     on_records(done);
                 }
                 let file = format!("{part}-{s:05}.safetensors");
                 let path = scratch.join(&file);
-                let n_rows = tail.len();
-                write_shard(&path, &records, &rows, &ids, &log_probs, &tail, k)?;
+                let n_rows = shard.rows();
+                shard.write(&path, key)?;
                 shards.push(ShardEntry {
                     file,
-                    records: records.len(),
+                    records: shard.records.len(),
                     rows: n_rows,
                     sha256: sha256_file(&path)?,
                 });
@@ -590,54 +708,195 @@ impl CacheWriter<'_> {
         models::error::write_atomic(&scratch.join(MANIFEST_FILE), &json)?;
         Ok(manifest)
     }
+
+    /// KD rows of one batch: the teacher's top-k at every counted next-token position.
+    fn kd_rows(
+        &self,
+        key: &CacheKey,
+        refs: &[&DistillExample],
+        shard: &mut ShardValues,
+    ) -> Result<()> {
+        let k = key.top_k;
+        let batch = DistillBatch::new(refs, self.device);
+        let seq = batch.dims()[1];
+        let logits = super::next_token_logits(self.teacher, &batch);
+        let top = teacher_top_k(logits, k, key.temperature);
+        let t_ids: Vec<i64> = top
+            .ids
+            .into_data()
+            .convert::<i64>()
+            .try_to_vec::<i64>()
+            .map_err(data_err)?;
+        let t_lp = f32_values(top.log_probs)?;
+        let t_tail = f32_values(top.tail_log_mass)?;
+        for (bi, e) in refs.iter().enumerate() {
+            shard.records.push(e.record as i64);
+            for pos in e.target_positions() {
+                let at = (bi * (seq - 1) + pos) * k;
+                shard
+                    .ids
+                    .extend(t_ids[at..at + k].iter().map(|&v| v as i32));
+                shard.log_probs.extend_from_slice(&t_lp[at..at + k]);
+                shard.tail.push(t_tail[bi * (seq - 1) + pos]);
+            }
+            shard.end_record();
+        }
+        Ok(())
+    }
+
+    /// Span rows of one batch: each stored layer's hidden state and centre-of-mass weight at
+    /// every response token.
+    fn span_rows(
+        &self,
+        key: &CacheKey,
+        refs: &[&DistillExample],
+        shard: &mut ShardValues,
+    ) -> Result<()> {
+        let batch = DistillBatch::new(refs, self.device);
+        let seq = batch.dims()[1];
+        let out = self.teacher.forward_hidden(
+            models::LlamaInput {
+                input_ids: batch.input_ids.clone(),
+                attention_mask: batch.attention_mask.clone(),
+            },
+            true,
+        );
+        let attentions = out.attentions.expect("attentions were asked for");
+        let mask = batch.attention_mask.clone().float();
+        let mut values = Vec::with_capacity(key.hidden_layers.len());
+        for &layer in &key.hidden_layers {
+            let hidden = &out.hidden_states[layer];
+            let d = hidden.dims()[2];
+            let weights = com_weights(attentions[layer - 1].clone(), mask.clone());
+            values.push((d, f32_values(hidden.clone())?, f32_values(weights)?));
+        }
+        for (bi, e) in refs.iter().enumerate() {
+            shard.records.push(e.record as i64);
+            for pos in (0..e.ids.len()).filter(|&t| e.response[t]) {
+                let at = bi * seq + pos;
+                for ((d, h, w), (states, weights)) in values.iter().zip(&mut shard.layers) {
+                    states.extend_from_slice(&h[at * d..(at + 1) * d]);
+                    weights.push(w[at]);
+                }
+            }
+            shard.end_record();
+        }
+        Ok(())
+    }
+}
+
+fn f32_values<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
+    t.into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .map_err(data_err)
 }
 
 fn data_err(e: burn::tensor::DataError) -> TrainError {
     TrainError::Eval(format!("reading teacher outputs: {e:?}"))
 }
 
-fn write_shard(
-    path: &Path,
-    records: &[i64],
-    rows: &[i64],
-    ids: &[i32],
-    log_probs: &[f32],
-    tail: &[f32],
-    k: usize,
-) -> Result<()> {
-    let bytes = |v: Vec<u8>| v;
-    let rec_b = bytes(records.iter().flat_map(|v| v.to_le_bytes()).collect());
-    let rows_b = bytes(rows.iter().flat_map(|v| v.to_le_bytes()).collect());
-    let ids_b = bytes(ids.iter().flat_map(|v| v.to_le_bytes()).collect());
-    let lp_b = bytes(log_probs.iter().flat_map(|v| v.to_le_bytes()).collect());
-    let tail_b = bytes(tail.iter().flat_map(|v| v.to_le_bytes()).collect());
-    let n = tail.len();
-    fn view<'a>(
-        path: &Path,
-        dtype: Dtype,
-        shape: Vec<usize>,
-        data: &'a [u8],
-    ) -> Result<TensorView<'a>> {
-        TensorView::new(dtype, shape, data).map_err(|e| TrainError::Cache {
-            dir: path.to_path_buf(),
-            message: e.to_string(),
-        })
+/// The values of one shard being written.
+struct ShardValues {
+    records: Vec<i64>,
+    /// Row offsets, `[records + 1]`.
+    offsets: Vec<i64>,
+    ids: Vec<i32>,
+    log_probs: Vec<f32>,
+    tail: Vec<f32>,
+    /// Per stored layer: states `[rows × d]`, weights `[rows]`.
+    layers: Vec<(Vec<f32>, Vec<f32>)>,
+}
+
+impl ShardValues {
+    fn new(layers: usize) -> Self {
+        Self {
+            records: Vec::new(),
+            offsets: vec![0],
+            ids: Vec::new(),
+            log_probs: Vec::new(),
+            tail: Vec::new(),
+            layers: vec![(Vec::new(), Vec::new()); layers],
+        }
     }
-    let tensors = vec![
-        (
-            "records",
-            view(path, Dtype::I64, vec![records.len()], &rec_b)?,
-        ),
-        ("rows", view(path, Dtype::I64, vec![rows.len()], &rows_b)?),
-        ("ids", view(path, Dtype::I32, vec![n, k], &ids_b)?),
-        ("log_probs", view(path, Dtype::F32, vec![n, k], &lp_b)?),
-        ("tail_log_mass", view(path, Dtype::F32, vec![n], &tail_b)?),
-    ];
-    let data = safetensors::serialize(tensors, &None).map_err(|e| TrainError::Cache {
-        dir: path.to_path_buf(),
-        message: e.to_string(),
-    })?;
-    std::fs::write(path, data).map_err(io_err(path))
+
+    fn rows(&self) -> usize {
+        self.layers
+            .first()
+            .map_or(self.tail.len(), |(_, weights)| weights.len())
+    }
+
+    fn end_record(&mut self) {
+        self.offsets.push(self.rows() as i64);
+    }
+
+    fn write(&self, path: &Path, key: &CacheKey) -> Result<()> {
+        fn le<T: Copy, const N: usize>(v: &[T], f: impl Fn(T) -> [u8; N]) -> Vec<u8> {
+            v.iter().flat_map(|&x| f(x)).collect()
+        }
+        let n = self.rows();
+        let mut tensors: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = vec![
+            (
+                "records".into(),
+                Dtype::I64,
+                vec![self.records.len()],
+                le(&self.records, i64::to_le_bytes),
+            ),
+            (
+                "rows".into(),
+                Dtype::I64,
+                vec![self.offsets.len()],
+                le(&self.offsets, i64::to_le_bytes),
+            ),
+        ];
+        if key.top_k > 0 {
+            let k = key.top_k;
+            tensors.push((
+                "ids".into(),
+                Dtype::I32,
+                vec![n, k],
+                le(&self.ids, i32::to_le_bytes),
+            ));
+            tensors.push((
+                "log_probs".into(),
+                Dtype::F32,
+                vec![n, k],
+                le(&self.log_probs, f32::to_le_bytes),
+            ));
+            tensors.push((
+                "tail_log_mass".into(),
+                Dtype::F32,
+                vec![n],
+                le(&self.tail, f32::to_le_bytes),
+            ));
+        }
+        for (&layer, (states, weights)) in key.hidden_layers.iter().zip(&self.layers) {
+            let d = states.len().checked_div(n).unwrap_or(0);
+            tensors.push((
+                format!("hidden_{layer}"),
+                Dtype::F32,
+                vec![n, d],
+                le(states, f32::to_le_bytes),
+            ));
+            tensors.push((
+                format!("com_weights_{layer}"),
+                Dtype::F32,
+                vec![n],
+                le(weights, f32::to_le_bytes),
+            ));
+        }
+        let views = tensors
+            .iter()
+            .map(|(name, dtype, shape, data)| {
+                TensorView::new(*dtype, shape.clone(), data)
+                    .map(|v| (name.clone(), v))
+                    .map_err(|e| cache_err(path, e.to_string()))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let data =
+            safetensors::serialize(views, &None).map_err(|e| cache_err(path, e.to_string()))?;
+        std::fs::write(path, data).map_err(io_err(path))
+    }
 }
 
 /// What [`write_cache`] did.
@@ -651,7 +910,7 @@ pub enum CacheOutcome {
         manifest: Box<CacheManifest>,
         /// Records run through the teacher.
         records: usize,
-        /// Counted positions stored.
+        /// Rows stored: counted next-token positions (KD), response tokens (spans).
         positions: usize,
         /// Bytes on disk.
         bytes: u64,
@@ -681,8 +940,26 @@ pub fn write_cache(
     let device = config.device.device()?;
     let teacher_config = models::LlamaConfig::from_pretrained(&teacher_path)?;
     let tokenizer = super::load_tokenizer(&teacher_path)?;
-    let eos = super::eos_token(&teacher_config)?;
-    let (train, dev) = super::load_data(config, &tokenizer, eos)?;
+    let (train, dev) = if let Some(section) = config.objective.sra() {
+        // The teacher's own tokenization of the records the SRA run keeps.
+        let student_config = super::student_init(config).student_config(&teacher_config)?;
+        let pairs = section
+            .pairs
+            .iter()
+            .map(|p| (p.teacher_layer, p.student_layer));
+        super::check_pair_layers(
+            "objective.sra.pairs",
+            pairs,
+            1,
+            (&student_config, &teacher_config),
+        )?;
+        let (train, dev, _) =
+            super::cross_data(config, &tokenizer, (&student_config, &teacher_config))?;
+        (train.teacher_side(), dev.map(|d| d.teacher_side()))
+    } else {
+        let eos = super::eos_token(&teacher_config)?;
+        super::load_data(config, &tokenizer, eos)?
+    };
     let key = super::expected_cache_key(config, &teacher_path, &train, dev.as_ref())?;
     if dir.join(MANIFEST_FILE).is_file() {
         match TeacherCache::open(&dir, &key) {
@@ -703,7 +980,6 @@ pub fn write_cache(
         parts.push(("dev", dev));
     }
     let total: usize = parts.iter().map(|(_, d)| d.len()).sum();
-    let positions: usize = parts.iter().map(|(_, d)| d.num_targets()).sum();
     let writer = CacheWriter {
         teacher: &teacher,
         device: &device,
@@ -723,6 +999,7 @@ pub fn write_cache(
     let _ = std::fs::remove_dir_all(&staging);
     on_records(0, total);
     let manifest = writer.write(&staging, &key, info, &parts, |done| on_records(done, total))?;
+    let positions = manifest.parts.values().map(|p| p.rows).sum();
     if dir.exists() {
         std::fs::remove_dir_all(&dir).map_err(io_err(&dir))?;
     }

@@ -14,6 +14,7 @@
 //! layers = 10
 //! # vocab = "${MRL_SHARED}/models/gpt2-tokenizer/tokenizer.json"   # cross-tokenizer kinds:
 //! #                                # the student's own tokenizer, embedding by vocabulary transplant
+//! #                                # (also SFT over that tokenizer: kind = "kd", alpha = 0)
 //!
 //! [data]
 //! path = "${MRL_SHARED}/data/dolly_2k.jsonl"   # JSONL {"instruction", "response"}
@@ -379,14 +380,17 @@ impl ObjectiveSection {
     }
 }
 
-/// `[cache]`: the teacher's top-k next-token distribution per response position, written by
-/// `mrl distill cache`.
+/// `[cache]`: what the objective reads of the teacher, written once by `mrl distill cache`:
+/// for KD, its top-k next-token distribution per response position; for SRA, its aligned
+/// layers' hidden states and centre-of-mass weights per response token (see
+/// [`cache`](super::cache)).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CacheSection {
     /// The cache directory.
     pub dir: String,
-    /// Teacher tokens kept per position. Default `64`.
+    /// Teacher tokens kept per position (KD; an SRA cache keeps states, not tokens). Default
+    /// `64`.
     #[serde(default = "default_top_k")]
     pub top_k: usize,
     /// Records per shard file. Default `256`.
@@ -493,11 +497,13 @@ impl DistillConfig {
             .try_init()
             .map_err(|e| bad("objective", e.to_string()))?;
         let kind = self.objective.kind;
-        if !kind.is_cross_tokenizer() && self.student.vocab().is_some() {
+        let sft = kind == ObjectiveKind::Kd && self.objective.alpha == 0.0;
+        if !kind.is_cross_tokenizer() && !sft && self.student.vocab().is_some() {
             return Err(bad(
                 "student.vocab",
                 "gives the student another tokenizer, which only a cross-tokenizer objective \
-                 (objective.kind = \"sra\", \"uld\" or \"mined\") can distil into",
+                 (objective.kind = \"sra\", \"uld\", \"mined\", \"mta-cross\" or \
+                 \"dskd-cma\") can distil into, or SFT (kind = \"kd\" with alpha = 0)",
             ));
         }
         if self.objective.kind != ObjectiveKind::Sra && self.objective.sra.is_some() {
@@ -592,7 +598,7 @@ impl DistillConfig {
     }
 
     /// The checks of a cross-tokenizer objective: a student over its own tokenizer, α > 0, no
-    /// cache, valid `[objective.sra]` values for SRA.
+    /// cache but for SRA, valid `[objective.sra]` values for SRA.
     fn validate_cross(&self) -> Result<()> {
         let name = self.objective.kind.name();
         if let Some(mta) = self.objective.mta_cross() {
@@ -633,16 +639,17 @@ impl DistillConfig {
                 "objective.alpha",
                 format!(
                     "is 0, which switches the {name} term off (train with kind = \"kd\" and \
-                     alpha = 0 for SFT over the teacher's tokenizer); {name} needs alpha > 0"
+                     alpha = 0 for SFT, over the student's vocab when it is set); {name} needs \
+                     alpha > 0"
                 ),
             ));
         }
-        if self.cache.is_some() {
+        if self.cache.is_some() && self.objective.kind != ObjectiveKind::Sra {
             return Err(bad(
                 "cache",
                 format!(
-                    "the teacher cache holds the teacher's top-k over the student's tokens, \
-                     which a cross-tokenizer objective ({name}) cannot use: run the teacher live \
+                    "{name} reads the teacher's full next-token logits or every hidden state, \
+                     which the cache does not hold (it serves KD and SRA): run the teacher live \
                      (remove [cache], or --set cache=)"
                 ),
             ));

@@ -253,6 +253,30 @@ impl DistillData {
         Ok(())
     }
 
+    /// The teacher's side of cross-tokenizer data: each example's teacher tokenization (see
+    /// [`DistillData::attach_teacher_tokens`]) as the examples, same file and records.
+    ///
+    /// # Panics
+    /// If an example carries no teacher tokens.
+    pub fn teacher_side(&self) -> DistillData {
+        DistillData {
+            path: self.path.clone(),
+            records: self.records.clone(),
+            examples: self
+                .examples
+                .iter()
+                .map(|e| {
+                    e.cross
+                        .as_ref()
+                        .expect("teacher_side: cross-tokenizer data carries teacher tokens")
+                        .teacher
+                        .clone()
+                })
+                .collect(),
+            skipped: self.skipped.clone(),
+        }
+    }
+
     /// Tokenizes every example's text again with the teacher's `tokenizer` (same template,
     /// the teacher's `eos`, truncated to `max_length`) and finds the spans the two
     /// tokenizations share ([`shared_spans`] over character offsets), for cross-tokenizer

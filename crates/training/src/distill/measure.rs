@@ -9,7 +9,6 @@ use burn::tensor::{Device, Tensor};
 use distill_objectives::{
     masked_cross_entropy, membership_tensor, teacher_top_k, top1_agreement, Divergence,
     Granularity, KdLossConfig, KdObjective, MtaInput, MtaLoss, SraLoss, TeacherTarget,
-    VocabIntersection,
 };
 use models::{LlamaInput, LlamaModel};
 use serde::{Deserialize, Serialize};
@@ -408,7 +407,6 @@ pub struct SraReport {
 pub fn measure_sra(
     models: &super::SraModels<'_>,
     sra: &SraLoss,
-    shared: &VocabIntersection,
     alpha: f64,
     data: &DistillData,
     device: &Device,
@@ -433,10 +431,9 @@ pub fn measure_sra(
     let (ce, input) = super::sra_inputs(
         models,
         &sra.pairs,
-        shared,
         (&batch, &teacher_examples, &spans),
         device,
-    );
+    )?;
     let err = |e: distill_objectives::DistillError| TrainError::Eval(format!("SRA loss: {e}"));
     let reduced = sra
         .try_forward(input.clone(), Reduction::Mean)

@@ -55,7 +55,7 @@ pub mod config;
 pub mod data;
 pub mod measure;
 
-pub use cache::{CacheKey, CacheManifest, TeacherCache};
+pub use cache::{CacheKey, CacheManifest, CachedPart, TeacherCache};
 pub use config::{DistillConfig, MtaSection, ObjectiveKind, ObjectiveSection, SraSection};
 pub use data::{CrossTokens, DistillBatch, DistillData, DistillExample, ExampleUnits};
 
@@ -127,12 +127,22 @@ pub struct DistillTask {
     cross: Option<Cross>,
 }
 
+/// SRA in a [`DistillTask`].
+#[derive(Debug)]
+struct SraObjective {
+    /// The loss (its projectors live in [`DistillModel::projectors`]).
+    loss: SraLoss,
+    /// The shared vocabulary of the logit term.
+    shared: VocabIntersection,
+    /// The teacher's head rows over `shared`, on the inner device.
+    teacher_head: Tensor<2>,
+}
+
 /// A cross-tokenizer objective of a [`DistillTask`].
 #[derive(Debug)]
 enum Cross {
-    /// SRA's loss (its projectors live in [`DistillModel::projectors`]) and the shared
-    /// vocabulary of its logit term.
-    Sra(SraLoss, VocabIntersection),
+    /// SRA.
+    Sra(Box<SraObjective>),
     /// ULD.
     Uld(UldLoss),
     /// MinED, the shared vocabulary and each side's token strings by id (student, teacher).
@@ -274,21 +284,7 @@ pub fn load_student(
     teacher_config: &LlamaConfig,
     device: &Device,
 ) -> Result<(LlamaConfig, LlamaModel)> {
-    let init = match &config.student {
-        models::llama::StudentInit::Pretrained { path } => models::llama::StudentInit::Pretrained {
-            path: crate::config::expand_path(&path.to_string_lossy()),
-        },
-        models::llama::StudentInit::FirstLayers {
-            layers,
-            untie_head,
-            vocab: Some(vocab),
-        } => models::llama::StudentInit::FirstLayers {
-            layers: *layers,
-            untie_head: *untie_head,
-            vocab: Some(crate::config::expand_path(&vocab.to_string_lossy())),
-        },
-        other => other.clone(),
-    };
+    let init = student_init(config);
     device.seed(mrl_common::SplitMix64::with_stream(config.seed, 0x57DE_0000).next_u64());
     let (student_config, student) = build_student(teacher_path, &init, device)?;
     if init.vocab().is_some() {
@@ -325,7 +321,28 @@ pub fn load_student(
     Ok((student_config, student))
 }
 
-/// The cache key a config expects for `train` / `dev` data.
+/// The config's `[student]` with `${MRL_SHARED}` expanded in its paths.
+fn student_init(config: &DistillConfig) -> models::llama::StudentInit {
+    match &config.student {
+        models::llama::StudentInit::Pretrained { path } => models::llama::StudentInit::Pretrained {
+            path: crate::config::expand_path(&path.to_string_lossy()),
+        },
+        models::llama::StudentInit::FirstLayers {
+            layers,
+            untie_head,
+            vocab: Some(vocab),
+        } => models::llama::StudentInit::FirstLayers {
+            layers: *layers,
+            untie_head: *untie_head,
+            vocab: Some(crate::config::expand_path(&vocab.to_string_lossy())),
+        },
+        other => other.clone(),
+    }
+}
+
+/// The cache key a config expects for `train` / `dev` data (for SRA, the teacher's side of the
+/// data: [`DistillData::teacher_side`]). An SRA config expects a span cache: `top_k` and the
+/// temperature 0, its pairs' teacher layers (sorted, each once).
 ///
 /// # Errors
 /// [`TrainError::Io`] reading the teacher's files.
@@ -343,14 +360,23 @@ pub fn expected_cache_key(
     if let Some(dev) = dev {
         data_sha256.insert("dev".to_string(), cache::data_sha256(&dev.examples));
     }
+    let (top_k, temperature, hidden_layers) = match config.objective.sra() {
+        Some(sra) => {
+            let mut layers: Vec<usize> = sra.pairs.iter().map(|p| p.teacher_layer).collect();
+            layers.sort_unstable();
+            layers.dedup();
+            (0, 0.0, layers)
+        }
+        None => (cache.top_k, config.objective.temperature, Vec::new()),
+    };
     Ok(CacheKey {
         format: cache::CACHE_FORMAT,
         teacher_sha256: cache::teacher_sha256(teacher_path)?,
         template: mrl_eval::instruct::PROMPT_TEMPLATE.to_string(),
-        top_k: cache.top_k,
-        temperature: config.objective.temperature,
+        top_k,
+        temperature,
         max_length: config.data.max_length,
-        hidden_layers: Vec::new(),
+        hidden_layers,
         data_sha256,
     })
 }
@@ -383,13 +409,22 @@ impl DistillTask {
             load_student(&config, &teacher_path, &teacher_config, &device)?;
         let eos = eos_token(&teacher_config)?;
         let (mut train, mut dev, cross, tokenizer) = if config.objective.kind.is_cross_tokenizer() {
+            let live = match &teacher {
+                Some(TeacherSource::Live(m)) => Some(m.as_ref()),
+                _ => None,
+            };
             let (train, dev, cross, student_tokenizer) = cross_setup(
                 &config,
-                &tokenizer,
+                (&tokenizer, &teacher_path, live),
                 (&student_config, &teacher_config),
                 &device,
             )?;
             (train, dev, Some(cross), student_tokenizer)
+        } else if config.student.vocab().is_some() {
+            // SFT (alpha = 0, validated) over the student's own tokenizer.
+            let (train, dev, student_tokenizer) =
+                cross_data(&config, &tokenizer, (&student_config, &teacher_config))?;
+            (train, dev, None, student_tokenizer)
         } else {
             let (train, dev) = load_data(&config, &tokenizer, eos)?;
             (train, dev, None, tokenizer)
@@ -417,7 +452,12 @@ impl DistillTask {
                 let dir = config
                     .cache_dir()
                     .expect("a cache when the teacher is not live");
-                let key = expected_cache_key(&config, &teacher_path, &train, dev.as_ref())?;
+                let key = if cross.is_some() {
+                    let dev = dev.as_ref().map(DistillData::teacher_side);
+                    expected_cache_key(&config, &teacher_path, &train.teacher_side(), dev.as_ref())?
+                } else {
+                    expected_cache_key(&config, &teacher_path, &train, dev.as_ref())?
+                };
                 Some(TeacherSource::Cached(Box::new(TeacherCache::open(
                     &dir, &key,
                 )?)))
@@ -451,7 +491,7 @@ impl DistillTask {
         };
         let projectors = match (&task.mta, &task.cross) {
             (Some((loss, _)), _) => loss.projectors.clone(),
-            (_, Some(Cross::Sra(loss, _))) => loss.projectors.clone(),
+            (_, Some(Cross::Sra(sra))) => sra.loss.projectors.clone(),
             (_, Some(Cross::Mta(loss, _))) => loss.projectors.clone(),
             (_, Some(Cross::DskdCma(cma))) => {
                 vec![cma.query.clone(), cma.s2t.clone(), cma.t2s.clone()]
@@ -513,6 +553,11 @@ impl DistillTask {
     pub fn teacher_kind(&self) -> String {
         match &self.teacher {
             Some(TeacherSource::Live(_)) => "live".into(),
+            Some(TeacherSource::Cached(c)) if c.manifest.key.top_k == 0 => format!(
+                "cache {} (hidden states {:?})",
+                c.dir.display(),
+                c.manifest.key.hidden_layers
+            ),
             Some(TeacherSource::Cached(c)) => {
                 format!("cache {} (top-{})", c.dir.display(), c.manifest.key.top_k)
             }
@@ -575,7 +620,7 @@ impl DistillTask {
     ) -> Result<(LossTerms, DistillBatch)> {
         let batch = DistillBatch::new(examples, device);
         if let Some(cross) = &self.cross {
-            let (ce, own) = self.cross_forward(model, cross, examples, &batch, device)?;
+            let (ce, own) = self.cross_forward(model, cross, part, examples, &batch, device)?;
             let alpha = self.config.objective.alpha;
             let weighted = match cross {
                 Cross::Mta(_, lambda) => own[0].1.clone().mul_scalar(*lambda),
@@ -756,16 +801,11 @@ impl DistillTask {
         &self,
         model: &DistillModel,
         cross: &Cross,
+        part: &str,
         examples: &[&DistillExample],
         batch: &DistillBatch,
         device: &Device,
     ) -> Result<(Tensor<1>, Vec<(String, Tensor<1>)>)> {
-        let Some(TeacherSource::Live(teacher)) = self.teacher.as_ref() else {
-            return Err(crate::config::bad(
-                "cache",
-                "a cross-tokenizer objective needs the live teacher",
-            ));
-        };
         let teacher_examples: Vec<&DistillExample> = examples
             .iter()
             .map(|e| {
@@ -779,39 +819,51 @@ impl DistillTask {
             let what = what.to_string();
             move |e: distill_objectives::DistillError| TrainError::Eval(format!("{what} loss: {e}"))
         };
+        if let Cross::Sra(sra) = cross {
+            let spans: Vec<_> = examples
+                .iter()
+                .map(|e| {
+                    e.cross
+                        .as_ref()
+                        .expect("SRA data carries spans")
+                        .spans
+                        .clone()
+                })
+                .collect();
+            let teacher = match self.teacher.as_ref() {
+                Some(TeacherSource::Live(teacher)) => SraTeacher::Live(teacher),
+                Some(TeacherSource::Cached(cache)) => SraTeacher::Cached(cache.part(part)?),
+                None => unreachable!("SRA runs have a teacher (alpha > 0)"),
+            };
+            let models = SraModels {
+                student: &model.student,
+                teacher,
+                shared: &sra.shared,
+                teacher_head: sra.teacher_head.clone(),
+            };
+            let (ce, input) = sra_inputs(
+                &models,
+                &sra.loss.pairs,
+                (batch, &teacher_examples, &spans),
+                device,
+            )?;
+            let loss = SraLoss {
+                projectors: model.projectors.clone(),
+                ..sra.loss.clone()
+            };
+            let out = loss
+                .try_forward(input, Reduction::Mean)
+                .map_err(loss_err("SRA"))?;
+            return Ok((ce, prefixed_terms("sra", out.terms())));
+        }
+        let Some(TeacherSource::Live(teacher)) = self.teacher.as_ref() else {
+            return Err(crate::config::bad(
+                "cache",
+                "this cross-tokenizer objective needs the live teacher",
+            ));
+        };
         match cross {
-            Cross::Sra(sra, shared) => {
-                let spans: Vec<_> = examples
-                    .iter()
-                    .map(|e| {
-                        e.cross
-                            .as_ref()
-                            .expect("SRA data carries spans")
-                            .spans
-                            .clone()
-                    })
-                    .collect();
-                let models = SraModels {
-                    student: &model.student,
-                    teacher,
-                };
-                let (ce, input) = sra_inputs(
-                    &models,
-                    &sra.pairs,
-                    shared,
-                    (batch, &teacher_examples, &spans),
-                    device,
-                );
-                let loss = SraLoss {
-                    projectors: model.projectors.clone(),
-                    ..sra.clone()
-                };
-                let out = loss
-                    .try_forward(input, Reduction::Mean)
-                    .map_err(loss_err("SRA"))?;
-                let terms = prefixed_terms("sra", out.terms());
-                Ok((ce, terms))
-            }
+            Cross::Sra(..) => unreachable!("handled above"),
             Cross::Mta(mta, _) => {
                 let CrossPass {
                     ce,
@@ -1141,21 +1193,12 @@ pub fn mta_loss(
 /// layers past the models' depths.
 fn cross_setup(
     config: &DistillConfig,
-    teacher_tokenizer: &Tokenizer,
+    (teacher_tokenizer, teacher_path, live_teacher): (&Tokenizer, &Path, Option<&LlamaModel>),
     (student_config, teacher_config): (&LlamaConfig, &LlamaConfig),
     device: &Device,
 ) -> Result<(DistillData, Option<DistillData>, Cross, Tokenizer)> {
-    let (student_tokenizer, student_eos) = student_tokenizer(config, student_config)?;
-    let teacher_eos = eos_token(teacher_config)?;
-    let (mut train, mut dev) = load_data(config, &student_tokenizer, student_eos)?;
-    let (max_length, skip) = (config.data.max_length, config.data.skip_long_prompts);
-    train.attach_teacher_tokens(teacher_tokenizer, teacher_eos, max_length, skip)?;
-    if train.is_empty() {
-        return Err(crate::config::bad("data.records", "selects no record"));
-    }
-    if let Some(dev) = dev.as_mut() {
-        dev.attach_teacher_tokens(teacher_tokenizer, teacher_eos, max_length, skip)?;
-    }
+    let (mut train, mut dev, student_tokenizer) =
+        cross_data(config, teacher_tokenizer, (student_config, teacher_config))?;
     let cross = match config.objective.kind {
         ObjectiveKind::Sra => {
             let section = config.objective.sra().expect("kind = sra");
@@ -1167,7 +1210,24 @@ fn cross_setup(
                 teacher_config,
                 device,
             )?;
-            Cross::Sra(loss, shared)
+            let inner = device.clone().inner();
+            let teacher_head = match live_teacher {
+                Some(teacher) => sra_teacher_head(teacher, &shared),
+                None => {
+                    // A cached teacher: its embedding (and head) without the decoder layers.
+                    let (_, embedding) = LlamaModel::from_pretrained(
+                        teacher_path,
+                        models::LayerSelection::First(1),
+                        &inner,
+                    )?;
+                    sra_teacher_head(&embedding, &shared)
+                }
+            };
+            Cross::Sra(Box::new(SraObjective {
+                loss,
+                shared,
+                teacher_head,
+            }))
         }
         ObjectiveKind::Uld => Cross::Uld(UldLossConfig::new().init()),
         ObjectiveKind::Mined => {
@@ -1220,6 +1280,33 @@ fn cross_setup(
         }
     };
     Ok((train, dev, cross, student_tokenizer))
+}
+
+/// The records of a run whose student has its own tokenizer (`[student] vocab`): tokenized by
+/// the student's tokenizer, with the teacher's tokens of the same text attached (a record either
+/// side drops is dropped), and the student's tokenizer. SFT over the student's tokenizer reads the
+/// same records as the cross-tokenizer objectives.
+///
+/// # Errors
+/// As [`student_tokenizer`] and [`DistillData::attach_teacher_tokens`];
+/// [`TrainError::ConfigValue`] on `data.records` when no training record is left.
+fn cross_data(
+    config: &DistillConfig,
+    teacher_tokenizer: &Tokenizer,
+    (student_config, teacher_config): (&LlamaConfig, &LlamaConfig),
+) -> Result<(DistillData, Option<DistillData>, Tokenizer)> {
+    let (student_tokenizer, student_eos) = student_tokenizer(config, student_config)?;
+    let teacher_eos = eos_token(teacher_config)?;
+    let (mut train, mut dev) = load_data(config, &student_tokenizer, student_eos)?;
+    let (max_length, skip) = (config.data.max_length, config.data.skip_long_prompts);
+    train.attach_teacher_tokens(teacher_tokenizer, teacher_eos, max_length, skip)?;
+    if train.is_empty() {
+        return Err(crate::config::bad("data.records", "selects no record"));
+    }
+    if let Some(dev) = dev.as_mut() {
+        dev.attach_teacher_tokens(teacher_tokenizer, teacher_eos, max_length, skip)?;
+    }
+    Ok((train, dev, student_tokenizer))
 }
 
 /// The student's own tokenizer (`[student] vocab`, `${MRL_SHARED}` expanded) and EOS id.
@@ -1347,90 +1434,148 @@ fn seeded_projectors(projectors: &mut [Linear], seed: u64, stream: u64, device: 
     }
 }
 
-/// The models an SRA batch runs.
+/// Where SRA's teacher side of a batch comes from.
+pub enum SraTeacher<'a> {
+    /// The teacher, run on its own tokens (on the batch device's inner, non-autodiff device).
+    Live(&'a LlamaModel),
+    /// A span cache's part: the aligned layers' states and centre-of-mass weights.
+    Cached(&'a CachedPart),
+}
+
+/// What an SRA batch reads.
 pub struct SraModels<'a> {
     /// The student (on the batch's device).
     pub student: &'a LlamaModel,
-    /// The teacher (on the batch device's inner, non-autodiff device).
-    pub teacher: &'a LlamaModel,
+    /// The teacher's side.
+    pub teacher: SraTeacher<'a>,
+    /// The exact-string vocabulary intersection of the logit term.
+    pub shared: &'a VocabIntersection,
+    /// The teacher's head rows over `shared` ([`sra_teacher_head`]), on the inner device.
+    pub teacher_head: Tensor<2>,
+}
+
+/// The teacher's output-embedding rows over `shared` (in its order), `[shared, d_T]`.
+pub fn sra_teacher_head(teacher: &LlamaModel, shared: &VocabIntersection) -> Tensor<2> {
+    let head = output_embedding(teacher);
+    let device = head.device();
+    head.select(0, token_ids(shared.teacher_ids(), &device))
+}
+
+fn token_ids(ids: &[u32], device: &Device) -> Tensor<1, Int> {
+    let v: Vec<i64> = ids.iter().map(|&i| i64::from(i)).collect();
+    Tensor::<1, Int>::from_data(TensorData::new(v, [ids.len()]), device)
 }
 
 /// The student's cross-entropy on its response tokens and SRA's inputs for one batch: the
 /// student's `batch` (its own tokens), the teacher's tokenization of the same examples and
-/// their shared spans; `pairs` are the loss's layer pairs.
+/// their shared spans; `pairs` are the loss's layer pairs. With a cached teacher the teacher's
+/// hidden states the pairs do not read are `[batch, 1, d_T]` zeros (never read by the loss).
+///
+/// # Errors
+/// [`TrainError::Cache`] when the cache lacks a record or a pair's layer.
 pub fn sra_inputs(
     models: &SraModels<'_>,
     pairs: &[distill_objectives::SraLayerPair],
-    shared: &VocabIntersection,
     (batch, teacher_examples, spans): (
         &DistillBatch,
         &[&DistillExample],
         &[Vec<distill_objectives::AlignedSpan>],
     ),
     device: &Device,
-) -> (Tensor<1>, SraInput) {
-    let CrossPass {
-        ce,
-        student,
-        teacher_batch: t_batch,
-        teacher: t_out,
-        ..
-    } = cross_pass(
-        models.student,
-        models.teacher,
-        batch,
-        teacher_examples,
-        device,
-        (true, false),
-    );
+) -> Result<(Tensor<1>, SraInput)> {
     let inner = device.clone().inner();
-    let lift3 = |t: Tensor<3>| lift(t, device);
-    let teacher_hidden: Vec<Tensor<3>> = t_out.hidden_states.into_iter().map(lift3).collect();
-    let t_attn = t_out.attentions.expect("attentions were asked for");
-    let s_attn = student.attentions.expect("attentions were asked for");
-    let t_mask = lift(t_batch.attention_mask.clone().float(), device);
+    let t_batch = DistillBatch::new(teacher_examples, &inner);
+    let seq_t = t_batch.dims()[1];
+    let student = student_pass(models.student, batch, true);
+    let s_attn = student
+        .output
+        .attentions
+        .as_ref()
+        .expect("attentions were asked for");
     let s_mask = batch.attention_mask.clone().float();
-    let mut teacher_weights = Vec::with_capacity(pairs.len());
-    let mut student_weights = Vec::with_capacity(pairs.len());
-    for pair in pairs {
-        // Hidden state l is the output of decoder layer l − 1 (then the final norm for the
-        // last): its attention weighs the centres of mass.
-        teacher_weights.push(com_weights(
-            lift(t_attn[pair.teacher_layer - 1].clone(), device),
-            t_mask.clone(),
-        ));
-        student_weights.push(com_weights(
-            s_attn[pair.student_layer - 1].clone(),
-            s_mask.clone(),
-        ));
-    }
+    let student_weights = pairs
+        .iter()
+        .map(|pair| com_weights(s_attn[pair.student_layer - 1].clone(), s_mask.clone()))
+        .collect();
+    let (teacher_hidden, teacher_weights) = match &models.teacher {
+        SraTeacher::Live(teacher) => {
+            let t_out = teacher.forward_hidden(
+                LlamaInput {
+                    input_ids: t_batch.input_ids.clone(),
+                    attention_mask: t_batch.attention_mask.clone(),
+                },
+                true,
+            );
+            let t_attn = t_out.attentions.expect("attentions were asked for");
+            let t_mask = t_batch.attention_mask.clone().float();
+            // Hidden state l is the output of decoder layer l − 1 (then the final norm for
+            // the last): its attention weighs the centres of mass.
+            let weights = pairs
+                .iter()
+                .map(|pair| {
+                    lift(
+                        com_weights(t_attn[pair.teacher_layer - 1].clone(), t_mask.clone()),
+                        device,
+                    )
+                })
+                .collect();
+            let hidden = t_out
+                .hidden_states
+                .into_iter()
+                .map(|t| lift(t, device))
+                .collect();
+            (hidden, weights)
+        }
+        SraTeacher::Cached(part) => {
+            let layers = part.span_inputs(teacher_examples, seq_t, &inner)?;
+            let of = |layer: usize| {
+                layers.iter().find(|l| l.layer == layer).ok_or_else(|| {
+                    crate::config::bad(
+                        "cache",
+                        format!(
+                            "the cache holds teacher layers {:?}, not layer {layer} of \
+                             objective.sra.pairs: rebuild it with `mrl distill cache --force`",
+                            part.hidden_layers()
+                        ),
+                    )
+                })
+            };
+            let weights = pairs
+                .iter()
+                .map(|pair| Ok(lift(of(pair.teacher_layer)?.weights.clone(), device)))
+                .collect::<Result<Vec<_>>>()?;
+            let deepest = pairs.iter().map(|p| p.teacher_layer).max().unwrap_or(0);
+            let width = layers.first().map_or(1, |l| l.hidden.dims()[2]);
+            let b = teacher_examples.len();
+            let mut hidden = Vec::with_capacity(deepest + 1);
+            for layer in 0..=deepest {
+                hidden.push(match layers.iter().find(|l| l.layer == layer) {
+                    Some(l) => lift(l.hidden.clone(), device),
+                    None => Tensor::zeros([b, 1, width], device),
+                });
+            }
+            (hidden, weights)
+        }
+    };
     let members = |side: SpanSide, seq: usize| {
         let list: Vec<Membership> = spans.iter().map(|s| span_membership(s, side)).collect();
         membership_tensor(&list, seq, device).0
     };
-    let ids = |ids: &[u32], on: &Device| {
-        let v: Vec<i64> = ids.iter().map(|&i| i64::from(i)).collect();
-        Tensor::<1, Int>::from_data(TensorData::new(v, [ids.len()]), on)
-    };
-    let teacher_head = lift(
-        output_embedding(models.teacher).select(0, ids(shared.teacher_ids(), &inner)),
-        device,
-    );
     let student_head =
-        output_embedding(models.student).select(0, ids(shared.student_ids(), device));
-    (
-        ce,
+        output_embedding(models.student).select(0, token_ids(models.shared.student_ids(), device));
+    Ok((
+        student.ce,
         SraInput {
             teacher_hidden,
-            student_hidden: student.hidden_states,
+            student_hidden: student.output.hidden_states,
             teacher_weights,
             student_weights,
-            teacher_spans: members(SpanSide::Teacher, t_batch.dims()[1]),
+            teacher_spans: members(SpanSide::Teacher, seq_t),
             student_spans: members(SpanSide::Student, batch.dims()[1]),
-            teacher_head,
+            teacher_head: lift(models.teacher_head.clone(), device),
             student_head,
         },
-    )
+    ))
 }
 
 /// Both models of a cross-tokenizer batch, each on its own tokens.
@@ -1459,21 +1604,17 @@ pub fn cross_pass(
     device: &Device,
     (attentions, teacher_logits): (bool, bool),
 ) -> CrossPass {
-    let input = |b: &DistillBatch| LlamaInput {
-        input_ids: b.input_ids.clone(),
-        attention_mask: b.attention_mask.clone(),
-    };
-    let mut s_out = student.forward(input(batch), attentions);
-    let student_logits = drop_last_position(s_out.logits.take().expect("forward returns logits"));
-    let ce = masked_cross_entropy(
-        student_logits.clone(),
-        batch.targets.clone(),
-        batch.target_mask.clone(),
-        Reduction::Mean,
-    );
+    let StudentPass {
+        ce,
+        logits: student_logits,
+        output: s_out,
+    } = student_pass(student, batch, attentions);
     let inner = device.clone().inner();
     let teacher_batch = DistillBatch::new(teacher_examples, &inner);
-    let t_input = input(&teacher_batch);
+    let t_input = LlamaInput {
+        input_ids: teacher_batch.input_ids.clone(),
+        attention_mask: teacher_batch.attention_mask.clone(),
+    };
     let t_out = if teacher_logits {
         teacher.forward(t_input, attentions)
     } else {
@@ -1486,6 +1627,35 @@ pub fn cross_pass(
         teacher_batch,
         teacher: t_out,
     }
+}
+
+/// The student's side of a batch: see [`student_pass`].
+struct StudentPass {
+    /// Cross-entropy on the response tokens (mean over the counted positions).
+    ce: Tensor<1>,
+    /// Next-token logits `[batch, seq − 1, vocab]`.
+    logits: Tensor<3>,
+    /// Hidden states (and attentions when asked for); `logits` taken out.
+    output: models::LlamaOutput,
+}
+
+/// Runs the student on `batch` with every hidden state (and attentions when asked for).
+fn student_pass(student: &LlamaModel, batch: &DistillBatch, attentions: bool) -> StudentPass {
+    let mut output = student.forward(
+        LlamaInput {
+            input_ids: batch.input_ids.clone(),
+            attention_mask: batch.attention_mask.clone(),
+        },
+        attentions,
+    );
+    let logits = drop_last_position(output.logits.take().expect("forward returns logits"));
+    let ce = masked_cross_entropy(
+        logits.clone(),
+        batch.targets.clone(),
+        batch.target_mask.clone(),
+        Reduction::Mean,
+    );
+    StudentPass { ce, logits, output }
 }
 
 /// A tensor of the inner (non-autodiff) device on `device` (as a constant when `device` is

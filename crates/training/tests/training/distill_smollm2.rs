@@ -177,3 +177,108 @@ fn smollm2_mta_matches_pytorch() {
         close(format!("record {b} mta"), e.mta, w["mta"].as_f64().unwrap());
     }
 }
+
+/// SRA on the real models across tokenizers: SmolLM2-135M-Instruct (teacher, its tokenizer)
+/// and the untrained GPT-2-vocabulary student (its first 10 layers, vocabulary transplant), the
+/// first 8 Dolly records in one batch, the projector at the identity — against the PyTorch step
+/// of `scripts/bench_sra_torch.py --check` (transformers' eager attention and hidden states,
+/// spans and terms written in Python from the formulas).
+#[test]
+#[ignore = "needs MRL_SHARED (SmolLM2 GGUF, GPT-2 tokenizer, dolly_2k.jsonl); ~30 s"]
+fn smollm2_sra_matches_pytorch() {
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let want: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(fixtures.join("sra_smollm2_reference.json")).unwrap(),
+    )
+    .unwrap();
+    let teacher_dir = shared_path("models/SmolLM2-135M-Instruct-Q4_1");
+    let vocab = shared_path("models/gpt2-tokenizer/tokenizer.json");
+    #[cfg(feature = "flex")]
+    let device = Device::flex();
+    #[cfg(not(feature = "flex"))]
+    #[allow(deprecated)]
+    let device = Device::ndarray();
+    let (teacher_config, teacher) =
+        models::LlamaModel::from_pretrained(&teacher_dir, models::LayerSelection::All, &device)
+            .unwrap();
+    let init = StudentInit::FirstLayers {
+        layers: 10,
+        untie_head: false,
+        vocab: Some(vocab.clone()),
+    };
+    let (student_config, student) =
+        models::llama::build_student(&teacher_dir, &init, &device).unwrap();
+    let (teacher_tokenizer, student_tokenizer) = (
+        load_tokenizer(&teacher_dir).unwrap(),
+        load_tokenizer(&vocab).unwrap(),
+    );
+    let mut data = DistillData::load(
+        &shared_path("data/dolly_2k.jsonl"),
+        Some(0..8),
+        "--data",
+        &student_tokenizer,
+        student_config.eos_token_ids[0],
+        128,
+        true,
+    )
+    .unwrap();
+    data.attach_teacher_tokens(&teacher_tokenizer, 2, 128, true)
+        .unwrap();
+    assert_eq!(data.len(), 8);
+    let ids = |v: &serde_json::Value| -> Vec<u32> { serde_json::from_value(v.clone()).unwrap() };
+    let first = &data.examples[0];
+    assert_eq!(first.ids, ids(&want["student_ids_0"]), "student ids");
+    let teacher_first = &first.cross.as_ref().unwrap().teacher;
+    assert_eq!(
+        teacher_first.ids,
+        ids(&want["teacher_ids_0"]),
+        "teacher ids"
+    );
+    let section: training::distill::SraSection =
+        toml::from_str("projector_init = \"identity\"").unwrap();
+    let loss = training::distill::sra_loss(&section, 0, &student_config, &teacher_config, &device)
+        .unwrap();
+    let shared =
+        training::distill::shared_vocabulary(&student_tokenizer, &teacher_tokenizer).unwrap();
+    assert_eq!(shared.len(), 36_961);
+    let models = training::distill::SraModels {
+        student: &student,
+        teacher: training::distill::SraTeacher::Live(&teacher),
+        shared: &shared,
+        teacher_head: training::distill::sra_teacher_head(&teacher, &shared),
+    };
+    let report =
+        training::distill::measure::measure_sra(&models, &loss, 0.5, &data, &device).unwrap();
+    // Both sides f32 (different kernels and summation orders): 1e-4 relative.
+    let close = |what: String, got: f64, want: f64| {
+        assert!(
+            (got - want).abs() <= 1e-4 * want.abs().max(1e-3),
+            "{what}: {got} vs PyTorch {want}"
+        );
+    };
+    for (name, got) in [
+        ("com", report.com),
+        ("geo", report.geo),
+        ("logit", report.logit),
+        ("ce", report.ce),
+        ("total", report.total),
+    ] {
+        close(name.into(), got, want[name].as_f64().unwrap());
+    }
+    let spans: Vec<usize> = serde_json::from_value(want["spans_per_example"].clone()).unwrap();
+    assert_eq!(report.spans_per_example, spans);
+    for (b, (e, w)) in report
+        .examples
+        .iter()
+        .zip(want["examples"].as_array().unwrap())
+        .enumerate()
+    {
+        close(format!("record {b} com"), e.com, w["com"].as_f64().unwrap());
+        close(format!("record {b} geo"), e.geo, w["geo"].as_f64().unwrap());
+        close(
+            format!("record {b} logit"),
+            e.logit,
+            w["logit"].as_f64().unwrap(),
+        );
+    }
+}

@@ -151,8 +151,16 @@ fn configurations_sra_cannot_run_are_refused_naming_the_key() {
         e.contains("objective.sra") || e.contains("student.vocab"),
         "{e}"
     );
-    let e = err(good.clone() + "[cache]\ndir = \"c\"\n");
-    assert!(e.contains("`cache`") || e.contains("cache"), "{e}");
+    // The cache serves SRA (its span inputs), not the other cross-tokenizer objectives.
+    assert!(parse(&(good.clone() + "[cache]\ndir = \"c\"\n")).is_ok());
+    let uld = good
+        .replace("kind = \"sra\"", "kind = \"uld\"")
+        .split("[objective.sra]")
+        .next()
+        .unwrap()
+        .to_string();
+    let e = err(uld + "[cache]\ndir = \"c\"\n");
+    assert!(e.contains("`cache`") && e.contains("live"), "{e}");
     let e = err(good.replace("alpha = 0.5", "alpha = 0.0"));
     assert!(e.contains("objective.alpha"), "{e}");
     let e = err(good.replace("geo_weight = 5.0", "geo_weight = -1.0"));
@@ -231,5 +239,151 @@ pairs = [
             "{kind}: {eval:?}"
         );
         assert!(eval.sra.is_none() && eval.kd.is_none());
+    }
+}
+
+/// SFT over the student's own tokenizer (the cross-tokenizer table's "SFT only" row):
+/// `kind = "kd"`, `alpha = 0` and `[student] vocab` train the transplanted student on CE over
+/// its own tokens, with no teacher term, on the records the cross-tokenizer objectives read;
+/// the same config with `alpha > 0` is refused naming `student.vocab`.
+#[test]
+fn sft_over_the_students_own_tokenizer() {
+    let _rng = rng_lock();
+    let (name, device) = devices().remove(0);
+    let tmp = TempDir::new(&format!("distill-sft-vocab-{name}"));
+    let text = sra_config(
+        tmp.path(),
+        &setup(
+            tmp.path(),
+            &device,
+            "[eval]\nrecords = \"10..12\"\nevery = 0\n",
+        ),
+    );
+    let text = text
+        .replace(
+            "kind = \"sra\"\nalpha = 0.5",
+            "alpha = 0.0\ndivergence = { kind = \"forward_kl\" }",
+        )
+        .split("[objective.sra]")
+        .next()
+        .unwrap()
+        .to_string();
+    let e = parse(&text.replace("alpha = 0.0", "alpha = 0.5"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("student.vocab") && e.contains("SFT"), "{e}");
+    let mut trainer = DistillTask::trainer(parse(&text).unwrap(), &device).unwrap();
+    assert_eq!(
+        trainer.model().student.vocab_size(),
+        100,
+        "transplanted vocab"
+    );
+    assert!(trainer.model().projectors.is_empty());
+    let student_words = word_tokenizer(Arch::Bert, 100);
+    let first = &trainer.task().train_data().examples[0];
+    let text_of = student_words.decode(&first.ids, false).unwrap();
+    assert!(
+        text_of.contains("[SEP]"),
+        "student tokens end with its EOS: {text_of}"
+    );
+    let report = trainer.train_step().unwrap();
+    let names: Vec<&str> = report.terms.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names[..2], ["total", "ce"]);
+    let v = |n: &str| report.terms.iter().find(|(m, _)| m == n).unwrap().1;
+    assert!(
+        (v("total") - v("ce")).abs() < 1e-6 * v("ce"),
+        "SFT: total = CE"
+    );
+    trainer.run(&mut Silent, None).unwrap();
+    let losses = trainer.losses();
+    assert!(losses.iter().all(|l| l.is_finite()));
+    let (task, model) = trainer.parts_mut();
+    let dev = task.dev_data().unwrap().clone();
+    let eval = task.evaluate_on(model, "dev", &dev).unwrap();
+    assert!(
+        eval.ce.is_finite() && eval.kd.is_none() && eval.sra.is_none(),
+        "{eval:?}"
+    );
+}
+
+/// The span cache (`mrl distill cache` for an SRA config) holds the teacher's aligned-layer
+/// states and centre-of-mass weights at its response tokens: an SRA run reading it takes the
+/// live run's steps and dev evaluation, on both backends; a cache for other layers, or a KD
+/// cache, is refused naming what differs.
+#[test]
+fn the_span_cache_replays_the_live_teacher() {
+    let _rng = rng_lock();
+    for (name, device) in devices() {
+        let tmp = TempDir::new(&format!("distill-sra-cache-{name}"));
+        let cache_dir = tmp.path().join("cache");
+        let cache = format!(
+            "[cache]\ndir = \"{}\"\nshard_records = 3\n",
+            cache_dir.display()
+        );
+        let eval = "[eval]\nrecords = \"10..12\"\nevery = 0\n";
+        let live = sra_config(tmp.path(), &setup(tmp.path(), &device, eval));
+        // Two pairs over two teacher layers: the cache stores both.
+        let live = live.replace(
+            "pairs = [{ teacher_layer = 2, student_layer = 1 }]",
+            "pairs = [{ teacher_layer = 1, student_layer = 1 }, { teacher_layer = 2, student_layer = 1 }]",
+        );
+        let cached = parse(&(live.clone() + &cache)).unwrap();
+        let err = DistillTask::trainer(cached.clone(), &device)
+            .err()
+            .expect("no cache yet");
+        assert!(err.to_string().contains("mrl distill cache"), "{err}");
+        training::distill::cache::write_cache(&cached, 4, false, |_, _| {}).unwrap();
+        let manifest: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(cache_dir.join("manifest.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(manifest["top_k"], 0, "{name}");
+        assert_eq!(
+            manifest["hidden_layers"],
+            serde_json::json!([1, 2]),
+            "{name}"
+        );
+        assert!(manifest["parts"]["dev"]["rows"].as_u64().unwrap() > 0);
+
+        let mut a = DistillTask::trainer(parse(&live).unwrap(), &device).unwrap();
+        let mut b = DistillTask::trainer(cached.clone(), &device).unwrap();
+        assert!(
+            b.task().teacher_kind().contains("hidden states [1, 2]"),
+            "{}",
+            b.task().teacher_kind()
+        );
+        for step in 0..3 {
+            let (ra, rb) = (a.train_step().unwrap(), b.train_step().unwrap());
+            assert_eq!(ra.terms.len(), rb.terms.len());
+            for ((n, x), (m, y)) in ra.terms.iter().zip(&rb.terms) {
+                assert_eq!(n, m);
+                assert!(
+                    (x - y).abs() <= 1e-4 * x.abs().max(1e-3),
+                    "{name} step {step} {n}: live {x} vs cached {y}"
+                );
+            }
+        }
+        let eval_of = |t: &mut training::Trainer<DistillTask>| {
+            let (task, model) = t.parts_mut();
+            let dev = task.dev_data().unwrap().clone();
+            task.evaluate_on(model, "dev", &dev).unwrap()
+        };
+        let (ea, eb) = (eval_of(&mut a), eval_of(&mut b));
+        let (x, y) = (ea.sra.unwrap(), eb.sra.unwrap());
+        assert!(
+            (x - y).abs() <= 1e-4 * x.abs(),
+            "{name} dev sra: live {x} vs cached {y}"
+        );
+
+        // Stale: the cache holds layers [1, 2], this run reads [2] only.
+        let one_pair = live.replace(
+            "pairs = [{ teacher_layer = 1, student_layer = 1 }, { teacher_layer = 2, student_layer = 1 }]",
+            "pairs = [{ teacher_layer = 2, student_layer = 1 }]",
+        );
+        let e = DistillTask::trainer(parse(&(one_pair + &cache)).unwrap(), &device)
+            .err()
+            .expect("stale")
+            .to_string();
+        assert!(e.contains("stale") && e.contains("hidden_layers"), "{e}");
     }
 }
