@@ -429,6 +429,41 @@ mod tests {
     }
 
     #[test]
+    fn metrics_are_invariant_under_increasing_maps_and_bounded() {
+        // A deterministic pseudo-random sample with ties.
+        let mut state = 7u64;
+        let mut next = || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) as f64 / (1u64 << 31) as f64
+        };
+        for _ in 0..20 {
+            let n = 5 + (next() * 40.0) as usize;
+            let scores: Vec<f64> = (0..n).map(|_| (next() * 8.0).floor() / 8.0).collect();
+            let mut labels: Vec<bool> = (0..n).map(|_| next() < 0.5).collect();
+            labels[0] = true;
+            labels[1] = false;
+            let m = pair_metrics(&scores, &labels).unwrap();
+            let mapped: Vec<f64> = scores.iter().map(|s| (3.0 * s).exp() - 2.0).collect();
+            let m2 = pair_metrics(&mapped, &labels).unwrap();
+            assert!((m.accuracy - m2.accuracy).abs() < 1e-9);
+            assert!((m.f1 - m2.f1).abs() < 1e-9);
+            assert!((m.ap - m2.ap).abs() < 1e-9);
+            let p = labels.iter().filter(|&&l| l).count() as f64 / n as f64;
+            // Never below the better constant rule (all negative / all positive); AP in (0, 100].
+            assert!(m.accuracy >= 100.0 * p.max(1.0 - p) - 1e-9);
+            assert!(m.f1 >= 100.0 * 2.0 * p / (1.0 + p) - 1e-9);
+            assert!(m.ap > 0.0 && m.ap <= 100.0 + 1e-9);
+            // Negating the scores and flipping the labels gives the same partitions.
+            let flipped: Vec<f64> = scores.iter().map(|s| -s).collect();
+            let flipped_labels: Vec<bool> = labels.iter().map(|l| !l).collect();
+            let m3 = pair_metrics(&flipped, &flipped_labels).unwrap();
+            assert!((m.accuracy - m3.accuracy).abs() < 1e-9);
+        }
+    }
+
+    #[test]
     fn bad_metric_inputs_are_refused() {
         assert!(pair_metrics(&[0.1], &[true, false]).is_err());
         assert!(pair_metrics(&[], &[]).is_err());
