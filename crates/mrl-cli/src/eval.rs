@@ -196,6 +196,7 @@ fn classify(
     dims: &[usize],
     label: &str,
 ) -> anyhow::Result<ClassificationReport> {
+    let fit_start = std::cell::Cell::new(None);
     let report = run_classification(
         train,
         test,
@@ -204,9 +205,20 @@ fn classify(
         |texts: &[&str]| {
             let out = args.model.encode_with_progress(encoder, texts, label);
             eprintln!("fitting a logistic-regression probe at {} dims", dims.len());
+            fit_start.set(Some(std::time::Instant::now()));
             out
         },
     )?;
+    let seconds = fit_start.get().map_or(0.0, |t| t.elapsed().as_secs_f64());
+    let iterations: Vec<String> = report
+        .dims
+        .iter()
+        .map(|(dim, s)| format!("{dim}: {}", s.iterations))
+        .collect();
+    eprintln!(
+        "probes fitted in {seconds:.1} s (L-BFGS iterations per dim: {})",
+        iterations.join(", ")
+    );
     for (dim, scores) in &report.dims {
         if !scores.converged {
             eprintln!(
