@@ -34,7 +34,10 @@
 //! Gaussian mixture and a 2-class 120×8 one give the same objective within 1e-14 relative
 //! (asserted: 1e-6), coefficients and intercepts within 1e-6 (measured 9.8e-7 and 1.1e-7, the
 //! precision to which scikit-learn's own stopping rule leaves them; asserted: 1e-5), and
-//! identical test predictions, accuracy and macro-F1 (`tests/probe_reference.rs`).
+//! identical test predictions, accuracy and macro-F1 (`tests/probe_reference.rs`). On real
+//! data — all-MiniLM-L6-v2's Banking77 embeddings at 384 dims written by `mrl encode`, compared
+//! with `scripts/probe_vs_sklearn.py` — both give accuracy / macro-F1 90.81 / 90.81 at
+//! `tol = 1e-4` and 90.84 / 90.84 at `tol = 1e-5`, in about 50 L-BFGS iterations.
 //!
 //! Metrics: accuracy, and macro-F1 = the mean over the classes that occur in the test labels or
 //! the predictions of `F1_k = 2·TP_k / (2·TP_k + FP_k + FN_k)` (`sklearn.metrics.f1_score(...,
