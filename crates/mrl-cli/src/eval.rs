@@ -1,13 +1,19 @@
-//! `mrl eval`: STS scores of an encoder at every Matryoshka dim, or instruction-following
-//! ROUGE-L of a decoder (`--task instruct`, in `eval_instruct.rs`), as a table on stdout and
-//! optionally JSON.
+//! `mrl eval`: scores of an encoder at every Matryoshka dim — STS (Spearman/Pearson),
+//! classification with a logistic-regression probe (accuracy, macro-F1), pair classification
+//! (accuracy, F1, AP), or all three on the shared data — or instruction-following ROUGE-L of a
+//! decoder (`--task instruct`, in `eval_instruct.rs`), as a table on stdout and optionally
+//! JSON.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
+use models::SentenceEncoder;
 use mrl_common::nested_dims;
-use mrl_eval::{run_sts, StsDataset, StsReport};
+use mrl_eval::{
+    run_classification, run_pairs, run_sts, ClassificationDataset, ClassificationReport,
+    PairDataset, PairReport, ProbeConfig, StsDataset, StsReport,
+};
 use serde::Serialize;
 
 use crate::eval_instruct::InstructArgs;
@@ -20,9 +26,31 @@ pub enum Task {
     /// Semantic textual similarity of an encoder at every dim; data = TSV
     /// `score<TAB>sentence1<TAB>sentence2`.
     Sts,
+    /// Classification with a logistic-regression probe per dim (accuracy, macro-F1); `--train`
+    /// and `--data` (test) = TSV `label<TAB>text` (Banking77).
+    Classification,
+    /// Pair classification per dim (best-threshold accuracy and F1, average precision of the
+    /// cosines); data = TSV `sentence1<TAB>sentence2<TAB>label` (0/1) or SNLI
+    /// `premise<TAB>hypothesis<TAB>label` (entailment vs contradiction, neutral dropped).
+    Pair,
+    /// STS, classification and pair classification on the shared data:
+    /// `$MRL_SHARED/data/{stsb_test,banking77_train,banking77_test,nli_pairs}.tsv`.
+    All,
     /// Instruction following of a decoder: ROUGE-L ×100 of sampled answers against the
     /// references, per seed; data = JSON lines `{"instruction": .., "response": ..}`.
     Instruct,
+}
+
+impl Task {
+    fn name(self) -> &'static str {
+        match self {
+            Task::Sts => "sts",
+            Task::Classification => "classification",
+            Task::Pair => "pair",
+            Task::All => "all",
+            Task::Instruct => "instruct",
+        }
+    }
 }
 
 /// Arguments of `mrl eval`.
@@ -33,11 +61,15 @@ pub struct EvalArgs {
     /// The task.
     #[arg(long, value_enum)]
     pub task: Task,
-    /// The task's data file.
+    /// The task's data file (the test split for `--task classification`); not with
+    /// `--task all`, which reads the shared data.
     #[arg(long)]
-    pub data: PathBuf,
+    pub data: Option<PathBuf>,
+    /// The training split of `--task classification` (TSV `label<TAB>text`).
+    #[arg(long)]
+    pub train: Option<PathBuf>,
     /// Matryoshka dims, comma separated (default: the hidden size, then every power of two
-    /// below it down to 8 — 384,256,128,64,32,16,8 for MiniLM). `--task sts` only.
+    /// below it down to 8 — 384,256,128,64,32,16,8 for MiniLM). Embedding tasks only.
     #[arg(long, value_delimiter = ',')]
     pub dims: Option<Vec<usize>>,
     /// Also write the scores as JSON to this file (atomically).
@@ -47,32 +79,84 @@ pub struct EvalArgs {
     pub instruct: InstructArgs,
 }
 
-/// The JSON written by `--json`.
+/// The JSON written by `--json` for one task.
 #[derive(Serialize)]
-struct EvalJson<'a> {
+struct EvalJson<'a, R: Serialize> {
     model: &'a str,
     task: Task,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    train: Option<String>,
     data: String,
     #[serde(flatten)]
-    report: &'a StsReport,
+    report: &'a R,
 }
+
+/// One task's part of the `--task all` JSON.
+#[derive(Serialize)]
+struct TaskJson<'a, R: Serialize> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    train: Option<String>,
+    data: String,
+    #[serde(flatten)]
+    report: &'a R,
+}
+
+/// The JSON written by `--task all --json`.
+#[derive(Serialize)]
+struct AllJson<'a> {
+    model: &'a str,
+    task: Task,
+    sts: TaskJson<'a, StsReport>,
+    classification: TaskJson<'a, ClassificationReport>,
+    pair: TaskJson<'a, PairReport>,
+}
+
+/// The shared data files of `--task all`, relative to `$MRL_SHARED/data`.
+const ALL_STS: &str = "stsb_test.tsv";
+const ALL_TRAIN: &str = "banking77_train.tsv";
+const ALL_TEST: &str = "banking77_test.tsv";
+const ALL_PAIRS: &str = "nli_pairs.tsv";
 
 /// Runs `mrl eval`.
 pub fn run(args: EvalArgs) -> anyhow::Result<()> {
+    if args.task != Task::Instruct {
+        if let Some(flag) = args.instruct.flags_given().first() {
+            anyhow::bail!(
+                "{flag} applies to --task instruct only (generation with a decoder), not to \
+                 --task {}",
+                args.task.name()
+            );
+        }
+    }
+    if args.train.is_some() && args.task != Task::Classification {
+        anyhow::bail!(
+            "--train applies to --task classification only, not to --task {}",
+            args.task.name()
+        );
+    }
+    if args.task == Task::All {
+        if args.data.is_some() {
+            anyhow::bail!(
+                "--data does not apply to --task all: it reads {ALL_STS}, {ALL_TRAIN}, \
+                 {ALL_TEST} and {ALL_PAIRS} from $MRL_SHARED/data"
+            );
+        }
+        return run_all(args);
+    }
+    let Some(data) = args.data.clone() else {
+        anyhow::bail!("--task {} needs --data FILE", args.task.name());
+    };
     match args.task {
-        Task::Sts => run_sts_task(args),
-        Task::Instruct => crate::eval_instruct::run(args),
+        Task::Sts => run_sts_task(args, data),
+        Task::Classification => run_classification_task(args, data),
+        Task::Pair => run_pair_task(args, data),
+        Task::Instruct => crate::eval_instruct::run(args, data),
+        Task::All => unreachable!("handled above"),
     }
 }
 
-/// `mrl eval --task sts`.
-fn run_sts_task(args: EvalArgs) -> anyhow::Result<()> {
-    if let Some(flag) = args.instruct.flags_given().first() {
-        anyhow::bail!(
-            "{flag} applies to --task instruct only (generation with a decoder), not to --task sts"
-        );
-    }
-    let dataset = StsDataset::from_tsv(&args.data)?;
+/// Loads the encoder, prints its description and resolves `--dims`.
+fn load_encoder(args: &EvalArgs, what: &str) -> anyhow::Result<(SentenceEncoder, Vec<usize>)> {
     let (encoder, dir) = args.model.load()?;
     let hidden = encoder.hidden_size();
     // Default: the model's Matryoshka ladder, largest dim first.
@@ -84,7 +168,7 @@ fn run_sts_task(args: EvalArgs) -> anyhow::Result<()> {
         mrl_common::check_dim(dim, hidden).context("--dims")?;
     }
     eprintln!(
-        "model {} ({}, {} layers, hidden {}, pooling {}, max length {}) on {:?}; {} pairs from {}",
+        "model {} ({}, {} layers, hidden {}, pooling {}, max length {}) on {:?}; {what}",
         dir.display(),
         encoder.backbone().architecture(),
         encoder.num_layers(),
@@ -92,9 +176,67 @@ fn run_sts_task(args: EvalArgs) -> anyhow::Result<()> {
         encoder.pooling(),
         encoder.max_length(),
         args.model.device,
-        dataset.pairs.len(),
-        args.data.display()
     );
+    Ok((encoder, dims))
+}
+
+fn write_json(path: &Path, json: &impl Serialize) -> anyhow::Result<()> {
+    let text = serde_json::to_string_pretty(json)?;
+    models::error::write_atomic(path, (text + "\n").as_bytes())?;
+    eprintln!("wrote {}", path.display());
+    Ok(())
+}
+
+/// Fits the probes, saying so first (they take a while on Banking77).
+fn classify(
+    args: &EvalArgs,
+    encoder: &SentenceEncoder,
+    train: &ClassificationDataset,
+    test: &ClassificationDataset,
+    dims: &[usize],
+    label: &str,
+) -> anyhow::Result<ClassificationReport> {
+    let fit_start = std::cell::Cell::new(None);
+    let report = run_classification(
+        train,
+        test,
+        dims,
+        &ProbeConfig::default(),
+        |texts: &[&str]| {
+            let out = args.model.encode_with_progress(encoder, texts, label);
+            eprintln!("fitting a logistic-regression probe at {} dims", dims.len());
+            fit_start.set(Some(std::time::Instant::now()));
+            out
+        },
+    )?;
+    let seconds = fit_start.get().map_or(0.0, |t| t.elapsed().as_secs_f64());
+    let iterations: Vec<String> = report
+        .dims
+        .iter()
+        .map(|(dim, s)| format!("{dim}: {}", s.iterations))
+        .collect();
+    eprintln!(
+        "probes fitted in {seconds:.1} s (L-BFGS iterations per dim: {})",
+        iterations.join(", ")
+    );
+    for (dim, scores) in &report.dims {
+        if !scores.converged {
+            eprintln!(
+                "warning: the probe at dim {dim} did not converge in {} iterations",
+                scores.iterations
+            );
+        }
+    }
+    Ok(report)
+}
+
+/// `mrl eval --task sts`.
+fn run_sts_task(args: EvalArgs, data: PathBuf) -> anyhow::Result<()> {
+    let dataset = StsDataset::from_tsv(&data)?;
+    let (encoder, dims) = load_encoder(
+        &args,
+        &format!("{} pairs from {}", dataset.pairs.len(), data.display()),
+    )?;
     let report = run_sts(&dataset, &dims, |sentences: &[&str]| {
         args.model
             .encode_with_progress(&encoder, sentences, "encoding")
@@ -108,17 +250,200 @@ fn run_sts_task(args: EvalArgs) -> anyhow::Result<()> {
         );
     }
     if let Some(path) = &args.json {
-        let json = EvalJson {
-            model: &args.model.model,
-            task: args.task,
-            data: args.data.display().to_string(),
-            report: &report,
-        };
-        let text = serde_json::to_string_pretty(&json)?;
-        models::error::write_atomic(path, (text + "\n").as_bytes())?;
-        eprintln!("wrote {}", path.display());
+        write_json(
+            path,
+            &EvalJson {
+                model: &args.model.model,
+                task: args.task,
+                train: None,
+                data: data.display().to_string(),
+                report: &report,
+            },
+        )?;
     }
     Ok(())
+}
+
+/// `mrl eval --task classification`.
+fn run_classification_task(args: EvalArgs, data: PathBuf) -> anyhow::Result<()> {
+    let Some(train_path) = args.train.clone() else {
+        anyhow::bail!("--task classification needs --train FILE (and --data FILE, the test split)");
+    };
+    let train = ClassificationDataset::from_tsv(&train_path)?;
+    let test = ClassificationDataset::from_tsv(&data)?;
+    mrl_eval::classification::class_indices(&train, &test)?;
+    let (encoder, dims) = load_encoder(
+        &args,
+        &format!(
+            "{} training examples from {}, {} test examples from {}",
+            train.examples.len(),
+            train_path.display(),
+            test.examples.len(),
+            data.display()
+        ),
+    )?;
+    let report = classify(&args, &encoder, &train, &test, &dims, "encoding")?;
+    println!("{:>6}  {:>9}  {:>9}", "dim", "accuracy", "macro-F1");
+    for (dim, scores) in &report.dims {
+        println!(
+            "{dim:>6}  {:>9.2}  {:>9.2}",
+            scores.accuracy, scores.macro_f1
+        );
+    }
+    if let Some(path) = &args.json {
+        write_json(
+            path,
+            &EvalJson {
+                model: &args.model.model,
+                task: args.task,
+                train: Some(train_path.display().to_string()),
+                data: data.display().to_string(),
+                report: &report,
+            },
+        )?;
+    }
+    Ok(())
+}
+
+/// `mrl eval --task pair`.
+fn run_pair_task(args: EvalArgs, data: PathBuf) -> anyhow::Result<()> {
+    let dataset = PairDataset::from_tsv(&data)?;
+    let (encoder, dims) = load_encoder(&args, &describe_pairs(&dataset))?;
+    let report = run_pairs(&dataset, &dims, |sentences: &[&str]| {
+        args.model
+            .encode_with_progress(&encoder, sentences, "encoding")
+    })?;
+    println!("{:>6}  {:>9}  {:>9}  {:>9}", "dim", "accuracy", "F1", "AP");
+    for (dim, scores) in &report.dims {
+        println!(
+            "{dim:>6}  {:>9.2}  {:>9.2}  {:>9.2}",
+            scores.accuracy, scores.f1, scores.ap
+        );
+    }
+    if let Some(path) = &args.json {
+        write_json(
+            path,
+            &EvalJson {
+                model: &args.model.model,
+                task: args.task,
+                train: None,
+                data: data.display().to_string(),
+                report: &report,
+            },
+        )?;
+    }
+    Ok(())
+}
+
+fn describe_pairs(dataset: &PairDataset) -> String {
+    let positives = dataset.pairs.iter().filter(|p| p.label).count();
+    let mut text = format!(
+        "{} pairs ({positives} positive) from {}",
+        dataset.pairs.len(),
+        dataset.path.display()
+    );
+    if dataset.dropped > 0 {
+        text.push_str(&format!(", {} neutral rows dropped", dataset.dropped));
+    }
+    text
+}
+
+/// `mrl eval --task all`: STS-B test, Banking77, SNLI pairs from `$MRL_SHARED/data`.
+fn run_all(args: EvalArgs) -> anyhow::Result<()> {
+    let shared = models::resolve::Resolver::from_env().shared;
+    let path = |name: &str| shared.join("data").join(name);
+    let missing: Vec<String> = [ALL_STS, ALL_TRAIN, ALL_TEST, ALL_PAIRS]
+        .iter()
+        .map(|name| path(name))
+        .filter(|p| !p.is_file())
+        .map(|p| p.display().to_string())
+        .collect();
+    if !missing.is_empty() {
+        anyhow::bail!(
+            "--task all reads its data from $MRL_SHARED/data (MRL_SHARED = {}); missing: {}",
+            shared.display(),
+            missing.join(", ")
+        );
+    }
+    let sts_path = path(ALL_STS);
+    let (train_path, test_path, pairs_path) = (path(ALL_TRAIN), path(ALL_TEST), path(ALL_PAIRS));
+    let sts_data = StsDataset::from_tsv(&sts_path)?;
+    let train = ClassificationDataset::from_tsv(&train_path)?;
+    let test = ClassificationDataset::from_tsv(&test_path)?;
+    mrl_eval::classification::class_indices(&train, &test)?;
+    let pairs = PairDataset::from_tsv(&pairs_path)?;
+    let (encoder, dims) = load_encoder(
+        &args,
+        &format!(
+            "STS: {} pairs from {}; classification: {} / {} examples from {} / {}; pairs: {}",
+            sts_data.pairs.len(),
+            sts_path.display(),
+            train.examples.len(),
+            test.examples.len(),
+            train_path.display(),
+            test_path.display(),
+            describe_pairs(&pairs)
+        ),
+    )?;
+    let sts = run_sts(&sts_data, &dims, |sentences: &[&str]| {
+        args.model
+            .encode_with_progress(&encoder, sentences, "encoding STS")
+    })?;
+    let classification = classify(
+        &args,
+        &encoder,
+        &train,
+        &test,
+        &dims,
+        "encoding classification",
+    )?;
+    let pair = run_pairs(&pairs, &dims, |sentences: &[&str]| {
+        args.model
+            .encode_with_progress(&encoder, sentences, "encoding pairs")
+    })?;
+
+    print!("{}", all_table(&sts, &classification, &pair));
+    if let Some(json) = &args.json {
+        let file = |p: &Path| p.display().to_string();
+        write_json(
+            json,
+            &AllJson {
+                model: &args.model.model,
+                task: Task::All,
+                sts: TaskJson {
+                    train: None,
+                    data: file(&sts_path),
+                    report: &sts,
+                },
+                classification: TaskJson {
+                    train: Some(file(&train_path)),
+                    data: file(&test_path),
+                    report: &classification,
+                },
+                pair: TaskJson {
+                    train: None,
+                    data: file(&pairs_path),
+                    report: &pair,
+                },
+            },
+        )?;
+    }
+    Ok(())
+}
+
+/// The Markdown table of `--task all`: one row per dim, every task's scores ×100.
+fn all_table(sts: &StsReport, classification: &ClassificationReport, pair: &PairReport) -> String {
+    let mut out = String::from(
+        "| dim | STS Spearman | STS Pearson | class. accuracy | class. macro-F1 | pair accuracy | pair F1 | pair AP |\n\
+         |---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for (((dim, s), (_, c)), (_, p)) in sts.dims.iter().zip(&classification.dims).zip(&pair.dims) {
+        out.push_str(&format!(
+            "| {dim} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |\n",
+            s.spearman, s.pearson, c.accuracy, c.macro_f1, p.accuracy, p.f1, p.ap
+        ));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -140,6 +465,7 @@ mod tests {
         let json = EvalJson {
             model: "m",
             task: Task::Sts,
+            train: None,
             data: "d.tsv".to_string(),
             report: &report,
         };

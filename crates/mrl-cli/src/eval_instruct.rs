@@ -244,7 +244,7 @@ struct PredictionLine<'a> {
 }
 
 /// Runs `mrl eval --task instruct`.
-pub fn run(args: EvalArgs) -> anyhow::Result<()> {
+pub fn run(args: EvalArgs, data: PathBuf) -> anyhow::Result<()> {
     let mut refused = args.model.encoder_flags_given();
     // `--batch-size` means rows per generation batch here.
     refused.retain(|&flag| flag != "--batch-size");
@@ -253,8 +253,8 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     }
     if let Some(flag) = refused.first() {
         anyhow::bail!(
-            "{flag} applies to --task sts only (embeddings of an encoder); --task instruct \
-             generates with a decoder"
+            "{flag} applies to the embedding tasks only (--task sts, classification, pair, \
+             all: an encoder); --task instruct generates with a decoder"
         );
     }
     let settings = GenerationSettings::from_args(&args.instruct)?;
@@ -270,7 +270,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     if seeds.is_empty() {
         anyhow::bail!("--seeds is empty");
     }
-    let all = read_instruct_jsonl(&args.data)?;
+    let all = read_instruct_jsonl(&data)?;
     let range = args.instruct.records.unwrap_or(RecordRange {
         start: 0,
         end: all.len(),
@@ -278,7 +278,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     if range.end > all.len() {
         anyhow::bail!(
             "--records {range} is out of range: {} has {} records (indices 0..{})",
-            args.data.display(),
+            data.display(),
             all.len(),
             all.len()
         );
@@ -300,7 +300,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
                 "record {} of {}: its prompt has {} tokens, and with --max-new-tokens {} that \
                  exceeds the model's context of {context} tokens (at most {} prompt tokens fit)",
                 range.start + position,
-                args.data.display(),
+                data.display(),
                 ids.len(),
                 settings.max_new_tokens,
                 context.saturating_sub(settings.max_new_tokens)
@@ -315,7 +315,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         generator.config.num_hidden_layers,
         start.elapsed().as_secs_f64(),
         args.model.device,
-        args.data.display(),
+        data.display(),
         records.len(),
     );
 
@@ -414,7 +414,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         let json = InstructJson {
             model: &args.model.model,
             task: Task::Instruct,
-            data: args.data.display().to_string(),
+            data: data.display().to_string(),
             records: range,
             prompt_template: mrl_eval::PROMPT_TEMPLATE,
             generation: &settings,

@@ -23,8 +23,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Evaluate an encoder at every Matryoshka dim (STS: Spearman/Pearson ×100), or a decoder on
-    /// instruction following (ROUGE-L ×100 per seed).
+    /// Evaluate an encoder at every Matryoshka dim (STS, a classification probe, pair
+    /// classification, or all three), or a decoder on instruction following (ROUGE-L ×100 per
+    /// seed).
     Eval(eval::EvalArgs),
     /// Embed sentences (one per line) at one dim, truncated and L2-normalised, to JSON lines.
     Encode(encode::EncodeArgs),

@@ -49,6 +49,26 @@ pub enum EvalError {
         /// What is wrong.
         message: String,
     },
+    /// A labelled data file has only one class: no classifier or threshold can be fitted.
+    #[error("{}: every row has the label `{label}`; at least two classes are needed", path.display())]
+    SingleClass {
+        /// The file.
+        path: PathBuf,
+        /// The one label.
+        label: String,
+    },
+    /// A test row carries a label that no training row has: the probe cannot predict it.
+    #[error("{}:{line}: label `{label}` does not occur in the training data {}", path.display(), train.display())]
+    UnseenLabel {
+        /// The test file.
+        path: PathBuf,
+        /// 1-based line number in the test file.
+        line: usize,
+        /// The label.
+        label: String,
+        /// The training file.
+        train: PathBuf,
+    },
     /// Text generation failed for one record.
     #[error("generation failed for record {index} (seed {seed}): {message}")]
     Generate {

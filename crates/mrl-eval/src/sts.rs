@@ -7,7 +7,6 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
 
 use crate::correlation::{pearson, spearman};
@@ -104,21 +103,29 @@ impl StsDataset {
     /// The distinct sentences of both sides (first-seen order), and for each pair the indices of
     /// its two sentences in that list: each sentence is embedded once.
     pub fn unique_sentences(&self) -> (Vec<&str>, Vec<(usize, usize)>) {
-        let mut index: HashMap<&str, usize> = HashMap::new();
-        let mut sentences = Vec::new();
-        let mut lookup = |s| {
-            *index.entry(s).or_insert_with(|| {
-                sentences.push(s);
-                sentences.len() - 1
-            })
-        };
-        let pairs = self
-            .pairs
-            .iter()
-            .map(|p| (lookup(p.sentence1.as_str()), lookup(p.sentence2.as_str())))
-            .collect();
-        (sentences, pairs)
+        unique_pair_sentences(
+            self.pairs
+                .iter()
+                .map(|p| (p.sentence1.as_str(), p.sentence2.as_str())),
+        )
     }
+}
+
+/// The distinct sentences of a list of pairs (first-seen order), and for each pair the indices
+/// of its two sentences in that list.
+pub fn unique_pair_sentences<'a>(
+    pairs: impl Iterator<Item = (&'a str, &'a str)>,
+) -> (Vec<&'a str>, Vec<(usize, usize)>) {
+    let mut index: HashMap<&str, usize> = HashMap::new();
+    let mut sentences = Vec::new();
+    let mut lookup = |s| {
+        *index.entry(s).or_insert_with(|| {
+            sentences.push(s);
+            sentences.len() - 1
+        })
+    };
+    let pairs = pairs.map(|(a, b)| (lookup(a), lookup(b))).collect();
+    (sentences, pairs)
 }
 
 /// Spearman and Pearson ×100 at one dim.
@@ -137,49 +144,10 @@ pub struct StsReport {
     pub n_pairs: usize,
     /// `(dim, scores)` in request order; serialises as `{"384": {...}, "256": {...}}`.
     #[serde(
-        serialize_with = "serialize_dims",
-        deserialize_with = "deserialize_dims"
+        serialize_with = "crate::dims::serialize",
+        deserialize_with = "crate::dims::deserialize"
     )]
     pub dims: Vec<(usize, DimScores)>,
-}
-
-fn deserialize_dims<'de, D: serde::Deserializer<'de>>(
-    deserializer: D,
-) -> std::result::Result<Vec<(usize, DimScores)>, D::Error> {
-    // Request order is kept: serde_json keeps the keys' order only with `preserve_order`, so
-    // the map is read as a list of entries.
-    struct Entries;
-    impl<'de> serde::de::Visitor<'de> for Entries {
-        type Value = Vec<(usize, DimScores)>;
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("a map from dim to scores")
-        }
-        fn visit_map<A: serde::de::MapAccess<'de>>(
-            self,
-            mut map: A,
-        ) -> std::result::Result<Self::Value, A::Error> {
-            let mut out = Vec::new();
-            while let Some((dim, scores)) = map.next_entry::<String, DimScores>()? {
-                let dim = dim
-                    .parse()
-                    .map_err(|_| serde::de::Error::custom(format!("`{dim}` is not a dim")))?;
-                out.push((dim, scores));
-            }
-            Ok(out)
-        }
-    }
-    deserializer.deserialize_map(Entries)
-}
-
-fn serialize_dims<S: Serializer>(
-    dims: &[(usize, DimScores)],
-    serializer: S,
-) -> std::result::Result<S::Ok, S::Error> {
-    let mut map = serializer.serialize_map(Some(dims.len()))?;
-    for (dim, scores) in dims {
-        map.serialize_entry(&dim.to_string(), scores)?;
-    }
-    map.end()
 }
 
 impl StsReport {

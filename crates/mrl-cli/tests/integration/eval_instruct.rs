@@ -352,7 +352,7 @@ fn flags_of_the_other_task_are_refused() {
         let out = run_instruct(Path::new("unused"), &data, &[flag, value]);
         assert!(!out.status.success());
         assert!(
-            stderr(&out).contains(&format!("{flag} applies to --task sts only")),
+            stderr(&out).contains(&format!("{flag} applies to the embedding tasks only")),
             "{flag}: {}",
             stderr(&out)
         );

@@ -8,5 +8,6 @@ mod common;
 mod distill;
 mod eval;
 mod eval_instruct;
+mod eval_tasks;
 mod fresh_machine;
 mod train;
