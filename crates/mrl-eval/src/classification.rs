@@ -737,14 +737,7 @@ pub fn run_classification<E: std::fmt::Display>(
             })
         })
         .collect();
-    let embeddings = encode(&texts).map_err(|e| EvalError::Encode(e.to_string()))?;
-    if embeddings.len() != texts.len() {
-        return Err(EvalError::Encode(format!(
-            "the encoder returned {} vectors for {} texts",
-            embeddings.len(),
-            texts.len()
-        )));
-    }
+    let embeddings = crate::sts::encode_all(&texts, encode)?;
     let (train_pos, test_pos) = positions.split_at(train.examples.len());
     let gather =
         |pos: &[usize]| -> Vec<Vec<f32>> { pos.iter().map(|&i| embeddings[i].clone()).collect() };

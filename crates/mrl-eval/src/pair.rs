@@ -345,14 +345,7 @@ pub fn run_pairs<E: std::fmt::Display>(
     encode: impl FnOnce(&[&str]) -> std::result::Result<Vec<Vec<f32>>, E>,
 ) -> Result<PairReport> {
     let (sentences, pair_index) = dataset.unique_sentences();
-    let embeddings = encode(&sentences).map_err(|e| EvalError::Encode(e.to_string()))?;
-    if embeddings.len() != sentences.len() {
-        return Err(EvalError::Encode(format!(
-            "the encoder returned {} vectors for {} sentences",
-            embeddings.len(),
-            sentences.len()
-        )));
-    }
+    let embeddings = crate::sts::encode_all(&sentences, encode)?;
     score_pairs(&dataset.pairs, &embeddings, &pair_index, dims)
 }
 

@@ -210,15 +210,29 @@ pub fn run_sts<E: std::fmt::Display>(
     encode: impl FnOnce(&[&str]) -> std::result::Result<Vec<Vec<f32>>, E>,
 ) -> Result<StsReport> {
     let (sentences, pair_index) = dataset.unique_sentences();
-    let embeddings = encode(&sentences).map_err(|e| EvalError::Encode(e.to_string()))?;
-    if embeddings.len() != sentences.len() {
+    let embeddings = encode_all(&sentences, encode)?;
+    score_sts(&dataset.pairs, &embeddings, &pair_index, dims)
+}
+
+/// `encode(texts)`, checked to return one vector per text: the embedding step of every task
+/// runner.
+///
+/// # Errors
+/// [`EvalError::Encode`] wrapping the encoder's error, or when it returns the wrong number of
+/// vectors.
+pub(crate) fn encode_all<E: std::fmt::Display>(
+    texts: &[&str],
+    encode: impl FnOnce(&[&str]) -> std::result::Result<Vec<Vec<f32>>, E>,
+) -> Result<Vec<Vec<f32>>> {
+    let embeddings = encode(texts).map_err(|e| EvalError::Encode(e.to_string()))?;
+    if embeddings.len() != texts.len() {
         return Err(EvalError::Encode(format!(
-            "the encoder returned {} vectors for {} sentences",
+            "the encoder returned {} vectors for {} texts",
             embeddings.len(),
-            sentences.len()
+            texts.len()
         )));
     }
-    score_sts(&dataset.pairs, &embeddings, &pair_index, dims)
+    Ok(embeddings)
 }
 
 /// The first `dim` coordinates, scaled to unit L2 norm (norm clamped at 1e-12), in f64.
