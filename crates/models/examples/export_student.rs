@@ -18,7 +18,7 @@
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use models::error::write_atomic;
+use models::atomic::write_atomic;
 use models::llama::{build_student, export_decoder, StudentInit};
 use models::LlamaInput;
 use mrl_common::DeviceKind;

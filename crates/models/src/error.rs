@@ -47,6 +47,30 @@ pub enum ModelError {
         /// The parser's message.
         message: String,
     },
+    /// A weight tensor holds a NaN or an infinity.
+    #[error(
+        "weights {path}: tensor {tensor} has {count} non-finite value(s) (the first is {value}); \
+         the file is corrupt or the training that wrote it diverged"
+    )]
+    NonFiniteWeight {
+        /// The weights file.
+        path: PathBuf,
+        /// The tensor, named as the file names it.
+        tensor: String,
+        /// How many of its values are NaN or infinite.
+        count: usize,
+        /// That value.
+        value: f32,
+    },
+    /// A model output that leaves the program (an embedding, a row of logits) holds a NaN or
+    /// an infinity.
+    #[error("{what} is not finite ({count} NaN or infinite value(s)); the model's weights or inputs produce non-finite activations")]
+    NonFiniteOutput {
+        /// Which output, e.g. `the embedding of text 3`.
+        what: String,
+        /// How many of its values are NaN or infinite.
+        count: usize,
+    },
     /// The weights file parsed, but its tensors do not fit the configured model.
     #[error("weights {path} do not fit the model configured from config.json:{details}")]
     WeightMismatch {
@@ -144,32 +168,6 @@ pub type Result<T, E = ModelError> = std::result::Result<T, E>;
 /// Reads a file to a string, naming the file in the error.
 pub(crate) fn read_to_string(path: &std::path::Path) -> Result<String> {
     std::fs::read_to_string(path).map_err(|source| ModelError::Io {
-        path: path.to_path_buf(),
-        source,
-    })
-}
-
-/// Writes `bytes` to `path` atomically: to a scratch sibling (`.{name}.{pid}.tmp`), flushed,
-/// then renamed over `path`, so `path` is either the old file or the whole new one. The error
-/// names `path`.
-pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let dir = path.parent().unwrap_or(std::path::Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let result = (|| {
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map_err(|source| ModelError::Write {
         path: path.to_path_buf(),
         source,
     })

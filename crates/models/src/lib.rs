@@ -42,10 +42,12 @@
 //! # Ok::<(), models::ModelError>(())
 //! ```
 
+pub mod atomic;
 pub mod backbone;
 pub mod bert;
 mod cast;
 pub mod error;
+pub mod finite;
 #[allow(deprecated)] // the generated dispatch names NdArray, deprecated upstream
 pub mod gelu;
 pub mod generation;

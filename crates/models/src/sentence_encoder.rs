@@ -201,11 +201,23 @@ impl SentenceEncoder {
     /// [`SentenceEncoder::embed_batch`] of `texts[rows]`, read back row-major.
     fn embed_rows(&self, texts: &[&str], rows: &[usize]) -> Result<Vec<f32>> {
         let batch: Vec<&str> = rows.iter().map(|&i| texts[i]).collect();
-        Ok(self
+        let values = self
             .embed_batch(&batch)?
             .into_data()
             .try_into_vec_as::<f32>()
-            .expect("converted to f32"))
+            .expect("converted to f32");
+        let width = values.len() / rows.len().max(1);
+        for (row, &i) in values.chunks(width.max(1)).zip(rows) {
+            let count = row.iter().filter(|v| !v.is_finite()).count();
+            if count > 0 {
+                let text: String = texts[i].chars().take(40).collect();
+                return Err(ModelError::NonFiniteOutput {
+                    what: format!("the embedding of text {i} ({text:?})"),
+                    count,
+                });
+            }
+        }
+        Ok(values)
     }
 
     /// How many batches [`SentenceEncoder::encode`] runs at once: one per core on the CPU
@@ -229,7 +241,9 @@ impl SentenceEncoder {
     /// Either way every batch is the same forward pass, so the vectors do not depend on it.
     ///
     /// # Errors
-    /// [`ModelError::InvalidArgument`] for `batch_size == 0`; tokenisation errors.
+    /// [`ModelError::InvalidArgument`] for `batch_size == 0`; tokenisation errors;
+    /// [`ModelError::NonFiniteOutput`] naming the first text (0-based) whose embedding holds a
+    /// NaN or an infinity.
     pub fn encode(
         &self,
         texts: &[&str],

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use tokenizers::{
-    PaddingDirection, PaddingParams, PaddingStrategy, Tokenizer, TruncationDirection,
-    TruncationParams, TruncationStrategy,
+    PaddingDirection, PaddingParams, PaddingStrategy, PostProcessor, Tokenizer,
+    TruncationDirection, TruncationParams, TruncationStrategy,
 };
 
 use crate::bert::BertInput;
@@ -132,6 +132,16 @@ impl TextTokenizer {
     fn configure(inner: &mut Tokenizer, max_length: usize) -> std::result::Result<(), String> {
         if max_length == 0 {
             return Err("max_length must be at least 1".to_string());
+        }
+        let special = inner
+            .get_post_processor()
+            .map_or(0, |p| p.added_tokens(false));
+        if max_length <= special {
+            return Err(format!(
+                "max_length {max_length} leaves no room for text: the tokenizer adds {special} \
+                 special tokens to every sequence (use at least {})",
+                special + 1
+            ));
         }
         let mut padding = inner.get_padding().cloned().unwrap_or_else(|| {
             let mut p = PaddingParams::default();

@@ -36,7 +36,7 @@ pub struct DistillArgs {
     pub overrides: Vec<String>,
     /// Stop after this many steps, at least 1 (a checkpoint is written; continue with
     /// `--resume`).
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_parser = crate::numeric::positive_u64)]
     pub stop_after: Option<u64>,
     /// Do not export the student at the end.
     #[arg(long)]
@@ -74,8 +74,8 @@ pub struct CacheArgs {
     /// Replace a cache that exists but does not match the config.
     #[arg(long)]
     pub force: bool,
-    /// Records per teacher forward pass.
-    #[arg(long, default_value_t = 8)]
+    /// Records per teacher forward pass, ≥ 1.
+    #[arg(long, default_value_t = 8, value_parser = crate::numeric::positive)]
     pub batch_size: usize,
 }
 
@@ -404,8 +404,7 @@ fn run_eval_only_sra(args: &DistillArgs, config: DistillConfig) -> anyhow::Resul
                 serde_json::json!(data_path.display().to_string()),
             );
         }
-        models::error::write_atomic(path, &serde_json::to_vec_pretty(&json)?)
-            .with_context(|| format!("--json {}", path.display()))?;
+        crate::output::write_json(path, "--json", &json)?;
         eprintln!("wrote {}", path.display());
     }
     Ok(())
@@ -553,8 +552,7 @@ fn run_eval_only(args: &DistillArgs, config: DistillConfig) -> anyhow::Result<()
             map.insert("pairs".into(), serde_json::to_value(&r.pairs)?);
             map.insert("examples".into(), serde_json::to_value(&r.examples)?);
         }
-        models::error::write_atomic(path, &serde_json::to_vec_pretty(&json)?)
-            .with_context(|| format!("--json {}", path.display()))?;
+        crate::output::write_json(path, "--json", &json)?;
         eprintln!("wrote {}", path.display());
     }
     Ok(())

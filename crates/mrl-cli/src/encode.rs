@@ -1,7 +1,6 @@
 //! `mrl encode`: one embedding per input line, truncated to `--dim` and L2-normalised, written
 //! as JSON lines (one array of floats per line, in input order).
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -17,8 +16,8 @@ pub struct EncodeArgs {
     /// Text file, one sentence per line (blank lines are skipped).
     #[arg(long)]
     pub input: PathBuf,
-    /// Matryoshka dim to keep.
-    #[arg(long)]
+    /// Matryoshka dim to keep (1 ..= the hidden size).
+    #[arg(long, value_parser = crate::numeric::positive)]
     pub dim: usize,
     /// Output file: one JSON array per line.
     #[arg(long)]
@@ -43,19 +42,19 @@ pub fn run(args: EncodeArgs) -> anyhow::Result<()> {
         .model
         .encode_with_progress(&encoder, &sentences, "encoding")?;
 
-    let file = std::fs::File::create(&args.output)
-        .with_context(|| format!("creating {}", args.output.display()))?;
-    let mut out = std::io::BufWriter::new(file);
-    for embedding in &embeddings {
-        let unit: Vec<f32> = mrl_eval::sts::truncate_normalize(embedding, args.dim)
-            .into_iter()
-            .map(|v| v as f32)
-            .collect();
-        serde_json::to_writer(&mut out, &unit)?;
-        out.write_all(b"\n")?;
-    }
-    out.flush()
-        .with_context(|| format!("writing {}", args.output.display()))?;
+    // Embeddings are checked finite by `encode`; the file appears whole or not at all.
+    models::atomic::write_atomic_with(&args.output, |out| {
+        for embedding in &embeddings {
+            let unit: Vec<f32> = mrl_eval::sts::truncate_normalize(embedding, args.dim)
+                .into_iter()
+                .map(|v| v as f32)
+                .collect();
+            serde_json::to_writer(&mut *out, &unit)?;
+            out.write_all(b"\n")?;
+        }
+        Ok(())
+    })
+    .context("--output")?;
     eprintln!(
         "wrote {} vectors of dim {} to {}",
         embeddings.len(),

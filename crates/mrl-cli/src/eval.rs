@@ -18,6 +18,7 @@ use serde::Serialize;
 
 use crate::eval_instruct::InstructArgs;
 use crate::model_args::ModelArgs;
+use crate::numeric::DimList;
 
 /// Evaluation tasks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
@@ -69,9 +70,10 @@ pub struct EvalArgs {
     #[arg(long)]
     pub train: Option<PathBuf>,
     /// Matryoshka dims, comma separated (default: the hidden size, then every power of two
-    /// below it down to 8 — 384,256,128,64,32,16,8 for MiniLM). Embedding tasks only.
-    #[arg(long, value_delimiter = ',')]
-    pub dims: Option<Vec<usize>>,
+    /// below it down to 8 — 384,256,128,64,32,16,8 for MiniLM); each in 1 ..= the hidden
+    /// size, none twice. Embedding tasks only.
+    #[arg(long, value_parser = crate::numeric::dims)]
+    pub dims: Option<DimList>,
     /// Also write the scores as JSON to this file (atomically).
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -163,7 +165,7 @@ fn load_encoder(args: &EvalArgs, what: &str) -> anyhow::Result<(SentenceEncoder,
     let dims = args
         .dims
         .clone()
-        .unwrap_or_else(|| nested_dims(hidden).into_iter().rev().collect());
+        .map_or_else(|| nested_dims(hidden).into_iter().rev().collect(), |d| d.0);
     for &dim in &dims {
         mrl_common::check_dim(dim, hidden).context("--dims")?;
     }
@@ -181,8 +183,7 @@ fn load_encoder(args: &EvalArgs, what: &str) -> anyhow::Result<(SentenceEncoder,
 }
 
 fn write_json(path: &Path, json: &impl Serialize) -> anyhow::Result<()> {
-    let text = serde_json::to_string_pretty(json)?;
-    models::error::write_atomic(path, (text + "\n").as_bytes())?;
+    crate::output::write_json(path, "--json", json)?;
     eprintln!("wrote {}", path.display());
     Ok(())
 }

@@ -32,6 +32,7 @@ use mrl_eval::{read_instruct_jsonl, render_prompt, run_instruct, InstructReport}
 use serde::Serialize;
 
 use crate::eval::{EvalArgs, Task};
+use crate::numeric::SeedList;
 
 /// Default `--seeds` (DSKD evaluates with five: 10, 20, 30, 40, 50).
 pub const DEFAULT_SEEDS: [u64; 3] = [10, 20, 30];
@@ -54,22 +55,24 @@ pub const DEFAULT_BATCH_SIZE: usize = 16;
 #[command(next_help_heading = "Instruction following (--task instruct)")]
 pub struct InstructArgs {
     /// Seeds, one sampled run each, comma separated [default: 10,20,30].
-    #[arg(long, value_delimiter = ',')]
-    pub seeds: Option<Vec<u64>>,
-    /// Sampling temperature; 0 = greedy (then every seed gives the same answers) [default: 1].
-    #[arg(long)]
+    #[arg(long, value_parser = crate::numeric::seeds)]
+    pub seeds: Option<SeedList>,
+    /// Sampling temperature, a finite number ≥ 0; 0 = greedy (then every seed gives the same
+    /// answers) [default: 1].
+    #[arg(long, value_parser = crate::numeric::temperature)]
     pub temperature: Option<f32>,
-    /// Nucleus sampling: keep the most likely tokens up to this total probability [default: 1].
-    #[arg(long)]
+    /// Nucleus sampling: keep the most likely tokens up to this total probability, in (0, 1]
+    /// [default: 1].
+    #[arg(long, value_parser = crate::numeric::top_p)]
     pub top_p: Option<f32>,
     /// Sample among the k most likely tokens only; 0 = off [default: 0].
-    #[arg(long)]
+    #[arg(long, value_parser = crate::numeric::non_negative)]
     pub top_k: Option<usize>,
     /// Never repeat an n-gram of this size; 0 = off [default: 6].
-    #[arg(long)]
+    #[arg(long, value_parser = crate::numeric::non_negative)]
     pub no_repeat_ngram_size: Option<usize>,
-    /// Upper bound on the tokens of each answer [default: 256].
-    #[arg(long)]
+    /// Upper bound on the tokens of each answer, ≥ 1 [default: 256].
+    #[arg(long, value_parser = crate::numeric::positive)]
     pub max_new_tokens: Option<usize>,
     /// Evaluate the records START..END of the file only (0-based, end excluded), e.g. 1900..2000
     /// [default: all].
@@ -121,10 +124,9 @@ pub struct GenerationSettings {
 impl GenerationSettings {
     /// The settings of `args`, defaults applied.
     ///
-    /// # Errors
-    /// A temperature that is negative or not finite, a top-p outside (0, 1], or 0 new tokens.
-    pub fn from_args(args: &InstructArgs) -> anyhow::Result<Self> {
-        let settings = Self {
+    /// The flags' domains are checked when they are parsed (`crate::numeric`).
+    pub fn from_args(args: &InstructArgs) -> Self {
+        Self {
             temperature: args.temperature.unwrap_or(DEFAULT_TEMPERATURE),
             top_p: args.top_p.unwrap_or(DEFAULT_TOP_P),
             top_k: args.top_k.unwrap_or(DEFAULT_TOP_K),
@@ -132,20 +134,7 @@ impl GenerationSettings {
                 .no_repeat_ngram_size
                 .unwrap_or(DEFAULT_NO_REPEAT_NGRAM_SIZE),
             max_new_tokens: args.max_new_tokens.unwrap_or(DEFAULT_MAX_NEW_TOKENS),
-        };
-        if !settings.temperature.is_finite() || settings.temperature < 0.0 {
-            anyhow::bail!(
-                "--temperature must be a finite number ≥ 0, got {}",
-                settings.temperature
-            );
         }
-        if settings.top_p.is_nan() || settings.top_p <= 0.0 || settings.top_p > 1.0 {
-            anyhow::bail!("--top-p must be in (0, 1], got {}", settings.top_p);
-        }
-        if settings.max_new_tokens == 0 {
-            anyhow::bail!("--max-new-tokens must be at least 1");
-        }
-        Ok(settings)
     }
 
     /// The options of one generation with the sampler seeded by `seed`.
@@ -257,19 +246,13 @@ pub fn run(args: EvalArgs, data: PathBuf) -> anyhow::Result<()> {
              all: an encoder); --task instruct generates with a decoder"
         );
     }
-    let settings = GenerationSettings::from_args(&args.instruct)?;
-    let batch_size = args
-        .model
-        .batch_size
-        .map_or(DEFAULT_BATCH_SIZE, |b| b as usize);
+    let settings = GenerationSettings::from_args(&args.instruct);
+    let batch_size = args.model.batch_size.unwrap_or(DEFAULT_BATCH_SIZE);
     let seeds = args
         .instruct
         .seeds
         .clone()
-        .unwrap_or_else(|| DEFAULT_SEEDS.to_vec());
-    if seeds.is_empty() {
-        anyhow::bail!("--seeds is empty");
-    }
+        .map_or_else(|| DEFAULT_SEEDS.to_vec(), |s| s.0);
     let all = read_instruct_jsonl(&data)?;
     let range = args.instruct.records.unwrap_or(RecordRange {
         start: 0,
@@ -403,7 +386,7 @@ pub fn run(args: EvalArgs, data: PathBuf) -> anyhow::Result<()> {
             text += &serde_json::to_string(&line)?;
             text.push('\n');
         }
-        models::error::write_atomic(path, text.as_bytes())?;
+        models::atomic::write_atomic(path, text.as_bytes())?;
         eprintln!(
             "wrote {} predictions to {}",
             predictions.len(),
@@ -424,8 +407,7 @@ pub fn run(args: EvalArgs, data: PathBuf) -> anyhow::Result<()> {
             tokens_per_second,
             report: &report,
         };
-        let text = serde_json::to_string_pretty(&json)? + "\n";
-        models::error::write_atomic(path, text.as_bytes())?;
+        crate::output::write_json(path, "--json", &json)?;
         eprintln!("wrote {}", path.display());
     }
     Ok(())
@@ -453,7 +435,7 @@ mod tests {
 
     #[test]
     fn defaults_are_dskd_test_settings_and_bad_values_are_refused() {
-        let settings = GenerationSettings::from_args(&InstructArgs::default()).unwrap();
+        let settings = GenerationSettings::from_args(&InstructArgs::default());
         assert_eq!(
             settings,
             GenerationSettings {
@@ -469,40 +451,24 @@ mod tests {
         assert_eq!(options.sampling.top_k, None);
         assert_eq!(options.sampling.top_p, None);
         assert_eq!(options.seed, 5);
-        for (args, flag) in [
-            (
-                InstructArgs {
-                    temperature: Some(-1.0),
-                    ..Default::default()
-                },
-                "--temperature",
-            ),
-            (
-                InstructArgs {
-                    temperature: Some(f32::NAN),
-                    ..Default::default()
-                },
-                "--temperature",
-            ),
-            (
-                InstructArgs {
-                    top_p: Some(0.0),
-                    ..Default::default()
-                },
-                "--top-p",
-            ),
-            (
-                InstructArgs {
-                    max_new_tokens: Some(0),
-                    ..Default::default()
-                },
-                "--max-new-tokens",
-            ),
+        #[derive(Debug, clap::Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            args: InstructArgs,
+        }
+        use clap::Parser;
+        for (flag, value) in [
+            ("--temperature", "-1"),
+            ("--temperature", "nan"),
+            ("--top-p", "0"),
+            ("--max-new-tokens", "0"),
+            ("--seeds", "10,10"),
+            ("--top-k", "-3"),
         ] {
-            let err = GenerationSettings::from_args(&args)
+            let err = Wrapper::try_parse_from(["instruct", flag, value])
                 .unwrap_err()
                 .to_string();
-            assert!(err.contains(flag), "{err}");
+            assert!(err.contains(flag) && err.contains(value), "{err}");
         }
     }
 

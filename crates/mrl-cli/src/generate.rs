@@ -25,23 +25,23 @@ pub struct GenerateArgs {
     /// Wrap the prompt as a user message with the model's chat template.
     #[arg(long)]
     pub chat: bool,
-    /// Upper bound on new tokens.
-    #[arg(long, default_value_t = 128)]
+    /// Upper bound on new tokens, ≥ 1.
+    #[arg(long, default_value_t = 128, value_parser = crate::numeric::positive)]
     pub max_new_tokens: usize,
-    /// 0 = greedy; otherwise the sampling temperature.
-    #[arg(long, default_value_t = 0.0)]
+    /// 0 = greedy; otherwise the sampling temperature (a finite number ≥ 0).
+    #[arg(long, default_value_t = 0.0, value_parser = crate::numeric::temperature)]
     pub temperature: f32,
-    /// Sample among the k most likely tokens only.
-    #[arg(long)]
+    /// Sample among the k most likely tokens only (≥ 1).
+    #[arg(long, value_parser = crate::numeric::positive)]
     pub top_k: Option<usize>,
-    /// Nucleus sampling: the smallest set of tokens with this total probability.
-    #[arg(long)]
+    /// Nucleus sampling: the smallest set of tokens with this total probability, in (0, 1].
+    #[arg(long, value_parser = crate::numeric::top_p)]
     pub top_p: Option<f32>,
     /// Never repeat an n-gram of this size (0 = off).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = crate::numeric::non_negative)]
     pub no_repeat_ngram_size: usize,
-    /// Seed of the sampler.
-    #[arg(long, default_value_t = 0)]
+    /// Seed of the sampler (0 ..= 2^64 − 1).
+    #[arg(long, default_value_t = 0, value_parser = crate::numeric::seed)]
     pub seed: u64,
     /// Backend.
     #[arg(long, default_value_t = DeviceKind::Flex)]
@@ -50,14 +50,6 @@ pub struct GenerateArgs {
 
 /// Runs `mrl generate`.
 pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
-    if args.temperature.is_nan() || args.temperature < 0.0 {
-        anyhow::bail!("--temperature must be ≥ 0, got {}", args.temperature);
-    }
-    if let Some(p) = args.top_p {
-        if p.is_nan() || p <= 0.0 || p > 1.0 {
-            anyhow::bail!("--top-p must be in (0, 1], got {p}");
-        }
-    }
     let model = crate::model_args::resolve_decoder(&args.model)?;
     let device = args.device.device()?;
     let start = Instant::now();
@@ -155,18 +147,19 @@ mod tests {
     }
 
     #[test]
-    fn bad_sampling_flags_are_rejected_before_loading() {
-        let w = Wrapper::try_parse_from([
-            "generate",
-            "--model",
-            "/nonexistent",
-            "--prompt",
-            "x",
-            "--top-p",
-            "1.5",
-        ])
-        .unwrap();
-        let err = run(w.args).unwrap_err().to_string();
-        assert!(err.contains("--top-p"), "{err}");
+    fn bad_sampling_flags_are_rejected_when_parsed() {
+        for (flag, value) in [
+            ("--top-p", "1.5"),
+            ("--temperature", "-0.5"),
+            ("--max-new-tokens", "0"),
+            ("--top-k", "0"),
+            ("--seed", "-1"),
+        ] {
+            let err =
+                Wrapper::try_parse_from(["generate", "--model", "m", "--prompt", "x", flag, value])
+                    .unwrap_err()
+                    .to_string();
+            assert!(err.contains(flag) && err.contains(value), "{err}");
+        }
     }
 }

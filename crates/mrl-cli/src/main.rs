@@ -8,6 +8,8 @@ mod eval;
 mod eval_instruct;
 mod generate;
 mod model_args;
+mod numeric;
+mod output;
 mod progress;
 mod train;
 
@@ -26,15 +28,20 @@ enum Command {
     /// Evaluate an encoder at every Matryoshka dim (STS, a classification probe, pair
     /// classification, or all three), or a decoder on instruction following (ROUGE-L ×100 per
     /// seed).
+    #[command(allow_negative_numbers = true)]
     Eval(eval::EvalArgs),
     /// Embed sentences (one per line) at one dim, truncated and L2-normalised, to JSON lines.
+    #[command(allow_negative_numbers = true)]
     Encode(encode::EncodeArgs),
     /// Generate text with a Llama-family decoder (GGUF or safetensors), optionally as a chat.
+    #[command(allow_negative_numbers = true)]
     Generate(generate::GenerateArgs),
     /// Fine-tune an encoder or decoder backbone with a Matryoshka objective (MRL, ESE, 2D, MIPIC) from a TOML config.
+    #[command(allow_negative_numbers = true)]
     Train(train::TrainArgs),
     /// Distil a decoder teacher into a smaller student (KD), write its teacher cache, or
     /// measure a student against its teacher.
+    #[command(allow_negative_numbers = true)]
     Distill(distill::DistillArgs),
 }
 
@@ -50,16 +57,42 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", message(&err));
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes joined by `: `, leaving out a cause whose text the message already
+/// holds (an I/O error that names its OS error and also carries it as its source).
+fn message(err: &anyhow::Error) -> String {
+    let mut text = err.to_string();
+    for cause in err.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text = format!("{text}: {cause}");
+        }
+    }
+    text
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use clap::CommandFactory;
+
+    #[test]
+    fn a_cause_already_in_the_message_is_not_repeated() {
+        let os = std::io::Error::from_raw_os_error(28);
+        let err = anyhow::Error::new(models::ModelError::Write {
+            path: "out.json".into(),
+            source: os,
+        })
+        .context("--json");
+        let text = message(&err);
+        assert_eq!(text.matches("os error 28").count(), 1, "{text}");
+        assert!(text.starts_with("--json: cannot write out.json"), "{text}");
+    }
 
     #[test]
     fn the_cli_definition_is_consistent() {

@@ -20,13 +20,13 @@ pub struct ModelArgs {
     /// Pooling (default: the model's `1_Pooling/config.json`, else mean).
     #[arg(long, value_parser = parse_pooling)]
     pub pooling: Option<Pooling>,
-    /// Sentences per forward pass (default 32); with `eval --task instruct`, answers generated
-    /// together, one decoding step for all (default 16).
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
-    pub batch_size: Option<u32>,
-    /// Truncation length in tokens (default: `max_seq_length` of
+    /// Sentences per forward pass, ≥ 1 (default 32); with `eval --task instruct`, answers
+    /// generated together, one decoding step for all (default 16).
+    #[arg(long, value_parser = crate::numeric::positive)]
+    pub batch_size: Option<usize>,
+    /// Truncation length in tokens, ≥ 2 (default: `max_seq_length` of
     /// `sentence_bert_config.json`, else the model's maximum).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::numeric::max_length)]
     pub max_length: Option<usize>,
     /// Backend.
     #[arg(long, default_value_t = DeviceKind::Flex)]
@@ -39,11 +39,11 @@ fn parse_pooling(s: &str) -> Result<Pooling, String> {
 }
 
 /// `--batch-size` when not given.
-pub const DEFAULT_BATCH_SIZE: u32 = 32;
+pub const DEFAULT_BATCH_SIZE: usize = 32;
 
 impl ModelArgs {
     /// `--batch-size`, else [`DEFAULT_BATCH_SIZE`].
-    pub fn batch_size(&self) -> u32 {
+    pub fn batch_size(&self) -> usize {
         self.batch_size.unwrap_or(DEFAULT_BATCH_SIZE)
     }
 
@@ -81,7 +81,7 @@ impl ModelArgs {
         what: &str,
     ) -> anyhow::Result<Vec<Vec<f32>>> {
         let bar = crate::progress::bar(texts.len(), what);
-        let out = encoder.encode(texts, self.batch_size() as usize, |n| bar.inc(n as u64))?;
+        let out = encoder.encode(texts, self.batch_size(), |n| bar.inc(n as u64))?;
         bar.finish_and_clear();
         Ok(out)
     }

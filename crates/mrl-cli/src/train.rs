@@ -30,7 +30,7 @@ pub struct TrainArgs {
     pub overrides: Vec<String>,
     /// Stop after this many steps, at least 1 (a checkpoint is written; continue with
     /// `--resume`).
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_parser = crate::numeric::positive_u64)]
     pub stop_after: Option<u64>,
     /// Extra STS sets (TSV `score, sentence1, sentence2`) evaluated before and after training,
     /// e.g. `../shared/data/stsb_test.tsv` (repeatable).

@@ -50,6 +50,7 @@
 mod device;
 mod dims;
 mod error;
+pub mod limits;
 mod normalize;
 mod pooling;
 mod rng;

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::str::FromStr;
 
 use burn::tensor::Device;
-use models::error::write_atomic;
+use models::atomic::write_atomic;
 use models::llama::{LlamaConfig, LlamaVariant};
 use models::{BertConfig, BertVariant, ModelError, Result};
 use tokenizers::Tokenizer;

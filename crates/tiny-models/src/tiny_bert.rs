@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use burn::tensor::Device;
-use models::error::write_atomic;
+use models::atomic::write_atomic;
 use models::{BertConfig, ModelError, Result};
 use tokenizers::Tokenizer;
 

@@ -23,13 +23,13 @@ pub const STATE_FILE: &str = "state.json";
 /// The checkpoint format written (2: one model and one optimizer file; 1 had one per module).
 pub const VERSION: u32 = 2;
 
-/// Writes `bytes` to `path` atomically ([`models::error::write_atomic`]: a temporary sibling,
+/// Writes `bytes` to `path` atomically ([`models::atomic::write_atomic`]: a temporary sibling,
 /// synced, renamed over `path`). Readers see the old file or the new one, never a partial one.
 ///
 /// # Errors
 /// [`TrainError::Io`] naming the file.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    models::error::write_atomic(path, bytes).map_err(|e| match e {
+    models::atomic::write_atomic(path, bytes).map_err(|e| match e {
         models::ModelError::Write { path, source } => TrainError::Io { path, source },
         other => TrainError::Model(other),
     })
@@ -107,7 +107,8 @@ impl Checkpoint {
         std::fs::create_dir_all(root).map_err(io_err(root))?;
         let name = step_dir_name(self.state.step);
         let final_dir = root.join(&name);
-        let tmp_dir = root.join(format!(".{name}.{}.tmp", std::process::id()));
+        models::atomic::remove_stale_scratch(root);
+        let tmp_dir = models::atomic::scratch_path(&final_dir);
         if tmp_dir.exists() {
             std::fs::remove_dir_all(&tmp_dir).map_err(io_err(&tmp_dir))?;
         }
@@ -223,8 +224,9 @@ fn sync_dir(dir: &Path) {
     }
 }
 
-/// Removes all but the newest `keep` `step-*` directories (never `current`) and stale
-/// temporary directories.
+/// Removes all but the newest `keep` `step-*` directories (never `current`); the scratch
+/// directories of killed runs are removed before each save
+/// ([`models::atomic::remove_stale_scratch`]).
 fn prune(root: &Path, keep: usize, current: &str) -> Result<()> {
     let mut steps = Vec::new();
     for entry in std::fs::read_dir(root).map_err(io_err(root))? {

@@ -21,6 +21,7 @@ use super::config::BertConfig;
 use super::model::BertModel;
 use crate::cast::CastToF32;
 use crate::error::{ModelError, Result};
+use crate::finite::check_finite_weights;
 
 /// Checkpoint key → module path rewrites, applied in this order.
 pub const KEY_REMAPS: &[(&str, &str)] = &[
@@ -65,7 +66,8 @@ impl BertModel {
     /// # Errors
     /// [`ModelError::Weights`] if the file cannot be read or parsed;
     /// [`ModelError::WeightMismatch`] listing every missing key, every key whose shape differs
-    /// from the configured model (with both shapes), and every unexpected key.
+    /// from the configured model (with both shapes), and every unexpected key;
+    /// [`ModelError::NonFiniteWeight`] naming a tensor that holds a NaN or an infinity.
     pub fn load_safetensors(config: &BertConfig, weights: &Path, device: &Device) -> Result<Self> {
         if let Err(message) = config.validate() {
             return Err(ModelError::InvalidArgument {
@@ -91,11 +93,13 @@ impl BertModel {
         let clean = result.missing.is_empty()
             && result.errors.is_empty()
             && result.unused.iter().all(|k| is_skipped(k));
-        if clean {
-            return Ok(model.map(&mut CastToF32));
-        }
         // Name keys as the file spells them.
         let prefix = checkpoint_prefix(weights)?;
+        if clean {
+            let model = model.map(&mut CastToF32);
+            check_finite_weights(&model, weights, |path| checkpoint_key(path, prefix))?;
+            return Ok(model);
+        }
         let mut details = String::new();
         for (path, _) in &result.missing {
             details.push_str(&format!("\n  missing key {}", checkpoint_key(path, prefix)));

@@ -141,7 +141,9 @@ pub fn generate(
 /// one is [`generate`], exactly.
 ///
 /// # Errors
-/// [`ModelError::InvalidArgument`] when `rows` is empty; [`ModelError::BatchRow`] naming the
+/// [`ModelError::InvalidArgument`] when `rows` is empty or `max_new_tokens` is 0;
+/// [`ModelError::NonFiniteOutput`] when a row of logits holds a NaN or an infinity;
+/// [`ModelError::BatchRow`] naming the
 /// row for an empty prompt or a prompt plus `max_new_tokens` beyond the context window
 /// (checked for every row before anything runs).
 pub fn generate_batch(
@@ -155,6 +157,12 @@ pub fn generate_batch(
         return Err(ModelError::InvalidArgument {
             name: "rows",
             message: "no rows to generate".into(),
+        });
+    }
+    if options.max_new_tokens == 0 {
+        return Err(ModelError::InvalidArgument {
+            name: "max_new_tokens",
+            message: "must be at least 1".into(),
         });
     }
     for (row, r) in rows.iter().enumerate() {
@@ -211,8 +219,19 @@ pub fn generate_batch(
             .try_into_vec::<f32>()
             .expect("f32 logits");
         for (b, &row) in active.iter().enumerate() {
+            let row_logits = &values[b * vocab..(b + 1) * vocab];
+            let bad = row_logits.iter().filter(|v| !v.is_finite()).count();
+            if bad > 0 {
+                return Err(ModelError::NonFiniteOutput {
+                    what: format!(
+                        "the next-token logits of row {row} after {} new token(s)",
+                        tokens[row].len()
+                    ),
+                    count: bad,
+                });
+            }
             let next = sampling::next_token(
-                &values[b * vocab..(b + 1) * vocab],
+                row_logits,
                 &histories[row],
                 &options.sampling,
                 &mut rngs[row],

@@ -17,7 +17,8 @@ use std::path::{Path, PathBuf};
 use super::config::{LlamaConfig, LlamaVariant, RopeScaling};
 use super::model::LlamaModel;
 use super::{CONFIG_FILE, WEIGHTS_FILE};
-use crate::error::{write_atomic, ModelError, Result};
+use crate::atomic::write_atomic;
+use crate::error::{ModelError, Result};
 
 /// Files of the tokenizer side that [`export_decoder`] copies when the source has them
 /// (`tokenizer.json` itself is required).

@@ -26,6 +26,7 @@ use super::config::{LlamaConfig, LlamaVariant};
 use super::model::LlamaModel;
 use crate::cast::CastToF32;
 use crate::error::{ModelError, Result};
+use crate::finite::{check_finite_values, check_finite_weights};
 use crate::gguf::GgufFile;
 
 /// Checkpoint key → module path rewrites for safetensors.
@@ -139,7 +140,8 @@ impl LlamaModel {
     ///
     /// # Errors
     /// [`ModelError::Weights`] if the file cannot be read or parsed;
-    /// [`ModelError::WeightMismatch`] naming every missing, mis-shaped and unexpected key.
+    /// [`ModelError::WeightMismatch`] naming every missing, mis-shaped and unexpected key;
+    /// [`ModelError::NonFiniteWeight`] naming a tensor that holds a NaN or an infinity.
     pub fn load_safetensors(
         config: &LlamaConfig,
         weights: &Path,
@@ -167,7 +169,12 @@ impl LlamaModel {
                 || (tied && key == "lm_head.weight")
                 || layers.drops(key)
         })?;
-        Ok(model.map(&mut CastToF32))
+        let model = model.map(&mut CastToF32);
+        check_finite_weights(&model, weights, |path| match path {
+            "lm_head.weight" => path.to_string(),
+            _ => format!("model.{path}"),
+        })?;
+        Ok(model)
     }
 
     /// Builds the model described by `config` (restricted by `layers`) and loads the tensors
@@ -175,7 +182,8 @@ impl LlamaModel {
     ///
     /// # Errors
     /// [`ModelError::Gguf`] for a tensor type that cannot be dequantised (naming it);
-    /// [`ModelError::WeightMismatch`] naming every missing, mis-shaped and unknown tensor.
+    /// [`ModelError::WeightMismatch`] naming every missing, mis-shaped and unknown tensor;
+    /// [`ModelError::NonFiniteWeight`] naming a tensor that holds a NaN or an infinity.
     pub fn load_gguf(
         config: &LlamaConfig,
         gguf: &GgufFile,
@@ -203,6 +211,7 @@ impl LlamaModel {
                         path: path.to_path_buf(),
                         source,
                     })?;
+            check_finite_values(values.iter().copied(), path, || info.name.clone())?;
             if permuted {
                 let heads = if module_path.ends_with("q_proj.weight") {
                     Some(config.num_attention_heads)

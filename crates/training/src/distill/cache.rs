@@ -627,16 +627,10 @@ impl CacheWriter<'_> {
                 "exists; remove it (or pass --force) to rebuild",
             ));
         }
-        let name = dir
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "cache".into());
-        let parent = dir
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
+        let parent = models::atomic::parent_dir(dir);
         std::fs::create_dir_all(parent).map_err(io_err(parent))?;
-        let scratch = parent.join(format!(".{name}.partial-{}", std::process::id()));
+        models::atomic::remove_stale_scratch(parent);
+        let scratch = models::atomic::scratch_path(dir);
         let _ = std::fs::remove_dir_all(&scratch);
         std::fs::create_dir_all(&scratch).map_err(io_err(&scratch))?;
         let result = self.write_parts(&scratch, key, teacher_info, parts, &mut on_records);
@@ -705,7 +699,7 @@ impl CacheWriter<'_> {
             parts: entries,
         };
         let json = serde_json::to_vec_pretty(&manifest).expect("serialisable");
-        models::error::write_atomic(&scratch.join(MANIFEST_FILE), &json)?;
+        models::atomic::write_atomic(&scratch.join(MANIFEST_FILE), &json)?;
         Ok(manifest)
     }
 
@@ -991,11 +985,7 @@ pub fn write_cache(
         "layers": teacher_config.num_hidden_layers,
         "vocab_size": teacher_config.vocab_size,
     });
-    let name = dir
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "cache".into());
-    let staging = dir.with_file_name(format!(".{name}.new-{}", std::process::id()));
+    let staging = models::atomic::scratch_path(&dir);
     let _ = std::fs::remove_dir_all(&staging);
     on_records(0, total);
     let manifest = writer.write(&staging, &key, info, &parts, |done| on_records(done, total))?;

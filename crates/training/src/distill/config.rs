@@ -480,15 +480,8 @@ impl DistillConfig {
                 return Err(bad(key, "is empty"));
             }
         }
-        if self.data.max_length < 2 {
-            return Err(bad(
-                "data.max_length",
-                format!(
-                    "must be >= 2 (a prompt token and a response token), got {}",
-                    self.data.max_length
-                ),
-            ));
-        }
+        mrl_common::limits::check_max_length(self.data.max_length)
+            .map_err(|m| bad("data.max_length", m))?;
         if let Some(r) = &self.data.records {
             parse_records("data.records", r)?;
         }

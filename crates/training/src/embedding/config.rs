@@ -193,15 +193,8 @@ impl EmbeddingConfig {
         self.training
             .validate(2, "in-batch negatives need two examples")?;
         self.checkpoint.validate()?;
-        if self.model.max_length < 2 {
-            return Err(bad(
-                "model.max_length",
-                format!(
-                    "must be >= 2 (a text and its special tokens), got {}",
-                    self.model.max_length
-                ),
-            ));
-        }
+        mrl_common::limits::check_max_length(self.model.max_length)
+            .map_err(|m| bad("model.max_length", m))?;
         if let Some(p) = &self.model.pooling {
             p.parse::<models::Pooling>()
                 .map_err(|e| bad("model.pooling", e.to_string()))?;
@@ -224,9 +217,7 @@ impl EmbeddingConfig {
                 return Err(bad("eval.batch_size", "must be >= 1"));
             }
             if let Some(dims) = &eval.dims {
-                if dims.is_empty() || dims.contains(&0) {
-                    return Err(bad("eval.dims", "must be a non-empty list of dims >= 1"));
-                }
+                mrl_common::limits::check_dims(dims).map_err(|m| bad("eval.dims", m))?;
             }
         }
         Ok(())
