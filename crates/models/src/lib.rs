@@ -20,7 +20,9 @@
 //!   Burn module;
 //! - [`sentence_encoder`] — model + tokenizer + pooling: texts in, vectors out; the model is a
 //!   BERT-family encoder or a Llama-family decoder ([`Backbone`], from `model_type`), so a
-//!   decoder embedder (last-token pooling) is evaluated like an encoder.
+//!   decoder embedder (last-token pooling) is evaluated like an encoder;
+//! - [`st_pipeline`] — the sentence-transformers module list (`modules.json`) and
+//!   `sentence_bert_config.json`, checked to be a pipeline the encoder reproduces.
 //!
 //! # Features
 //! `ndarray` and `flex` (default), `wgpu` and `cuda` enable the corresponding Burn backends; the
@@ -58,6 +60,7 @@ pub mod llama;
 pub mod pooling;
 pub mod resolve;
 pub mod sentence_encoder;
+pub mod st_pipeline;
 pub mod tokenizer;
 pub mod vocab_transplant;
 

@@ -8,21 +8,15 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::{Device, Tensor};
 use mrl_common::{pool, Pooling};
-use serde::Deserialize;
 
 use crate::backbone::Backbone;
 use crate::bert::{BertConfig, BertModel};
-use crate::error::{read_json, ModelError, Result};
+use crate::error::{ModelError, Result};
 use crate::host_device::is_host_cpu;
 use crate::llama::{LlamaInput, LlamaModel};
 use crate::pooling::pooling_from_model_dir;
+use crate::st_pipeline::{read_modules, SentenceBertConfig};
 use crate::tokenizer::{TextTokenizer, TOKENIZER_FILE};
-
-/// sentence-transformers' `sentence_bert_config.json` (the fields we read).
-#[derive(Deserialize)]
-struct SentenceBertConfig {
-    max_seq_length: Option<usize>,
-}
 
 /// Choices that override what the model directory says.
 #[derive(Debug, Clone, Default)]
@@ -49,11 +43,13 @@ impl SentenceEncoder {
     /// decoder), `tokenizer.json` and the pooling choice from `dir` onto `device`.
     ///
     /// Pooling: `options.pooling`, else `1_Pooling/config.json`, else mean for an encoder and
-    /// last-token for a decoder.
+    /// last-token for a decoder. A `modules.json` must describe a pipeline this encoder
+    /// reproduces (Transformer → Pooling, optionally → Normalize; see [`crate::st_pipeline`]).
     ///
     /// # Errors
-    /// A [`ModelError`] naming the missing or malformed file, or the offending option
-    /// (`max_length` larger than the model's positions).
+    /// A [`ModelError`] naming the missing or malformed file, the module of `modules.json` that
+    /// cannot be reproduced, or the offending option (`max_length` larger than the model's
+    /// positions).
     pub fn load(dir: &Path, device: &Device, options: &EncoderOptions) -> Result<Self> {
         if dir.is_file() {
             return Err(ModelError::NotADirectory {
@@ -68,6 +64,7 @@ impl SentenceEncoder {
                 fetch_into: None,
             });
         }
+        read_modules(dir)?;
         let backbone = Backbone::load(dir, device)?;
         let max_positions = backbone.max_position_embeddings();
         let max_length = match options.max_length {
@@ -314,12 +311,7 @@ fn scatter(out: &mut [Vec<f32>], rows: &[usize], values: &[f32]) {
 
 /// `max_seq_length` of `sentence_bert_config.json` if present, else `max_position_embeddings`.
 fn default_max_length(dir: &Path, max_positions: usize) -> Result<usize> {
-    let path = dir.join("sentence_bert_config.json");
-    if path.is_file() {
-        let st: SentenceBertConfig = read_json(&path)?;
-        if let Some(n) = st.max_seq_length {
-            return Ok(n.min(max_positions));
-        }
-    }
-    Ok(max_positions)
+    Ok(SentenceBertConfig::read(dir)?
+        .and_then(|st| st.max_seq_length)
+        .map_or(max_positions, |n| n.min(max_positions)))
 }

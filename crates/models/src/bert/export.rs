@@ -6,14 +6,19 @@
 //! (`BurnToPyTorchAdapter`), then the module paths are renamed by [`EXPORT_KEY_REMAPS`]
 //! (`layer_norm` → `LayerNorm`, `attention.self_attention` → `attention.self`). Keys carry no
 //! `bert.` / `roberta.` prefix, as in sentence-transformers checkpoints; the file's metadata says
-//! `format = pt`, which `transformers` requires. `config.json` keeps the family member
+//! `format = pt`, which `transformers` requires. The source checkpoint's pooler, which the encoder
+//! does not use, can be written alongside ([`BertModel::save_hf_safetensors_with_pooler`]), so
+//! that `transformers` finds every weight of its `BertModel`. `config.json` keeps the family member
 //! (`model_type` `bert`, `roberta` or `xlm-roberta`) and its `pad_token_id`, so an exported
 //! XLM-RoBERTa loads again as one.
 
 use std::path::Path;
 
+use burn::module::Module;
+
 use super::config::{BertConfig, BertVariant, HiddenAct};
 use super::model::BertModel;
+use super::pooler::BertPooler;
 use crate::error::Result;
 
 /// Module path → checkpoint key rewrites applied when saving, in this order.
@@ -73,4 +78,34 @@ impl BertModel {
     pub fn save_hf_safetensors(&self, path: &Path) -> Result<()> {
         crate::hf_safetensors::save_hf_safetensors(self, path, EXPORT_KEY_REMAPS)
     }
+
+    /// [`BertModel::save_hf_safetensors`] plus, when given, `pooler` as
+    /// `pooler.dense.weight` / `pooler.dense.bias` (PyTorch layout, like the other weights).
+    ///
+    /// # Errors
+    /// [`ModelError::Weights`](crate::ModelError::Weights) naming `path` when the file cannot be written.
+    pub fn save_hf_safetensors_with_pooler(
+        &self,
+        path: &Path,
+        pooler: Option<&BertPooler>,
+    ) -> Result<()> {
+        let Some(pooler) = pooler else {
+            return self.save_hf_safetensors(path);
+        };
+        let module = BertWithPooler {
+            model: self.clone(),
+            pooler: pooler.clone(),
+        };
+        let mut remaps = vec![(r"^model\.", "")];
+        remaps.extend_from_slice(EXPORT_KEY_REMAPS);
+        crate::hf_safetensors::save_hf_safetensors(&module, path, &remaps)
+    }
+}
+
+/// The module written by [`BertModel::save_hf_safetensors_with_pooler`]: the encoder's paths
+/// lose their `model.` prefix, the pooler's keep `pooler.`.
+#[derive(Module, Debug)]
+struct BertWithPooler {
+    model: BertModel,
+    pooler: BertPooler,
 }

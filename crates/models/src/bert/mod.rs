@@ -8,11 +8,13 @@
 //! - [`BertConfig`] — from `config.json` (`model_type` `bert`, `roberta`, `xlm-roberta`);
 //! - [`BertModel`] — the encoder; [`BertModel::forward`] returns every hidden state and,
 //!   on request, every layer's attention probabilities;
-//! - [`weights`] — the checked mapping from `model.safetensors` keys to module paths.
+//! - [`weights`] — the checked mapping from `model.safetensors` keys to module paths;
+//! - [`BertPooler`] — the checkpoint's (unused) pooler, read only to be exported again.
 
 mod config;
 mod export;
 mod model;
+mod pooler;
 pub mod weights;
 
 use std::path::Path;
@@ -25,6 +27,7 @@ pub use model::{
     AttentionMask, BertAttention, BertEmbeddings, BertEncoder, BertFeedForwardOutput, BertInput,
     BertIntermediate, BertLayer, BertModel, BertOutput, BertSelfAttention, BertSelfOutput,
 };
+pub use pooler::BertPooler;
 
 use crate::error::{ModelError, Result};
 

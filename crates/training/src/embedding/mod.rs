@@ -77,10 +77,13 @@ impl EmbeddingTask {
     /// the corpus and the dev set, builds the objective, the optimizer and the schedule.
     ///
     /// # Errors
-    /// Model not found (listing where it looked) or not loadable, data errors, objective
-    /// settings that do not fit the model.
+    /// Model not found (listing where it looked) or not loadable, a `modules.json` with a module
+    /// the export could not reproduce, data errors, objective settings that do not fit the model.
     pub fn trainer(config: EmbeddingConfig, device: &Device) -> Result<Trainer<Self>> {
         let model_dir = models::resolve_model(&config.model.path)?;
+        // A sentence-transformers pipeline we could not export (or evaluate) fails now, not
+        // after training.
+        models::st_pipeline::read_modules(&model_dir)?;
         let device = device.clone().autodiff();
         let backbone = Backbone::load(&model_dir, &device)?;
         let max_length = config.model.max_length;
@@ -228,7 +231,6 @@ impl EmbeddingTask {
             &model.backbone.valid(),
             &self.model_dir,
             self.pooling,
-            self.config.model.max_length.max(EVAL_MAX_LENGTH),
             dir,
         )
     }

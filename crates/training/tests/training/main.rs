@@ -1,7 +1,8 @@
 //! The training loop and the embedding task end to end on a tiny random BERT built in code
 //! (no shared data needed), on every compiled-in CPU device (and wgpu with the `wgpu`
 //! feature): config rejection, data loading and batching, the schedule, atomic checkpoints,
-//! resume == uninterrupted, non-finite loss detection, export round trip.
+//! resume == uninterrupted, non-finite loss detection, export round trip and equivalence to
+//! the source pipeline.
 
 mod checkpoint;
 mod common;
@@ -12,6 +13,7 @@ mod distill_cross;
 mod distill_mta;
 mod distill_smollm2;
 mod distill_sra;
+mod export;
 mod presets;
 mod runs;
 mod schedule;
