@@ -103,10 +103,13 @@ pub(crate) fn masked_linear_cka(x: Tensor<3>, y: Tensor<3>, mask: Tensor<2>) -> 
     let dy = y.dims()[2];
     let w = mask.unsqueeze_dim::<3>(2); // [B, n, 1]
     let count = w.clone().sum_dim(1); // [B, 1, 1]
-    let centre = |t: Tensor<3>| {
+                                      // Two passes: the second removes what f32 rounding left of the mean after the first, so
+                                      // rows that are all equal (zero variance, defined CKA 0) centre to zero, not to noise.
+    let centre_once = |t: Tensor<3>| {
         let mean = (t.clone() * w.clone()).sum_dim(1) / count.clone();
         (t - mean) * w.clone()
     };
+    let centre = |t: Tensor<3>| centre_once(centre_once(t));
     let xc = centre(x);
     let yc = centre(y);
     let flat = |t: Tensor<3>| t.sum_dim(2).sum_dim(1).reshape([batch]);

@@ -146,6 +146,13 @@ fn prepare(
         .reshape([batch * len, width])
         .select(0, selection.gather_indices(&device))
         .reshape([batch, selection.k_max, width]);
+    // CKA is invariant to a shift common to every row, so subtract the top-ranked row (real, and
+    // kept by every dim): the Grams are then formed from differences, not from the raw values,
+    // whose common offset would cancel in the centring only up to f32 rounding — enough to turn
+    // a zero-variance example (defined CKA 0) into ±1.
+    let k_max = selection.k_max;
+    let first = selected.clone().slice([0..batch, 0..1, 0..width]);
+    let selected = selected - first.expand([batch, k_max, width]);
     let row_mask = selection.row_masks(&device).cast(dtype);
     Ok((selected, row_mask))
 }

@@ -176,8 +176,19 @@ pub(crate) fn read_to_string(path: &std::path::Path) -> Result<String> {
 /// Reads and parses a JSON file, naming the file in the error.
 pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &std::path::Path) -> Result<T> {
     let text = read_to_string(path)?;
-    serde_json::from_str(&text).map_err(|e| ModelError::Config {
-        path: path.to_path_buf(),
-        message: e.to_string(),
+    serde_json::from_str(&text).map_err(|e| {
+        // serde_json names the line, not the key: quote the line, which holds the key.
+        let line = text
+            .lines()
+            .nth(e.line().saturating_sub(1))
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && e.line() > 0);
+        ModelError::Config {
+            path: path.to_path_buf(),
+            message: match line {
+                Some(line) => format!("{e} (`{line}`)"),
+                None => e.to_string(),
+            },
+        }
     })
 }

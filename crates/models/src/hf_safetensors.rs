@@ -30,11 +30,7 @@ pub(crate) fn save_hf_safetensors<M: Module>(
     path: &Path,
     remaps: &[(&str, &str)],
 ) -> Result<()> {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let staged = path.with_file_name(format!(".{name}.{}.staged", std::process::id()));
+    let staged = crate::atomic::scratch_path(path);
     let write_err = |source| ModelError::Write {
         path: path.to_path_buf(),
         source,

@@ -59,6 +59,7 @@ pub enum DistillCommand {
     /// Run the teacher once over the config's training (and `[eval]`) records and store what
     /// the objective reads in `[cache] dir`: KD, its top-k next-token log-probabilities and
     /// tail mass; SRA, its aligned layers' hidden states and centre-of-mass weights.
+    #[command(allow_negative_numbers = true)]
     Cache(CacheArgs),
 }
 

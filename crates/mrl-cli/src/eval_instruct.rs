@@ -52,6 +52,7 @@ pub const DEFAULT_BATCH_SIZE: usize = 16;
 /// The flags of `--task instruct` (each refused with `--task sts`; the defaults are applied
 /// when the task runs).
 #[derive(Debug, Default, Args)]
+#[command(allow_negative_numbers = true)]
 #[command(next_help_heading = "Instruction following (--task instruct)")]
 pub struct InstructArgs {
     /// Seeds, one sampled run each, comma separated [default: 10,20,30].

@@ -12,6 +12,7 @@ use mrl_common::DeviceKind;
 
 /// Arguments of `mrl generate`.
 #[derive(Debug, Args)]
+#[command(allow_negative_numbers = true)]
 pub struct GenerateArgs {
     /// A `.gguf` file; or a directory with `config.json` and `model.safetensors` (or one
     /// `*.gguf`), `tokenizer.json` and, for `--chat`, `chat_template.jinja`; or a Hugging Face

@@ -127,7 +127,7 @@ mod tests {
         let Command::Eval(args) = cli.command else {
             panic!("parsed {cli:?}")
         };
-        assert_eq!(args.dims, Some(vec![384, 64, 8]));
+        assert_eq!(args.dims, Some(numeric::DimList(vec![384, 64, 8])));
         assert_eq!(args.model.batch_size(), 16);
         assert_eq!(args.model.max_length, Some(64));
     }

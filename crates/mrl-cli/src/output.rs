@@ -287,7 +287,7 @@ pub fn write_json(path: &Path, flag: &str, value: &impl Serialize) -> anyhow::Re
     check_finite(value, &format!("{flag} {}", path.display()))?;
     let mut bytes = serde_json::to_vec_pretty(value)?;
     bytes.push(b'\n');
-    models::atomic::write_atomic(path, &bytes).with_context(|| format!("{flag}"))?;
+    models::atomic::write_atomic(path, &bytes).with_context(|| flag.to_string())?;
     Ok(())
 }
 

@@ -93,7 +93,11 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             task.pooling(),
             config.objective.kind(),
             task.corpus_len(),
-            config.data.path,
+            config
+                .data
+                .path
+                .clone()
+                .unwrap_or_else(|| format!("{} pooled sources", config.data.sources.len())),
             trainer.total_steps(),
             config.training.batch_size,
             trainer.step(),

@@ -47,8 +47,8 @@ pub fn parse_toml<T: DeserializeOwned>(
         message,
     };
     if overrides.is_empty() {
-        // Straight from the text: errors carry the line and column of the key.
-        return toml::from_str(text).map_err(|e| syntax(e.to_string().trim_end().to_string()));
+        // Straight from the text: errors carry the line and column, and name the key.
+        return toml::from_str(text).map_err(|e| syntax(describe_toml_error(text, &e)));
     }
     let table: toml::Table =
         toml::from_str(text).map_err(|e| syntax(e.to_string().trim_end().to_string()))?;
@@ -59,6 +59,67 @@ pub fn parse_toml<T: DeserializeOwned>(
     value
         .try_into()
         .map_err(|e: toml::de::Error| syntax(e.to_string().trim_end().to_string()))
+}
+
+/// The dotted key a TOML error is about, found from its span: the key on the line the span
+/// starts on, under the nearest `[section]` above it; for a missing field (the span is the
+/// section), the section and the field the message names.
+fn toml_error_key(text: &str, err: &toml::de::Error) -> Option<String> {
+    let start = err.span()?.start.min(text.len());
+    let mut section = String::new();
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let end = offset + line.len();
+        let trimmed = line.trim();
+        let header = trimmed
+            .strip_prefix("[[")
+            .and_then(|h| h.strip_suffix("]]"))
+            .or_else(|| trimmed.strip_prefix('[').and_then(|h| h.split(']').next()));
+        if let Some(h) = header {
+            section = h.trim().to_string();
+        }
+        if start < end || end == text.len() {
+            let join = |key: &str| {
+                if section.is_empty() {
+                    key.to_string()
+                } else {
+                    format!("{section}.{key}")
+                }
+            };
+            if header.is_some() || trimmed.is_empty() {
+                // The span is a whole section (a tagged section is read as one value): a missing
+                // field names itself in the message; otherwise the key is the section's line
+                // holding the value the message quotes.
+                let quoted = err.message().split('`').nth(1)?;
+                if err.message().starts_with("missing field") {
+                    return Some(join(quoted));
+                }
+                let key = text[end..]
+                    .lines()
+                    .take_while(|l| !l.trim_start().starts_with('['))
+                    .filter(|l| !l.trim_start().starts_with('#'))
+                    .find_map(|l| {
+                        let (key, value) = l.split_once('=')?;
+                        value.contains(quoted).then(|| key.trim().trim_matches('"'))
+                    })?;
+                return Some(join(key));
+            }
+            let key = line.split('=').next()?.trim().trim_matches('"');
+            return (!key.is_empty()).then(|| join(key));
+        }
+        offset = end;
+    }
+    None
+}
+
+/// A TOML error with the dotted key it is about (when its span tells), e.g.
+/// ``key `training.steps`: TOML parse error at line 22 …``.
+fn describe_toml_error(text: &str, err: &toml::de::Error) -> String {
+    let message = err.to_string().trim_end().to_string();
+    match toml_error_key(text, err) {
+        Some(key) => format!("key `{key}`: {message}"),
+        None => message,
+    }
 }
 
 /// Sets `key.path = value` in a parsed TOML document; `value` is parsed as TOML, or taken as a

@@ -342,10 +342,31 @@ impl<T: Task> Trainer<T> {
     /// (`output_dir/losses.jsonl`) and checkpointing as configured. A checkpoint is always
     /// written at the last step run.
     ///
+    /// A run that fails before writing its first checkpoint removes the output directory when
+    /// it created it, so a failed fresh run leaves nothing behind (a resumed run keeps its
+    /// directory, which holds the checkpoints to resume from).
+    ///
     /// # Errors
     /// Any step, evaluation or checkpoint error; a non-finite loss stops the run after writing
     /// nothing for that step.
     pub fn run(
+        &mut self,
+        observer: &mut dyn TrainObserver<T::Eval>,
+        until: Option<usize>,
+    ) -> Result<RunSummary<T::Eval>> {
+        let out_dir = self.settings.output_dir.clone();
+        let created = !out_dir.exists();
+        let result = self.run_in(observer, until);
+        let checkpointed = checkpoints_dir(&out_dir)
+            .join(crate::checkpoint::LATEST)
+            .exists();
+        if result.is_err() && created && !checkpointed {
+            let _ = std::fs::remove_dir_all(&out_dir);
+        }
+        result
+    }
+
+    fn run_in(
         &mut self,
         observer: &mut dyn TrainObserver<T::Eval>,
         until: Option<usize>,

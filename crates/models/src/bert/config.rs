@@ -224,6 +224,16 @@ impl BertConfig {
 
     /// Checks the invariants [`BertConfig::init`] relies on; the message names the field.
     pub fn validate(&self) -> std::result::Result<(), String> {
+        for (name, value) in [
+            ("vocab_size", self.vocab_size),
+            ("hidden_size", self.hidden_size),
+            ("intermediate_size", self.intermediate_size),
+            ("num_hidden_layers", self.num_hidden_layers),
+        ] {
+            if value == 0 {
+                return Err(format!("{name} must be positive"));
+            }
+        }
         if self.num_attention_heads == 0
             || !self.hidden_size.is_multiple_of(self.num_attention_heads)
         {

@@ -164,16 +164,13 @@ impl LlamaModel {
                 message: e.to_string(),
             })?;
         let tied = config.tie_word_embeddings;
-        check(result, weights, |key| {
+        check(result, weights, safetensors_key, |key| {
             SKIPPED_KEYS.iter().any(|s| key.ends_with(s))
                 || (tied && key == "lm_head.weight")
                 || layers.drops(key)
         })?;
         let model = model.map(&mut CastToF32);
-        check_finite_weights(&model, weights, |path| match path {
-            "lm_head.weight" => path.to_string(),
-            _ => format!("model.{path}"),
-        })?;
+        check_finite_weights(&model, weights, safetensors_key)?;
         Ok(model)
     }
 
@@ -236,7 +233,7 @@ impl LlamaModel {
         let mut model = config.init(device);
         let mut result = model.apply(tensors, None, Some(Box::new(PyTorchToBurnAdapter)), false);
         result.unused.extend(unknown);
-        check(result, path, |_| false)?;
+        check(result, path, |key| key.to_string(), |_| false)?;
         Ok(model)
     }
 
@@ -372,15 +369,31 @@ pub(crate) fn find_gguf(dir: &Path) -> Result<Option<std::path::PathBuf>> {
     }
 }
 
-/// Turns an [`ApplyResult`] into an error naming every problem, unless it is clean.
-fn check(result: ApplyResult, path: &Path, skipped: impl Fn(&str) -> bool) -> Result<()> {
+/// The Hugging Face safetensors key of a module path (`layers.1.mlp.up_proj.weight` →
+/// `model.layers.1.mlp.up_proj.weight`; `lm_head.weight` has no prefix).
+fn safetensors_key(module_path: &str) -> String {
+    if module_path.starts_with("lm_head.") {
+        module_path.to_string()
+    } else {
+        format!("model.{module_path}")
+    }
+}
+
+/// Turns an [`ApplyResult`] into an error naming every problem (keys as `file_key` names
+/// them), unless it is clean.
+fn check(
+    result: ApplyResult,
+    path: &Path,
+    file_key: impl Fn(&str) -> String,
+    skipped: impl Fn(&str) -> bool,
+) -> Result<()> {
     let unexpected: Vec<_> = result.unused.iter().filter(|k| !skipped(k)).collect();
     if result.missing.is_empty() && result.errors.is_empty() && unexpected.is_empty() {
         return Ok(());
     }
     let mut details = String::new();
     for (key, _) in &result.missing {
-        details.push_str(&format!("\n  missing tensor for {key}"));
+        details.push_str(&format!("\n  missing tensor {}", file_key(key)));
     }
     for error in &result.errors {
         details.push_str(&match error {
@@ -389,8 +402,9 @@ fn check(result: ApplyResult, path: &Path, skipped: impl Fn(&str) -> bool) -> Re
                 expected,
                 found,
             } => format!(
-                "\n  mis-shaped tensor for {path}: the model expects {:?}, the file has {:?} \
+                "\n  mis-shaped tensor {}: the model expects {:?}, the file has {:?} \
                  (Burn layout; Linear weights are transposed)",
+                file_key(path),
                 expected.as_slice(),
                 found.as_slice()
             ),
@@ -398,7 +412,7 @@ fn check(result: ApplyResult, path: &Path, skipped: impl Fn(&str) -> bool) -> Re
         });
     }
     for key in unexpected {
-        details.push_str(&format!("\n  unexpected tensor {key}"));
+        details.push_str(&format!("\n  unexpected tensor {}", file_key(key)));
     }
     Err(ModelError::WeightMismatch {
         path: path.to_path_buf(),

@@ -48,6 +48,7 @@ pub const HUB_FILES: &[&str] = &[
     "vocab.txt",
     "modules.json",
     "sentence_bert_config.json",
+    "config_sentence_transformers.json",
     "1_Pooling/config.json",
     "chat_template.jinja",
 ];

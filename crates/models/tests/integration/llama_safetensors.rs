@@ -156,7 +156,7 @@ fn a_config_that_does_not_fit_the_weights_names_the_keys() {
         "{message}"
     );
     assert!(
-        message.contains("missing tensor for layers.2.self_attn.q_proj.weight"),
+        message.contains("missing tensor model.layers.2.self_attn.q_proj.weight"),
         "{message}"
     );
     assert!(message.contains("mlp.up_proj.weight"), "{message}");

@@ -104,6 +104,15 @@ fn every_command_fails_cleanly_on_bad_input() {
             });
         }
     });
+    // The `/dev/full` cases must have written to the device, not replaced it with a file.
+    #[cfg(unix)]
+    if let Ok(meta) = std::fs::metadata("/dev/full") {
+        use std::os::unix::fs::FileTypeExt;
+        assert!(
+            meta.file_type().is_char_device(),
+            "/dev/full is no longer a device: an output was renamed over it"
+        );
+    }
     let mut results = results.into_inner().unwrap();
     results.sort_by_key(|(i, _)| *i);
     let outcomes: Vec<Outcome> = results.into_iter().map(|(_, o)| o).collect();

@@ -58,7 +58,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{
     bad, expand_path, CheckpointSection, LoopSettings, OptimizerSection, TrainingSection,
 };
-use crate::error::Result;
+use crate::error::{Result, TrainError};
 
 /// A whole distillation run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -433,7 +433,7 @@ fn default_eval_batch() -> usize {
 /// Parses a half-open record range `"START..END"`; `key` names it in errors.
 ///
 /// # Errors
-/// [`TrainError::ConfigValue`](crate::TrainError::ConfigValue) for anything but two integers
+/// [`TrainError::ConfigValue`] for anything but two integers
 /// with `START < END`.
 pub fn parse_records(key: &str, text: &str) -> Result<Range<usize>> {
     text.parse::<mrl_eval::instruct::RecordRange>()
@@ -466,7 +466,7 @@ impl DistillConfig {
     /// teacher's depth are checked when the student is built).
     ///
     /// # Errors
-    /// [`TrainError::ConfigValue`](crate::TrainError::ConfigValue) naming the key.
+    /// [`TrainError::ConfigValue`] naming the key.
     pub fn validate(&self) -> Result<()> {
         self.optimizer.validate()?;
         self.training.validate(1, "at least one record per step")?;
@@ -488,7 +488,7 @@ impl DistillConfig {
         self.objective
             .kd_objective()
             .try_init()
-            .map_err(|e| bad("objective", e.to_string()))?;
+            .map_err(objective_error)?;
         let kind = self.objective.kind;
         let sft = kind == ObjectiveKind::Kd && self.objective.alpha == 0.0;
         if !kind.is_cross_tokenizer() && !sft && self.student.vocab().is_some() {
@@ -677,5 +677,16 @@ impl DistillConfig {
             eval_before: self.eval.as_ref().is_some_and(|e| e.before),
             output_dir: self.output_dir(),
         }
+    }
+}
+
+/// An objective's construction error under the config key it is about: `objective.{field}` for
+/// a value out of its domain, else `objective`.
+pub(crate) fn objective_error(e: distill_objectives::DistillError) -> TrainError {
+    match &e {
+        distill_objectives::DistillError::InvalidConfig { field, .. } => {
+            bad(&format!("objective.{field}"), e.to_string())
+        }
+        _ => bad("objective", e.to_string()),
     }
 }

@@ -286,7 +286,14 @@ pub fn load_student(
 ) -> Result<(LlamaConfig, LlamaModel)> {
     let init = student_init(config);
     device.seed(mrl_common::SplitMix64::with_stream(config.seed, 0x57DE_0000).next_u64());
-    let (student_config, student) = build_student(teacher_path, &init, device)?;
+    let (student_config, student) =
+        build_student(teacher_path, &init, device).map_err(|e| match e {
+            // A value of `[student]` out of range: name the config key.
+            models::ModelError::InvalidArgument { name, message } => {
+                crate::config::bad(&format!("student.{name}"), message)
+            }
+            other => other.into(),
+        })?;
     if init.vocab().is_some() {
         return Ok((student_config, student));
     }
@@ -397,7 +404,7 @@ impl DistillTask {
             .objective
             .kd_objective()
             .try_init()
-            .map_err(|e| crate::config::bad("objective", e.to_string()))?;
+            .map_err(config::objective_error)?;
         let needs_teacher = config.objective.alpha > 0.0;
         let (teacher_config, teacher) = if needs_teacher && config.cache.is_none() {
             let (c, m) = LlamaModel::from_pretrained(&teacher_path, LayerSelection::All, &inner)?;
@@ -1266,7 +1273,7 @@ fn cross_setup(
                 DskdCmaConfig::new(student_config.hidden_size, teacher_config.hidden_size)
                     .with_temperature(config.objective.temperature)
                     .try_init(device)
-                    .map_err(|e| crate::config::bad("objective", e.to_string()))?;
+                    .map_err(config::objective_error)?;
             let mut projectors = [cma.query.clone(), cma.s2t.clone(), cma.t2s.clone()];
             seeded_projectors(&mut projectors, config.seed, 0x434D_4150, device);
             let [query, s2t, t2s] = projectors;

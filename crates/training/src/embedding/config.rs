@@ -114,8 +114,18 @@ pub enum DataFormat {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DataSection {
-    /// The data file (UTF-8).
-    pub path: String,
+    /// The data file (UTF-8); or `sources` instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// A corpus pooled from several files (`format = "sentences"` only), instead of `path`:
+    /// the texts of every source's columns, duplicates dropped (first occurrence kept), then
+    /// shuffled with `shuffle_seed` before `max_examples` is taken — so a cap draws from every
+    /// source, and the draw is the same for every run seed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<SourceSection>,
+    /// Seed of the shuffle of a pooled corpus (`sources`). Default `0`.
+    #[serde(default)]
+    pub shuffle_seed: u64,
     /// Its format.
     pub format: DataFormat,
     /// For `sentences`: read this 0-based TSV column instead of the whole line.
@@ -130,6 +140,20 @@ pub struct DataSection {
     /// Use only the first N examples (after de-duplication for `sentences`).
     #[serde(default)]
     pub max_examples: Option<usize>,
+}
+
+/// One file of a pooled corpus (`[[data.sources]]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceSection {
+    /// The file (UTF-8, `${MRL_SHARED}` expanded).
+    pub path: String,
+    /// The 0-based TSV columns whose texts are taken, in order (`[]`: the whole line).
+    #[serde(default)]
+    pub columns: Vec<usize>,
+    /// Skip the first line (a header). Default `false`.
+    #[serde(default)]
+    pub skip_header: bool,
 }
 
 /// `[eval]`: STS dev set, Spearman at every dim.
@@ -206,6 +230,53 @@ impl EmbeddingConfig {
             return Err(bad("output_dir", "is empty"));
         }
         self.objective.validate(self.data.format)?;
+        match (&self.data.path, self.data.sources.is_empty()) {
+            (None, true) => {
+                return Err(bad(
+                    "data.path",
+                    "is missing: give the data file, or `[[data.sources]]` to pool several",
+                ))
+            }
+            (Some(_), false) => {
+                return Err(bad(
+                    "data.sources",
+                    "give either `path` or `sources`, not both",
+                ))
+            }
+            (Some(path), true) if path.trim().is_empty() => {
+                return Err(bad("data.path", "is empty"));
+            }
+            _ => {}
+        }
+        if !self.data.sources.is_empty() {
+            if self.data.format != DataFormat::Sentences {
+                return Err(bad(
+                    "data.sources",
+                    "pools sentences: it needs format = \"sentences\"",
+                ));
+            }
+            if self.data.column.is_some() || self.data.skip_header {
+                return Err(bad(
+                    "data.sources",
+                    "each source has its own `columns` and `skip_header`; remove them from [data]",
+                ));
+            }
+            for (i, s) in self.data.sources.iter().enumerate() {
+                if s.path.trim().is_empty() {
+                    return Err(bad(&format!("data.sources[{i}].path"), "is empty"));
+                }
+                let mut seen = std::collections::BTreeSet::new();
+                if let Some(c) = s.columns.iter().find(|c| !seen.insert(**c)) {
+                    return Err(bad(
+                        &format!("data.sources[{i}].columns"),
+                        format!("column {c} is listed twice"),
+                    ));
+                }
+            }
+        }
+        if self.data.max_examples == Some(0) {
+            return Err(bad("data.max_examples", "must be >= 1"));
+        }
         if self.data.column.is_some() && self.data.format != DataFormat::Sentences {
             return Err(bad(
                 "data.column",

@@ -58,9 +58,91 @@ impl Corpus {
     /// [`TrainError::Io`] when the file cannot be read, [`TrainError::Data`] naming the line of a
     /// malformed row, or the file when it holds fewer than two examples.
     pub fn load(section: &DataSection) -> Result<Self> {
-        let path = crate::config::expand_path(&section.path);
+        if !section.sources.is_empty() {
+            return Self::pool(section);
+        }
+        let path = crate::config::expand_path(section.path.as_deref().unwrap_or_default());
         let text = std::fs::read_to_string(&path).map_err(crate::error::io_err(&path))?;
         Self::parse(&text, &path, section)
+    }
+
+    /// The pooled corpus of `section.sources` (see [`DataSection::sources`]): every source's
+    /// texts in file and column order, duplicates dropped, shuffled with
+    /// `section.shuffle_seed`, the first `max_examples` kept. `path` is the first source's.
+    ///
+    /// # Errors
+    /// [`TrainError::Io`] naming a file that cannot be read; [`TrainError::Data`] naming the
+    /// file and line of a row without a listed column or with an empty text, or the first
+    /// source when the pool holds fewer than two sentences.
+    pub fn pool(section: &DataSection) -> Result<Self> {
+        let mut texts = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for source in &section.sources {
+            let path = crate::config::expand_path(&source.path);
+            let text = std::fs::read_to_string(&path).map_err(crate::error::io_err(&path))?;
+            for (i, line) in text
+                .lines()
+                .enumerate()
+                .skip(usize::from(source.skip_header))
+            {
+                let line = line.trim_end_matches('\r');
+                if line.trim().is_empty() {
+                    continue;
+                }
+                let cols: Vec<&str> = line.split('\t').collect();
+                let picked: Vec<&str> = if source.columns.is_empty() {
+                    vec![line]
+                } else {
+                    source
+                        .columns
+                        .iter()
+                        .map(|&c| {
+                            cols.get(c).copied().ok_or_else(|| TrainError::Data {
+                                path: path.clone(),
+                                line: i + 1,
+                                message: format!(
+                                    "expected a column {c} (0-based), found {} columns",
+                                    cols.len()
+                                ),
+                            })
+                        })
+                        .collect::<Result<_>>()?
+                };
+                for s in picked {
+                    let s = s.trim();
+                    if s.is_empty() {
+                        return Err(TrainError::Data {
+                            path: path.clone(),
+                            line: i + 1,
+                            message: "an empty text".into(),
+                        });
+                    }
+                    if seen.insert(s.to_string()) {
+                        texts.push(s.to_string());
+                    }
+                }
+            }
+        }
+        mrl_common::SplitMix64::new(section.shuffle_seed).shuffle(&mut texts);
+        if let Some(m) = section.max_examples {
+            texts.truncate(m);
+        }
+        let path = crate::config::expand_path(&section.sources[0].path);
+        if texts.len() < 2 {
+            return Err(TrainError::Data {
+                path,
+                line: 0,
+                message: format!(
+                    "the pooled sources hold {} distinct sentence(s); at least 2 are needed",
+                    texts.len()
+                ),
+            });
+        }
+        Ok(Self {
+            format: DataFormat::Sentences,
+            examples: texts.into_iter().map(Example::Sentence).collect(),
+            path,
+        })
     }
 
     /// Parses `text` as [`Corpus::load`] would; `path` names it in errors.

@@ -110,16 +110,10 @@ pub fn export_sentence_transformer(
         }
     }
 
-    let parent = dir
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let parent = models::atomic::parent_dir(dir);
     std::fs::create_dir_all(parent).map_err(io_err(parent))?;
-    let name = dir
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "export".into());
-    let tmp = parent.join(format!(".{name}.{}.tmp", std::process::id()));
+    models::atomic::remove_stale_scratch(parent);
+    let tmp = models::atomic::scratch_path(dir);
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp).map_err(io_err(&tmp))?;
     }

@@ -42,7 +42,9 @@ pub mod export;
 pub mod objectives;
 pub mod report;
 
-pub use config::{DataFormat, DataSection, EmbeddingConfig, EvalSection, ModelSection};
+pub use config::{
+    DataFormat, DataSection, EmbeddingConfig, EvalSection, ModelSection, SourceSection,
+};
 pub use data::{Corpus, Example};
 pub use objectives::{Objective, ObjectiveSection, RoleOutputs};
 

@@ -76,6 +76,11 @@ pub fn cases(fx: &Fixtures) -> Vec<Case> {
         Case::new(Cmd::Encode, "output on a full disk", |ctx| encode(ctx, &[]))
             .names("vectors.jsonl")
             .full_disk(),
+        Case::new(Cmd::Encode, "output /dev/full", |ctx| {
+            encode(ctx, &["--output", "/dev/full"])
+        })
+        .names("/dev/full")
+        .output_fault(),
         Case::new(Cmd::Encode, "output under a regular file", |ctx| {
             ctx.write("plain-file", "x");
             encode(ctx, &["--output", &ctx.path("plain-file/vectors.jsonl")])

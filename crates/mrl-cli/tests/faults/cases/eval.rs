@@ -164,6 +164,11 @@ pub fn cases(fx: &Fixtures) -> Vec<Case> {
         Case::new(Cmd::Eval, "--json on a full disk", |ctx| sts(ctx, &["--json", &ctx.path("scores.json")]))
             .names("scores.json")
             .full_disk(),
+        // A device is written in place (it cannot be renamed over): /dev/full fails, and stays
+        // the device it is (checked after the case).
+        Case::new(Cmd::Eval, "--json /dev/full", |ctx| sts(ctx, &["--json", "/dev/full"]))
+            .names("/dev/full")
+            .output_fault(),
         Case::new(Cmd::Eval, "--json under a regular file", |ctx| {
             ctx.write("plain-file", "x");
             sts(ctx, &["--json", &ctx.path("plain-file/scores.json")])

@@ -185,10 +185,10 @@ pub fn cases(fx: &Fixtures) -> Vec<Case> {
             "model.max_length",
         ),
         key_case(
-            "checkpoint.every 0",
+            "checkpoint.keep 0",
             "every = 2",
-            "every = 0",
-            "checkpoint.every",
+            "every = 2\nkeep = 0",
+            "checkpoint.keep",
         ),
         key_case("seed -1", "seed = 1", "seed = -1", "seed"),
         key_case(
