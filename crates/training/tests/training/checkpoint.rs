@@ -89,3 +89,20 @@ fn checkpoints_are_atomic_pruned_and_verified() {
         "checkpoints/ and f.txt"
     );
 }
+
+#[test]
+fn a_save_removes_the_scratch_directories_of_killed_runs() {
+    if !std::path::Path::new("/proc/self").exists() {
+        return; // whether a process still runs cannot be told here
+    }
+    let tmp = TempDir::new("ckpt-stale");
+    let root = checkpoints_dir(tmp.path());
+    // What a run killed while writing step 10 leaves: its scratch directory, named with its
+    // pid (u32::MAX is above Linux's pid_max, so never a running process).
+    let stale = root.join(format!(".step-00000010.{}.tmp", u32::MAX));
+    std::fs::create_dir_all(&stale).unwrap();
+    std::fs::write(stale.join("model.bpk"), vec![0u8; 1000]).unwrap();
+    checkpoint(2).save(&root, 2).unwrap();
+    assert!(!stale.exists(), "the stale scratch directory is removed");
+    assert!(Checkpoint::load_latest(&root).is_ok());
+}
