@@ -19,6 +19,7 @@ use serde::Serialize;
 use crate::eval_instruct::InstructArgs;
 use crate::model_args::ModelArgs;
 use crate::numeric::DimList;
+use mrl_eval::chart::Line;
 
 /// Evaluation tasks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
@@ -77,6 +78,11 @@ pub struct EvalArgs {
     /// Also write the scores as JSON to this file (atomically).
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Also draw the scores against the dim as an SVG line chart in this file: one line per
+    /// metric (with `--task all`, one per task: STS Spearman, probe accuracy, pair AP).
+    /// Embedding tasks only.
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
     #[command(flatten)]
     pub instruct: InstructArgs,
 }
@@ -130,6 +136,9 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             );
         }
     }
+    if args.plot.is_some() && args.task == Task::Instruct {
+        anyhow::bail!("--plot applies to the embedding tasks, not to --task instruct");
+    }
     if args.train.is_some() && args.task != Task::Classification {
         anyhow::bail!(
             "--train applies to --task classification only, not to --task {}",
@@ -180,6 +189,25 @@ fn load_encoder(args: &EvalArgs, what: &str) -> anyhow::Result<(SentenceEncoder,
         args.model.device,
     );
     Ok((encoder, dims))
+}
+
+/// One chart line: `metric` of every dim's scores.
+fn line<S>(label: &str, dims: &[(usize, S)], metric: impl Fn(&S) -> f64) -> Line {
+    Line {
+        label: label.to_string(),
+        points: dims.iter().map(|(d, s)| (*d, metric(s))).collect(),
+    }
+}
+
+/// Writes the `--plot` chart, if asked for.
+fn write_plot(args: &EvalArgs, lines: &[Line]) -> anyhow::Result<()> {
+    let Some(path) = &args.plot else {
+        return Ok(());
+    };
+    let title = format!("score ×100 vs dim — {}", args.model.model);
+    crate::output::write_svg(path, "--plot", &title, lines)?;
+    eprintln!("wrote {}", path.display());
+    Ok(())
 }
 
 fn write_json(path: &Path, json: &impl Serialize) -> anyhow::Result<()> {
@@ -250,6 +278,13 @@ fn run_sts_task(args: EvalArgs, data: PathBuf) -> anyhow::Result<()> {
             scores.spearman, scores.pearson
         );
     }
+    write_plot(
+        &args,
+        &[
+            line("Spearman", &report.dims, |s| s.spearman),
+            line("Pearson", &report.dims, |s| s.pearson),
+        ],
+    )?;
     if let Some(path) = &args.json {
         write_json(
             path,
@@ -291,6 +326,13 @@ fn run_classification_task(args: EvalArgs, data: PathBuf) -> anyhow::Result<()> 
             scores.accuracy, scores.macro_f1
         );
     }
+    write_plot(
+        &args,
+        &[
+            line("accuracy", &report.dims, |s| s.accuracy),
+            line("macro-F1", &report.dims, |s| s.macro_f1),
+        ],
+    )?;
     if let Some(path) = &args.json {
         write_json(
             path,
@@ -321,6 +363,14 @@ fn run_pair_task(args: EvalArgs, data: PathBuf) -> anyhow::Result<()> {
             scores.accuracy, scores.f1, scores.ap
         );
     }
+    write_plot(
+        &args,
+        &[
+            line("accuracy", &report.dims, |s| s.accuracy),
+            line("F1", &report.dims, |s| s.f1),
+            line("AP", &report.dims, |s| s.ap),
+        ],
+    )?;
     if let Some(path) = &args.json {
         write_json(
             path,
@@ -404,6 +454,16 @@ fn run_all(args: EvalArgs) -> anyhow::Result<()> {
     })?;
 
     print!("{}", all_table(&sts, &classification, &pair));
+    write_plot(
+        &args,
+        &[
+            line("STS-B test Spearman", &sts.dims, |s| s.spearman),
+            line("Banking77 probe accuracy", &classification.dims, |s| {
+                s.accuracy
+            }),
+            line("SNLI pairs AP", &pair.dims, |s| s.ap),
+        ],
+    )?;
     if let Some(json) = &args.json {
         let file = |p: &Path| p.display().to_string();
         write_json(

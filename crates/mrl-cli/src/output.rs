@@ -291,6 +291,27 @@ pub fn write_json(path: &Path, flag: &str, value: &impl Serialize) -> anyhow::Re
     Ok(())
 }
 
+/// Writes the line chart of `lines` as SVG to `path` (the file given to `flag`), atomically,
+/// after checking every score is finite.
+///
+/// # Errors
+/// A non-finite score (nothing is written), or the write failing (naming `flag` and `path`).
+pub fn write_svg(
+    path: &Path,
+    flag: &str,
+    title: &str,
+    lines: &[mrl_eval::chart::Line],
+) -> anyhow::Result<()> {
+    let points: Vec<(&str, &[(usize, f64)])> = lines
+        .iter()
+        .map(|l| (l.label.as_str(), l.points.as_slice()))
+        .collect();
+    check_finite(&points, &format!("{flag} {}", path.display()))?;
+    let svg = mrl_eval::chart::line_chart_svg(title, lines);
+    models::atomic::write_atomic(path, svg.as_bytes()).with_context(|| flag.to_string())?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -30,6 +30,7 @@
 //! # Ok::<(), mrl_eval::EvalError>(())
 //! ```
 
+pub mod chart;
 pub mod classification;
 pub mod correlation;
 mod dims;

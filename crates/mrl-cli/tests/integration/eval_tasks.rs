@@ -296,6 +296,7 @@ fn all_writes_every_task_and_one_markdown_table() {
     }
     std::fs::write(data.join("nli_pairs.tsv"), pairs).unwrap();
     let json = tmp.path().join("all.json");
+    let plot = tmp.path().join("all.svg");
     let out = mrl_command()
         .args(["eval", "--model"])
         .arg(&model)
@@ -303,6 +304,8 @@ fn all_writes_every_task_and_one_markdown_table() {
             "--task", "all", "--dims", "16,8", "--device", "ndarray", "--json",
         ])
         .arg(&json)
+        .arg("--plot")
+        .arg(&plot)
         .env("MRL_SHARED", tmp.path().join("shared"))
         .output()
         .unwrap();
@@ -335,6 +338,17 @@ fn all_writes_every_task_and_one_markdown_table() {
     }
     assert_eq!(report["classification"]["n_train"], 60);
     assert_eq!(report["pair"]["n_pairs"], 14);
+    // The chart: a line per task, at both dims.
+    let svg = std::fs::read_to_string(&plot).unwrap();
+    assert_eq!(svg.matches("<polyline").count(), 3, "{svg}");
+    assert_eq!(svg.matches("<circle").count(), 6, "{svg}");
+    for label in [
+        "STS-B test Spearman",
+        "Banking77 probe accuracy",
+        "SNLI pairs AP",
+    ] {
+        assert!(svg.contains(label), "{label}");
+    }
 }
 
 #[test]

@@ -81,109 +81,21 @@ impl RunReport {
     /// An SVG plot of Spearman against dim (log₂ x axis), one line per series.
     pub fn svg(&self) -> String {
         let dims = self.dims();
-        let (w, h, left, right, top, bottom) = (640.0, 400.0, 60.0, 150.0, 30.0, 50.0);
-        let values: Vec<f64> = self
+        let series: Vec<mrl_eval::chart::Line> = self
             .series
             .iter()
-            .flat_map(|s| dims.iter().map(|d| s.report.get(*d).expect("dim").spearman))
+            .map(|s| mrl_eval::chart::Line {
+                label: s.label.clone(),
+                points: dims
+                    .iter()
+                    .map(|&d| (d, s.report.get(d).expect("dim").spearman))
+                    .collect(),
+            })
             .collect();
-        let lo = values.iter().cloned().fold(f64::INFINITY, f64::min).floor() - 1.0;
-        let hi = values
-            .iter()
-            .cloned()
-            .fold(f64::NEG_INFINITY, f64::max)
-            .ceil()
-            + 1.0;
-        let (xmin, xmax) = dims
-            .iter()
-            .map(|&d| (d as f64).log2())
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| {
-                (a.min(x), b.max(x))
-            });
-        let xspan = (xmax - xmin).max(1.0);
-        let x = |d: usize| left + ((d as f64).log2() - xmin) / xspan * (w - left - right);
-        let y = |v: f64| top + (hi - v) / (hi - lo).max(1e-9) * (h - top - bottom);
-        let colors = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e"];
-        let mut s = format!(
-            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n\
-             <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
-             <text x=\"{}\" y=\"18\" text-anchor=\"middle\">Spearman ×100 vs dim — {}</text>\n",
-            (w - right + left) / 2.0,
-            xml_escape(&self.dataset)
-        );
-        let _ = writeln!(
-            s,
-            "<line x1=\"{left}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"black\"/>\n<line x1=\"{left}\" y1=\"{top}\" x2=\"{left}\" y2=\"{}\" stroke=\"black\"/>",
-            h - bottom,
-            w - right,
-            h - bottom,
-            h - bottom
-        );
-        for &d in &dims {
-            let _ = writeln!(
-                s,
-                "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">{d}</text>",
-                x(d),
-                h - bottom + 18.0
-            );
-        }
-        let step = ((hi - lo) / 6.0).ceil().max(1.0);
-        let mut v = lo.ceil();
-        while v <= hi {
-            let _ = writeln!(
-                s,
-                "<text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{v:.0}</text>\n<line x1=\"{left}\" y1=\"{:.1}\" x2=\"{}\" y2=\"{:.1}\" stroke=\"#ddd\"/>",
-                left - 6.0,
-                y(v) + 4.0,
-                y(v),
-                w - right,
-                y(v)
-            );
-            v += step;
-        }
-        let _ = writeln!(
-            s,
-            "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">dim (log scale)</text>",
-            (w - right + left) / 2.0,
-            h - 10.0
-        );
-        for (i, series) in self.series.iter().enumerate() {
-            let color = colors[i % colors.len()];
-            let points: Vec<String> = dims
-                .iter()
-                .map(|&d| {
-                    format!(
-                        "{:.1},{:.1}",
-                        x(d),
-                        y(series.report.get(d).expect("dim").spearman)
-                    )
-                })
-                .collect();
-            let _ = writeln!(
-                s,
-                "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"2\" points=\"{}\"/>",
-                points.join(" ")
-            );
-            for p in &points {
-                let (px, py) = p.split_once(',').expect("x,y");
-                let _ = writeln!(
-                    s,
-                    "<circle cx=\"{px}\" cy=\"{py}\" r=\"3\" fill=\"{color}\"/>"
-                );
-            }
-            let ly = top + 20.0 * i as f64 + 10.0;
-            let _ = writeln!(
-                s,
-                "<line x1=\"{}\" y1=\"{ly}\" x2=\"{}\" y2=\"{ly}\" stroke=\"{color}\" stroke-width=\"2\"/>\n<text x=\"{}\" y=\"{}\">{}</text>",
-                w - right + 10.0,
-                w - right + 30.0,
-                w - right + 36.0,
-                ly + 4.0,
-                xml_escape(&series.label)
-            );
-        }
-        s.push_str("</svg>\n");
-        s
+        mrl_eval::chart::line_chart_svg(
+            &format!("Spearman ×100 vs dim — {}", self.dataset),
+            &series,
+        )
     }
 
     /// Writes `<stem>.json`, `<stem>.md` and `<stem>.svg` in `dir`.
@@ -198,10 +110,4 @@ impl RunReport {
         write_atomic(&dir.join(format!("{stem}.svg")), self.svg().as_bytes())?;
         Ok(())
     }
-}
-
-fn xml_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
 }
