@@ -78,6 +78,18 @@ pub struct EvalArgs {
     /// Also write the scores as JSON to this file (atomically).
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// The probe's inverse L2 strength (scikit-learn's `C`), a finite number > 0 [default: 1].
+    /// `--task classification` and `all` only.
+    #[arg(long, value_parser = crate::numeric::positive_float)]
+    pub probe_c: Option<f64>,
+    /// The probe's stopping tolerance on `‖∇(J/(C·n))‖_∞` (scikit-learn's `tol`), ≥ 0
+    /// [default: 1e-5].
+    #[arg(long, value_parser = crate::numeric::non_negative_float)]
+    pub probe_tol: Option<f64>,
+    /// The probe's L-BFGS iteration limit, ≥ 1 [default: 1000]; a dim that reaches it is
+    /// reported as not converged.
+    #[arg(long, value_parser = crate::numeric::positive)]
+    pub probe_max_iter: Option<usize>,
     /// Also draw the scores against the dim as an SVG line chart in this file: one line per
     /// metric (with `--task all`, one per task: STS Spearman, probe accuracy, pair AP).
     /// Embedding tasks only.
@@ -139,6 +151,19 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     if args.plot.is_some() && args.task == Task::Instruct {
         anyhow::bail!("--plot applies to the embedding tasks, not to --task instruct");
     }
+    let probe_flags = [
+        ("--probe-c", args.probe_c.is_some()),
+        ("--probe-tol", args.probe_tol.is_some()),
+        ("--probe-max-iter", args.probe_max_iter.is_some()),
+    ];
+    if let Some((flag, _)) = probe_flags.iter().find(|(_, given)| *given) {
+        if !matches!(args.task, Task::Classification | Task::All) {
+            anyhow::bail!(
+                "{flag} applies to --task classification and all only, not to --task {}",
+                args.task.name()
+            );
+        }
+    }
     if args.train.is_some() && args.task != Task::Classification {
         anyhow::bail!(
             "--train applies to --task classification only, not to --task {}",
@@ -191,6 +216,16 @@ fn load_encoder(args: &EvalArgs, what: &str) -> anyhow::Result<(SentenceEncoder,
     Ok((encoder, dims))
 }
 
+/// The probe settings: the defaults, overridden by `--probe-*`.
+fn probe_config(args: &EvalArgs) -> ProbeConfig {
+    let default = ProbeConfig::default();
+    ProbeConfig {
+        c: args.probe_c.unwrap_or(default.c),
+        tol: args.probe_tol.unwrap_or(default.tol),
+        max_iter: args.probe_max_iter.unwrap_or(default.max_iter),
+    }
+}
+
 /// One chart line: `metric` of every dim's scores.
 fn line<S>(label: &str, dims: &[(usize, S)], metric: impl Fn(&S) -> f64) -> Line {
     Line {
@@ -230,7 +265,7 @@ fn classify(
         train,
         test,
         dims,
-        &ProbeConfig::default(),
+        &probe_config(args),
         |texts: &[&str]| {
             let out = args.model.encode_with_progress(encoder, texts, label);
             eprintln!("fitting a logistic-regression probe at {} dims", dims.len());

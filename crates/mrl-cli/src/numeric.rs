@@ -65,6 +65,20 @@ pub fn top_p(text: &str) -> Result<f32, String> {
     Ok(value as f32)
 }
 
+/// A finite number > 0.
+pub fn positive_float(text: &str) -> Result<f64, String> {
+    let value = float(text)?;
+    limits::check_positive(value)?;
+    Ok(value)
+}
+
+/// A finite number ≥ 0.
+pub fn non_negative_float(text: &str) -> Result<f64, String> {
+    let value = float(text)?;
+    limits::check_range(value, 0.0, f64::INFINITY)?;
+    Ok(value)
+}
+
 /// A comma-separated list of Matryoshka dims: each ≥ 1, none twice.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DimList(pub Vec<usize>);
@@ -122,6 +136,10 @@ mod tests {
         for bad in ["-1", "nan", "inf", "x"] {
             assert!(temperature(bad).is_err(), "{bad}");
         }
+        assert_eq!(positive_float("0.5"), Ok(0.5));
+        assert!(positive_float("0").is_err() && positive_float("-2").is_err());
+        assert_eq!(non_negative_float("0"), Ok(0.0));
+        assert!(non_negative_float("-1e-5").is_err() && non_negative_float("inf").is_err());
         assert_eq!(top_p("1"), Ok(1.0));
         for bad in ["0", "1.5", "-0.5", "NaN"] {
             assert!(top_p(bad).is_err(), "{bad}");

@@ -59,6 +59,15 @@ pub fn check_top_p(value: f64) -> Result<(), String> {
     }
 }
 
+/// A finite number above 0 (a strength, a rate).
+pub fn check_positive(value: f64) -> Result<(), String> {
+    if value.is_finite() && value > 0.0 {
+        Ok(())
+    } else {
+        Err(format!("must be a finite number > 0, got {value}"))
+    }
+}
+
 /// A finite number in `[min, max]` (either bound may be infinite).
 pub fn check_range(value: f64, min: f64, max: f64) -> Result<(), String> {
     if value.is_finite() && value >= min && value <= max {
@@ -108,5 +117,9 @@ mod tests {
         assert!(check_range(0.5, 0.0, 1.0).is_ok());
         assert!(check_range(f64::NAN, 0.0, 1.0).is_err());
         assert!(check_range(2.0, 0.0, f64::INFINITY).is_ok());
+        assert!(check_positive(1e-9).is_ok());
+        for bad in [0.0, -1.0, f64::INFINITY, f64::NAN] {
+            assert!(check_positive(bad).is_err(), "{bad}");
+        }
     }
 }

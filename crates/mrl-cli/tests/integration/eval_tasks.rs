@@ -102,6 +102,74 @@ fn classification_writes_accuracy_and_macro_f1_per_dim() {
 }
 
 #[test]
+fn probe_flags_reach_the_probe_and_belong_to_classification() {
+    let tmp = TempDir::new("eval-probe");
+    let model = tiny_model(tmp.path());
+    let (train, test) = (tmp.path().join("train.tsv"), tmp.path().join("test.tsv"));
+    std::fs::write(&train, classification_tsv(0..120)).unwrap();
+    std::fs::write(&test, classification_tsv(120..160)).unwrap();
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "--task",
+            "classification",
+            "--train",
+            train.to_str().unwrap(),
+            "--data",
+            test.to_str().unwrap(),
+            "--dims",
+            "8",
+            "--device",
+            "ndarray",
+        ];
+        args.extend_from_slice(extra);
+        eval(&model, &args)
+    };
+    // One L-BFGS iteration cannot reach the default tolerance: the dim is reported.
+    let out = run(&["--probe-max-iter", "1"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("did not converge in 1 iterations"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(&["--probe-c", "0.5", "--probe-tol", "1e-3"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        !stderr(&out).contains("did not converge"),
+        "{}",
+        stderr(&out)
+    );
+    for (flag, value) in [
+        ("--probe-c", "0"),
+        ("--probe-tol", "-1"),
+        ("--probe-max-iter", "0"),
+    ] {
+        let out = run(&[flag, value]);
+        assert!(!out.status.success());
+        assert!(stderr(&out).contains(flag), "{}", stderr(&out));
+    }
+    let sts = tmp.path().join("sts.tsv");
+    std::fs::write(&sts, tiny_models::tiny_sts_tsv(8)).unwrap();
+    let out = eval(
+        &model,
+        &[
+            "--task",
+            "sts",
+            "--data",
+            sts.to_str().unwrap(),
+            "--probe-c",
+            "2",
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("--probe-c applies to --task classification"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
 fn pair_writes_accuracy_f1_and_ap_per_dim_on_flex() {
     let tmp = TempDir::new("eval-pair");
     let model = tiny_model(tmp.path());
