@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# MRL, ESE and MIPIC trained on the paper's corpus mix (configs/<objective>-minilm-mix.toml: the
+# pooled STS-B, SICK and Banking77 train texts, 300 steps of batch 16), each for each seed, and
+# the untrained model, evaluated at every dim on STS-B test, SICK-R test, Banking77 (the
+# logistic-regression probe) and SNLI pair classification (`mrl eval --task all` + SICK-R);
+# then prints the Markdown tables (scripts/mix_table.py).
+#
+#   MRL_SHARED=../shared scripts/mix_results.sh                    # mrl ese mipic, seeds 42 and 7
+#   OBJECTIVES="mrl mipic" SEEDS="42 7 1" scripts/mix_results.sh   # a subset
+#
+# Each step writes its result atomically and is skipped when it exists, so the script resumes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export MRL_SHARED="${MRL_SHARED:-../shared}"
+SEEDS="${SEEDS:-42 7}"
+OBJECTIVES="${OBJECTIVES:-mrl ese mipic}"
+OUT="${OUT:-runs/mix-results}"
+BASE="${BASE:-sentence-transformers/all-MiniLM-L6-v2}"
+MRL="${MRL:-}"
+if [ -z "$MRL" ]; then
+  cargo build --release -q -p mrl-cli
+  MRL="${CARGO_TARGET_DIR:-target}/release/mrl"
+fi
+
+mkdir -p "$OUT"
+
+# Scores of one model directory: the three task families, then SICK-R.
+evaluate() {
+  local model="$1" dir="$2"
+  mkdir -p "$dir"
+  [ -f "$dir/all.json" ] || "$MRL" eval --model "$model" --task all --json "$dir/all.json"
+  [ -f "$dir/sickr.json" ] || "$MRL" eval --model "$model" --task sts \
+    --data "$MRL_SHARED/data/sickr_test.tsv" --json "$dir/sickr.json"
+}
+
+echo "== untrained $BASE"
+evaluate "$BASE" "$OUT/untrained"
+for seed in $SEEDS; do
+  for objective in $OBJECTIVES; do
+    run="$OUT/$objective-s$seed"
+    if [ ! -f "$run/model/model.safetensors" ]; then
+      echo "== train $objective, seed $seed -> $run"
+      resume=()
+      [ -f "$run/checkpoints/latest" ] && resume=(--resume)
+      "$MRL" train --config "configs/$objective-minilm-mix.toml" "${resume[@]}" \
+        --set "seed=$seed" --set "output_dir=\"$run\"" 2>&1 | tee -a "$run.log" | tail -n 20
+    fi
+    echo "== evaluate $run"
+    evaluate "$run/model" "$run/scores"
+  done
+done
+python3 scripts/mix_table.py "$OUT"

@@ -1,0 +1,77 @@
+#!/usr/bin/env python3
+"""Markdown tables of scripts/mix_results.sh: one per task family, a row per objective (mean ±
+population std over seeds; the untrained model first), a column per dim; then MIPIC minus each
+other objective (difference of the seed means, and in brackets the larger of the two seed
+spreads, max − min).
+
+Usage: python3 scripts/mix_table.py runs/mix-results
+"""
+import json
+import statistics
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+# (title, file, section of the JSON or None, metric)
+TABLES = [
+    ("STS-B test, Spearman ×100", "all.json", "sts", "spearman"),
+    ("SICK-R test, Spearman ×100", "sickr.json", None, "spearman"),
+    ("Banking77, probe accuracy ×100", "all.json", "classification", "accuracy"),
+    ("Banking77, probe macro-F1 ×100", "all.json", "classification", "macro_f1"),
+    ("SNLI pairs, best-threshold accuracy ×100", "all.json", "pair", "accuracy"),
+    ("SNLI pairs, average precision ×100", "all.json", "pair", "ap"),
+]
+
+
+def scores(path: Path, section, metric):
+    data = json.loads(path.read_text())
+    if section is not None:
+        data = data[section]
+    return {int(d): v[metric] for d, v in data["dims"].items()}
+
+
+def main(out: str) -> None:
+    root = Path(out)
+    runs = defaultdict(list)  # objective -> [scores dir]
+    if (root / "untrained").is_dir():
+        runs["untrained"].append(root / "untrained")
+    for run in sorted(root.glob("*-s*")):
+        if run.is_dir() and (run / "scores").is_dir():
+            runs[run.name.rsplit("-s", 1)[0]].append(run / "scores")
+    for title, file, section, metric in TABLES:
+        rows = {}
+        for objective, dirs in runs.items():
+            per_seed = [scores(d / file, section, metric) for d in dirs if (d / file).exists()]
+            if per_seed:
+                rows[objective] = per_seed
+        if not rows:
+            continue
+        dims = sorted({d for per_seed in rows.values() for s in per_seed for d in s}, reverse=True)
+        print(f"\n{title}\n")
+        print("| model | seeds | " + " | ".join(str(d) for d in dims) + " |")
+        print("|---|---:|" + "---:|" * len(dims))
+        for objective, per_seed in rows.items():
+            cells = []
+            for d in dims:
+                values = [s[d] for s in per_seed if d in s]
+                if len(values) > 1:
+                    cells.append(f"{statistics.mean(values):.2f} ± {statistics.pstdev(values):.2f}")
+                else:
+                    cells.append(f"{values[0]:.2f}")
+            print(f"| {objective} | {len(per_seed)} | " + " | ".join(cells) + " |")
+        # MIPIC against each other objective: the difference of the means, and the largest
+        # per-seed spread (max − min) of the two, to read it against.
+        for other in [o for o in rows if o not in ("mipic", "untrained")]:
+            if "mipic" not in rows:
+                break
+            cells = []
+            for d in dims:
+                a = [s[d] for s in rows["mipic"] if d in s]
+                b = [s[d] for s in rows[other] if d in s]
+                spread = max(max(a) - min(a), max(b) - min(b))
+                cells.append(f"{statistics.mean(a) - statistics.mean(b):+.2f} ({spread:.2f})")
+            print(f"| mipic − {other} (spread) | | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else "runs/mix-results")
