@@ -36,6 +36,11 @@ pub fn check_finite_weights<M: ModuleSnapshot>(
     Ok(())
 }
 
+/// How many of `values` are NaN or infinite.
+pub fn count_non_finite(values: &[f32]) -> usize {
+    values.iter().filter(|v| !v.is_finite()).count()
+}
+
 /// Checks one tensor's values (already on the host), naming it with `name()` on failure.
 ///
 /// # Errors

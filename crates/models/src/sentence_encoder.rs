@@ -205,7 +205,7 @@ impl SentenceEncoder {
             .expect("converted to f32");
         let width = values.len() / rows.len().max(1);
         for (row, &i) in values.chunks(width.max(1)).zip(rows) {
-            let count = row.iter().filter(|v| !v.is_finite()).count();
+            let count = crate::finite::count_non_finite(row);
             if count > 0 {
                 let text: String = texts[i].chars().take(40).collect();
                 return Err(ModelError::NonFiniteOutput {

@@ -220,7 +220,7 @@ pub fn generate_batch(
             .expect("f32 logits");
         for (b, &row) in active.iter().enumerate() {
             let row_logits = &values[b * vocab..(b + 1) * vocab];
-            let bad = row_logits.iter().filter(|v| !v.is_finite()).count();
+            let bad = crate::finite::count_non_finite(row_logits);
             if bad > 0 {
                 return Err(ModelError::NonFiniteOutput {
                     what: format!(

@@ -97,13 +97,10 @@ impl Corpus {
                         .columns
                         .iter()
                         .map(|&c| {
-                            cols.get(c).copied().ok_or_else(|| TrainError::Data {
+                            column(&cols, c).map_err(|message| TrainError::Data {
                                 path: path.clone(),
                                 line: i + 1,
-                                message: format!(
-                                    "expected a column {c} (0-based), found {} columns",
-                                    cols.len()
-                                ),
+                                message,
                             })
                         })
                         .collect::<Result<_>>()?
@@ -167,15 +164,7 @@ impl Corpus {
             let cols: Vec<&str> = line.split('\t').collect();
             let col = |k: usize| -> Result<String> {
                 let c = section.first_column + k;
-                let s = cols.get(c).ok_or_else(|| {
-                    data_err(
-                        n,
-                        format!(
-                            "expected a column {c} (0-based), found {} columns",
-                            cols.len()
-                        ),
-                    )
-                })?;
+                let s = column(&cols, c).map_err(|m| data_err(n, m))?;
                 let s = s.trim();
                 if s.is_empty() {
                     return Err(data_err(n, format!("column {c} is empty")));
@@ -185,17 +174,8 @@ impl Corpus {
             let example = match section.format {
                 DataFormat::Sentences => {
                     let s = match section.column {
-                        Some(c) => cols
-                            .get(c)
-                            .ok_or_else(|| {
-                                data_err(
-                                    n,
-                                    format!(
-                                        "expected a column {c} (0-based), found {} columns",
-                                        cols.len()
-                                    ),
-                                )
-                            })?
+                        Some(c) => column(&cols, c)
+                            .map_err(|m| data_err(n, m))?
                             .trim()
                             .to_string(),
                         None => line.trim().to_string(),
@@ -244,4 +224,14 @@ impl Corpus {
     pub fn is_empty(&self) -> bool {
         self.examples.is_empty()
     }
+}
+
+/// TSV column `c` (0-based) of a row split at tabs, or the message naming it.
+fn column<'a>(cols: &[&'a str], c: usize) -> std::result::Result<&'a str, String> {
+    cols.get(c).copied().ok_or_else(|| {
+        format!(
+            "expected a column {c} (0-based), found {} columns",
+            cols.len()
+        )
+    })
 }
