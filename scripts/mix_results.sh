@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
-# MRL, ESE and MIPIC trained on the paper's corpus mix (configs/<objective>-minilm-mix.toml: the
-# pooled STS-B, SICK and Banking77 train texts, 300 steps of batch 16), each for each seed, and
-# the untrained model, evaluated at every dim on STS-B test, SICK-R test, Banking77 (the
-# logistic-regression probe) and SNLI pair classification (`mrl eval --task all` + SICK-R);
-# then prints the Markdown tables (scripts/mix_table.py).
+# Models trained on the paper's corpus mix (configs/<objective>-minilm-mix.toml: the pooled STS-B,
+# SICK and Banking77 train texts, 300 steps of batch 16), each for each seed, and the untrained
+# model, evaluated at every dim on STS-B test, SICK-R test, Banking77 (the logistic-regression
+# probe) and SNLI pair classification (`mrl eval --task all` + SICK-R); then prints the Markdown
+# tables (scripts/mix_table.py).
 #
 #   MRL_SHARED=../shared scripts/mix_results.sh                    # mrl ese mipic, seeds 42 and 7
 #   OBJECTIVES="mrl mipic" SEEDS="42 7 1" scripts/mix_results.sh   # a subset
+#   ROWS=scripts/mipic_ablation.rows OUT=runs/mipic-ablation scripts/mix_results.sh
 #
+# ROWS names a file of rows, one per line: `name config [key=value ...]` (the pairs are passed
+# as `--set key=value`; `#` starts a comment); without it the rows are `<objective>
+# configs/<objective>-minilm-mix.toml` for each of OBJECTIVES. TABLE_ARGS go to mix_table.py.
 # Each step writes its result atomically and is skipped when it exists, so the script resumes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +24,16 @@ MRL="${MRL:-}"
 if [ -z "$MRL" ]; then
   cargo build --release -q -p mrl-cli
   MRL="${CARGO_TARGET_DIR:-target}/release/mrl"
+fi
+
+rows=()
+if [ -n "${ROWS:-}" ]; then
+  while IFS= read -r line; do
+    line="${line%%#*}"
+    [ -n "${line//[[:space:]]/}" ] && rows+=("$line")
+  done < "$ROWS"
+else
+  for objective in $OBJECTIVES; do rows+=("$objective configs/$objective-minilm-mix.toml"); done
 fi
 
 mkdir -p "$OUT"
@@ -36,17 +50,20 @@ evaluate() {
 echo "== untrained $BASE"
 evaluate "$BASE" "$OUT/untrained"
 for seed in $SEEDS; do
-  for objective in $OBJECTIVES; do
-    run="$OUT/$objective-s$seed"
+  for row in "${rows[@]}"; do
+    read -r name config overrides <<< "$row"
+    sets=()
+    for kv in ${overrides:-}; do sets+=(--set "$kv"); done
+    run="$OUT/$name-s$seed"
     if [ ! -f "$run/model/model.safetensors" ]; then
-      echo "== train $objective, seed $seed -> $run"
+      echo "== train $name ($config ${overrides:-}), seed $seed -> $run"
       resume=()
       [ -f "$run/checkpoints/latest" ] && resume=(--resume)
-      "$MRL" train --config "configs/$objective-minilm-mix.toml" "${resume[@]}" \
+      "$MRL" train --config "$config" "${resume[@]}" "${sets[@]}" \
         --set "seed=$seed" --set "output_dir=\"$run\"" 2>&1 | tee -a "$run.log" | tail -n 20
     fi
     echo "== evaluate $run"
     evaluate "$run/model" "$run/scores"
   done
 done
-python3 scripts/mix_table.py "$OUT"
+python3 scripts/mix_table.py ${TABLE_ARGS:-} "$OUT"

@@ -5,10 +5,11 @@ other objective (difference of the seed means, and in brackets the larger of the
 spreads, max − min).
 
 Usage: python3 scripts/mix_table.py runs/mix-results
+       python3 scripts/mix_table.py --baseline mrl runs/mipic-ablation   # every row minus mrl
 """
+import argparse
 import json
 import statistics
-import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -30,7 +31,7 @@ def scores(path: Path, section, metric):
     return {int(d): v[metric] for d, v in data["dims"].items()}
 
 
-def main(out: str) -> None:
+def main(out: str, baseline=None) -> None:
     root = Path(out)
     runs = defaultdict(list)  # objective -> [scores dir]
     if (root / "untrained").is_dir():
@@ -38,6 +39,8 @@ def main(out: str) -> None:
     for run in sorted(root.glob("*-s*")):
         if run.is_dir() and (run / "scores").is_dir():
             runs[run.name.rsplit("-s", 1)[0]].append(run / "scores")
+    if not runs:
+        raise SystemExit(f"mix_table.py: no scored runs under {root} (expected untrained/ or <name>-s<seed>/scores/)")
     for title, file, section, metric in TABLES:
         rows = {}
         for objective, dirs in runs.items():
@@ -59,19 +62,27 @@ def main(out: str) -> None:
                 else:
                     cells.append(f"{values[0]:.2f}")
             print(f"| {objective} | {len(per_seed)} | " + " | ".join(cells) + " |")
-        # MIPIC against each other objective: the difference of the means, and the largest
-        # per-seed spread (max − min) of the two, to read it against.
-        for other in [o for o in rows if o not in ("mipic", "untrained")]:
-            if "mipic" not in rows:
-                break
+        # MIPIC against each other objective (or, with a baseline, each row against it): the
+        # difference of the means, and the largest per-seed spread (max − min) of the two.
+        if baseline is None:
+            pairs = [("mipic", o) for o in rows if o not in ("mipic", "untrained")]
+        else:
+            pairs = [(o, baseline) for o in rows if o not in (baseline, "untrained")]
+        for one, other in pairs:
+            if one not in rows or other not in rows:
+                continue
             cells = []
             for d in dims:
-                a = [s[d] for s in rows["mipic"] if d in s]
+                a = [s[d] for s in rows[one] if d in s]
                 b = [s[d] for s in rows[other] if d in s]
                 spread = max(max(a) - min(a), max(b) - min(b))
                 cells.append(f"{statistics.mean(a) - statistics.mean(b):+.2f} ({spread:.2f})")
-            print(f"| mipic − {other} (spread) | | " + " | ".join(cells) + " |")
+            print(f"| {one} − {other} (spread) | | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "runs/mix-results")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("out", nargs="?", default="runs/mix-results", help="the runs directory")
+    parser.add_argument("--baseline", help="compare every row with this one instead of MIPIC with the rest")
+    args = parser.parse_args()
+    main(args.out, args.baseline)

@@ -117,7 +117,7 @@ pub use mipic::{MipicBreakdown, MipicConfig, MipicLoss, MipicView};
 pub use mnrl::{MultipleNegativesRankingLoss, MultipleNegativesRankingLossConfig};
 pub use pic::{PicBreakdown, PicConfig, PicLinkTerm, PicLoss, PicProjector, PicProjectorConfig};
 pub use presets::MipicPreset;
-pub use sia::{SiaBreakdown, SiaCkaSchedule, SiaConfig, SiaLoss, SiaTerm};
+pub use sia::{AttentionScore, SiaBreakdown, SiaCkaSchedule, SiaConfig, SiaLoss, SiaTerm};
 pub use weighting::{Aggregation, DimWeights};
 
 // Pooling and the Matryoshka truncation are shared with `models`: one definition, in

@@ -14,7 +14,9 @@ use crate::error::{check_nested_dims, fmt_shape, MrlError};
 use crate::info_nce::{InfoNceLoss, InfoNceLossConfig};
 use crate::matryoshka::{MatryoshkaConfig, MatryoshkaLoss, MrlBreakdown};
 use crate::pic::{PicBreakdown, PicConfig, PicLoss};
-use crate::sia::{check_hidden_states, SiaBreakdown, SiaCkaSchedule, SiaConfig, SiaLoss};
+use crate::sia::{
+    check_hidden_states, AttentionScore, SiaBreakdown, SiaCkaSchedule, SiaConfig, SiaLoss,
+};
 use crate::weighting::{Aggregation, DimWeights};
 
 /// Configuration of [`MipicLoss`]; the defaults are the paper's BERT-base setting.
@@ -35,6 +37,11 @@ pub struct MipicConfig {
     /// `α` of `L = α L_MRL + (1 − α)(L_SIA + λ_pic L_PIC)`. Default `0.4` (BERT-base, TinyBERT).
     #[config(default = 0.4)]
     pub alpha: f64,
+    /// The weight of `L_MRL` when it should not be `α`: `L = w_MRL L_MRL + (1 − α)(L_SIA +
+    /// λ_pic L_PIC)`. `None` (default) is Eq. 18's convex combination, `w_MRL = α`;
+    /// `Some(1.0)` keeps the MRL term at full weight and adds the auxiliary terms on top.
+    #[config(default = "None")]
+    pub mrl_weight: Option<f64>,
     /// The one temperature `τ` (MRL InfoNCE, SIA attention softmax, PIC InfoNCE). Default `0.05`.
     #[config(default = 0.05)]
     pub temperature: f64,
@@ -44,6 +51,10 @@ pub struct MipicConfig {
     /// `λ_att`. Default `1` (paper); `0` in the notebook (and then no lifts are built).
     #[config(default = 1.0)]
     pub lambda_att: f64,
+    /// Scores of the SIA attention KL: [`AttentionScore::Scaled`] (default, Eq. 4) or
+    /// [`AttentionScore::Cosine`] (L2-normalised states).
+    #[config(default = "AttentionScore::Scaled")]
+    pub att_score: AttentionScore,
     /// `λ_cka`. Default `1` (paper); `0.4` in the notebook.
     #[config(default = 1.0)]
     pub lambda_cka: f64,
@@ -113,6 +124,7 @@ impl MipicConfig {
             .with_dims(self.sia_dims())
             .with_temperature(self.temperature)
             .with_lambda_att(self.lambda_att)
+            .with_att_score(self.att_score)
             .with_lambda_cka(self.lambda_cka)
             .with_cka_schedule(self.cka_schedule.clone())
             .with_detach_teacher(self.detach_teacher)
@@ -142,7 +154,7 @@ impl MipicConfig {
     ///
     /// # Errors
     /// [`MrlError::InvalidDims`] (dims not strictly increasing or `> hidden_size`, no truncated
-    /// dim), [`MrlError::InvalidConfig`] (`α ∉ [0, 1]`, negative `λ`), and the errors of
+    /// dim), [`MrlError::InvalidConfig`] (`α ∉ [0, 1]`, negative `λ` or `mrl_weight`), and the errors of
     /// [`SiaConfig::validate`] and [`PicConfig::validate`]; a chain dim above `hidden_size` is
     /// [`MrlError::InvalidChain`].
     pub fn validate(&self) -> Result<(), MrlError> {
@@ -152,6 +164,14 @@ impl MipicConfig {
                 field: "alpha",
                 reason: format!("must lie in [0, 1], got {}", self.alpha),
             });
+        }
+        if let Some(w) = self.mrl_weight {
+            if !(w.is_finite() && w >= 0.0) {
+                return Err(MrlError::InvalidConfig {
+                    field: "mrl_weight",
+                    reason: format!("must be finite and >= 0, got {w}"),
+                });
+            }
         }
         if !(self.lambda_pic.is_finite() && self.lambda_pic >= 0.0) {
             return Err(MrlError::InvalidConfig {
@@ -213,6 +233,7 @@ impl MipicConfig {
             pic: self.pic_config().try_init(device)?,
             hidden_size: self.hidden_size,
             alpha: self.alpha,
+            mrl_weight: self.mrl_weight.unwrap_or(self.alpha),
             lambda_pic: self.lambda_pic,
         })
     }
@@ -252,7 +273,8 @@ impl MipicView {
 /// The total and every term of MIPIC.
 #[derive(Debug, Clone)]
 pub struct MipicBreakdown {
-    /// `α L_MRL + (1 − α)(L_SIA + λ_pic L_PIC)`, `[1]`, differentiable.
+    /// `w_MRL L_MRL + (1 − α)(L_SIA + λ_pic L_PIC)` (`w_MRL = α` unless
+    /// [`MipicConfig::mrl_weight`] is set), `[1]`, differentiable.
     pub total: Tensor<1>,
     /// MRL (SimCSE InfoNCE at every nested dim, view A as anchors and view B as positives).
     pub mrl: MrlBreakdown,
@@ -284,6 +306,9 @@ impl LossBreakdown for MipicBreakdown {
 /// L_SIA = ½ (L_SIA(view A) + L_SIA(view B)),   L_PIC = ½ (L_PIC(view A) + L_PIC(view B))
 /// ```
 ///
+/// With [`MipicConfig::mrl_weight`] set, `α · L_MRL` becomes `w_MRL · L_MRL` (e.g. `1`: MRL at
+/// full weight, the auxiliary terms on top).
+///
 /// `z_A`, `z_B` are the pooled vectors of the two dropout views of the same sentences; see
 /// [`SiaLoss`] and [`PicLoss`] for the two self-distillation terms. The paper uses `λ_pic = 1`,
 /// sums, `α = 0.4` or `0.5`; [`MipicConfig::notebook`] switches to the authors' notebook.
@@ -305,6 +330,9 @@ pub struct MipicLoss {
     /// `α`.
     #[module(skip)]
     pub alpha: f64,
+    /// `w_MRL` ([`MipicConfig::mrl_weight`], `α` unless set).
+    #[module(skip)]
+    pub mrl_weight: f64,
     /// `λ_pic`.
     #[module(skip)]
     pub lambda_pic: f64,
@@ -382,7 +410,7 @@ impl MipicLoss {
             self.pic.try_forward(&view_a.hidden_states, step)?,
             self.pic.try_forward(&view_b.hidden_states, step)?,
         ]);
-        let total = mrl.total.clone().mul_scalar(self.alpha)
+        let total = mrl.total.clone().mul_scalar(self.mrl_weight)
             + (sia.total.clone() + pic.total.clone().mul_scalar(self.lambda_pic))
                 .mul_scalar(1.0 - self.alpha);
         Ok(MipicBreakdown {

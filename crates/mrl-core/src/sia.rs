@@ -15,6 +15,7 @@ use cka_kernels::{top_k_cka, KSchedule, TopKCkaSpec};
 use crate::breakdown::{mean_of, LossBreakdown};
 use crate::error::{check_nested_dims, fmt_shape, MrlError};
 use crate::weighting::{aggregate, Aggregation};
+use mrl_common::NORM_EPS;
 
 /// Added to the attention logits of padding tokens so their probability is exactly 0.
 const PAD_LOGIT: f64 = -1e9;
@@ -63,6 +64,19 @@ impl SiaCkaSchedule {
     }
 }
 
+/// How the attention scores of the SIA KL term are formed.
+#[derive(Config, Debug, PartialEq, Eq, Copy)]
+pub enum AttentionScore {
+    /// The paper (Eq. 4–5): scaled dot products of the raw states,
+    /// `s_j = h_CLS · h_j / √D` and `s_j^(i) = h_CLS · (P_iᵀ h_j[:d_i]) / √D`.
+    Scaled,
+    /// Cosines, i.e. dot products of L2-normalised states: `s_j = cos(h_CLS, h_j)` and
+    /// `s_j^(i) = cos(h_CLS, P_iᵀ h_j[:d_i])`, so every logit `s / τ` lies in `[−1/τ, 1/τ]`
+    /// whatever the scale of the states (no `√D`). Norms are floored at `1e-12` as in
+    /// `F.normalize`. Only the KL term changes: top-k CKA still ranks tokens by Eq. 4's scores.
+    Cosine,
+}
+
 /// Configuration of [`SiaLoss`].
 #[derive(Config, Debug)]
 pub struct SiaConfig {
@@ -82,6 +96,10 @@ pub struct SiaConfig {
     /// and then no lifts are created.
     #[config(default = 1.0)]
     pub lambda_att: f64,
+    /// Scores of the attention KL: [`AttentionScore::Scaled`] (default, the paper) or
+    /// [`AttentionScore::Cosine`] (L2-normalised states).
+    #[config(default = "AttentionScore::Scaled")]
+    pub att_score: AttentionScore,
     /// Weight `λ_cka` of the top-k CKA term. Default `1` (paper); the notebook uses `0.4`.
     #[config(default = 1.0)]
     pub lambda_cka: f64,
@@ -206,6 +224,7 @@ impl SiaConfig {
             dims: self.dims.clone(),
             temperature: self.temperature,
             lambda_att: self.lambda_att,
+            att_score: self.att_score,
             lambda_cka: self.lambda_cka,
             cka_schedule: self.cka_schedule.clone(),
             detach_teacher: self.detach_teacher,
@@ -253,6 +272,9 @@ pub(crate) fn check_distinct_layers(arg: &'static str, layers: &[usize]) -> Resu
 /// L_SIA = Σ_l Σ_i (λ_att L_att^(i,l) + λ_cka L_CKA^(i,l))      (or the mean over (l, i))
 /// ```
 ///
+/// With [`AttentionScore::Cosine`] both scores are cosines instead: `s_j = cos(h_CLS, h_j)`,
+/// `s_j^(i) = cos(h_CLS, P_iᵀ h_j[:d_i])` (no `√D`).
+///
 /// `j` runs over real tokens only (padding gets probability 0, and is never selected by top-k),
 /// `P_i ∈ R^{d_i × D}` is a bias-free learnable lift (one per (layer, dim), stored as the
 /// weight `[d_i, D]` of a bias-free [`Linear`]), and `S_k` are the top-`k_i` tokens by `s_j`
@@ -282,6 +304,9 @@ pub struct SiaLoss {
     /// `λ_att`.
     #[module(skip)]
     pub lambda_att: f64,
+    /// Scores of the attention KL.
+    #[module(skip)]
+    pub att_score: AttentionScore,
     /// `λ_cka`.
     #[module(skip)]
     pub lambda_cka: f64,
@@ -470,16 +495,33 @@ impl SiaLoss {
             let mask_f = mask.clone().cast(dtype);
             let cls = h.clone().slice([0..batch, 0..1, 0..width]); // [B, 1, D]
             let inv_sqrt_d = 1.0 / (width as f64).sqrt();
-            // s_j = h_CLS · h_j / √D  (Eq. 4), [B, m]
-            let teacher_scores = h
+            // h_CLS · h_j, [B, m]
+            let teacher_dots = h
                 .clone()
                 .matmul(cls.clone().swap_dims(1, 2))
-                .reshape([batch, len])
-                .mul_scalar(inv_sqrt_d);
+                .reshape([batch, len]);
+            // s_j = h_CLS · h_j / √D  (Eq. 4), [B, m]
+            let teacher_scores = teacher_dots.clone().mul_scalar(inv_sqrt_d);
             let pad_bias = mask_f.clone().sub_scalar(1.0).mul_scalar(-PAD_LOGIT);
+            // ‖h_j‖ and ‖h_CLS‖ for cosine scores, [B, m] and [B, 1].
+            let norms =
+                (self.lambda_att > 0.0 && self.att_score == AttentionScore::Cosine).then(|| {
+                    let n = (h.clone() * h.clone())
+                        .sum_dim(2)
+                        .clamp_min(NORM_EPS * NORM_EPS)
+                        .sqrt()
+                        .reshape([batch, len]);
+                    let n_cls = n.clone().slice([0..batch, 0..1]);
+                    (n, n_cls)
+                });
             let teacher_log_p = if self.lambda_att > 0.0 {
+                let att_teacher = match &norms {
+                    // cos(h_CLS, h_j) = (h_CLS · h_j) / (‖h_CLS‖ ‖h_j‖)
+                    Some((n, n_cls)) => teacher_dots / (n.clone() * n_cls.clone()),
+                    None => teacher_scores.clone(),
+                };
                 let lt = log_softmax(
-                    teacher_scores.clone().div_scalar(self.temperature) + pad_bias.clone(),
+                    att_teacher.div_scalar(self.temperature) + pad_bias.clone(),
                     1,
                 );
                 Some(if self.detach_teacher { lt.detach() } else { lt })
@@ -495,13 +537,26 @@ impl SiaLoss {
                 let att_kl = teacher_log_p.as_ref().map(|lt| {
                     let lift = self.lifts[li * n + i].weight.val(); // P_i: [d_i, D]
                                                                     // P_i h_CLS: [B, d_i]
-                    let q = cls.clone().reshape([batch, width]).matmul(lift.transpose());
-                    let student_scores = h
+                    let q = cls
                         .clone()
-                        .slice([0..batch, 0..len, 0..d])
+                        .reshape([batch, width])
+                        .matmul(lift.clone().transpose());
+                    let prefix = h.clone().slice([0..batch, 0..len, 0..d]); // h_j[:d_i]
+                    let dots = prefix
+                        .clone()
                         .matmul(q.reshape([batch, d, 1]))
-                        .reshape([batch, len])
-                        .mul_scalar(inv_sqrt_d);
+                        .reshape([batch, len]); // h_CLS · (P_iᵀ h_j[:d_i])
+                    let student_scores = match &norms {
+                        Some((_, n_cls)) => {
+                            // ‖P_iᵀ h_j[:d_i]‖² = h_j[:d_i] (P_i P_iᵀ) h_j[:d_i]ᵀ, [B, m]
+                            let gram = lift.clone().matmul(lift.clone().transpose()); // [d_i, d_i]
+                            let lifted_sq = (prefix.clone().matmul(gram.unsqueeze::<3>()) * prefix)
+                                .sum_dim(2)
+                                .reshape([batch, len]);
+                            dots / (lifted_sq.clamp_min(NORM_EPS * NORM_EPS).sqrt() * n_cls.clone())
+                        }
+                        None => dots.mul_scalar(inv_sqrt_d),
+                    };
                     let ls = log_softmax(
                         student_scores.div_scalar(self.temperature) + pad_bias.clone(),
                         1,

@@ -7,9 +7,9 @@ pub use burn::nn::loss::Reduction;
 pub use burn::nn::Linear;
 pub use burn::tensor::{DType, Device, Distribution, Tensor, TensorData};
 pub use mrl_core::{
-    matryoshka_2d, pool, AdaptiveLayerConfig, Aggregation, CosentLossConfig, DimWeights,
-    EmbeddingInputs, EmbeddingLoss, EseConfig, InfoNceLossConfig, LayeredInputs, LossBreakdown,
-    MatryoshkaConfig, MipicConfig, MipicLoss, MipicPreset, MipicView, MrlError,
+    matryoshka_2d, pool, AdaptiveLayerConfig, Aggregation, AttentionScore, CosentLossConfig,
+    DimWeights, EmbeddingInputs, EmbeddingLoss, EseConfig, InfoNceLossConfig, LayeredInputs,
+    LossBreakdown, MatryoshkaConfig, MipicConfig, MipicLoss, MipicPreset, MipicView, MrlError,
     MultipleNegativesRankingLossConfig, PicConfig, PicProjector, Pooling, SiaCkaSchedule,
     SiaConfig,
 };
@@ -214,6 +214,12 @@ impl MipicCase {
                 Aggregation::Mean
             })
             .with_pooling(Pooling::Mean)
+            .with_mrl_weight(v["mrl_weight"].as_f64())
+            .with_att_score(if v["att_score"] == "cosine" {
+                AttentionScore::Cosine
+            } else {
+                AttentionScore::Scaled
+            })
     }
 
     /// `config(name).init` with the fixture's lifts and projector weights.
@@ -321,4 +327,12 @@ pub fn layered(device: &Device, layers: usize) -> LayeredInputs {
         masks: vec![mask.clone(), mask],
         labels: None,
     }
+}
+
+/// Asserts that `err` is [`MrlError::InvalidConfig`] about `field`.
+pub fn assert_invalid_config(err: &MrlError, field: &str) {
+    assert!(
+        matches!(err, MrlError::InvalidConfig { field: f, .. } if *f == field),
+        "expected an invalid `{field}`, got: {err}"
+    );
 }

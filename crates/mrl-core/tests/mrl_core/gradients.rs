@@ -41,7 +41,7 @@ fn info_nce_and_cosent_gradients_match_finite_differences() {
 fn mipic_gradients_match_finite_differences() {
     for (name, device) in devices() {
         let ad = device.autodiff();
-        for variant in ["paper_sum", "notebook"] {
+        for variant in ["paper_sum", "notebook", "cosine_additive"] {
             let case = MipicCase::new(&ad, DType::F64);
             let loss = case.loss(variant, &ad, DType::F64);
             let shape = case.shape();
@@ -174,6 +174,58 @@ fn pic_target_is_detached_and_detach_teacher_changes_sia_gradient() {
         assert!(
             diff > 1e-4,
             "{name}: detach_teacher had no effect on the SIA gradient"
+        );
+    }
+}
+
+#[test]
+fn cosine_attention_kl_lift_gradient_matches_finite_differences_and_zero_states_stay_finite() {
+    for (name, device) in devices() {
+        let ad = device.autodiff();
+        let case = MipicCase::new(&ad, DType::F64);
+        let config = case
+            .config("cosine_additive")
+            .with_lambda_cka(0.0)
+            .with_lambda_pic(0.0);
+        let mut loss = config.init(&ad);
+        case.set_weights(&mut loss, &ad, DType::F64);
+        // dL_SIA / dP for the lift of (layer 3, dim 6): the Gram-matrix norm in the student
+        // score is differentiated too.
+        let k = 3;
+        let w0 = host(loss.sia.lifts[k].weight.val());
+        let dims = loss.sia.lifts[k].weight.val().dims();
+        let eval = |w: Vec<f64>| -> f64 {
+            let mut l = loss.clone();
+            l.sia.lifts[k] = Linear {
+                weight: Param::from_tensor(tensor(w, dims, &ad, DType::F64)),
+                bias: None,
+            };
+            scalar(&l.sia.forward(&case.view_a, case.mask.clone()).total)
+        };
+        let grads = loss
+            .sia
+            .forward(&case.view_a, case.mask.clone())
+            .total
+            .backward();
+        let analytic = host(loss.sia.lifts[k].weight.val().grad(&grads).unwrap());
+        let numeric = finite_differences(&w0, (0..w0.len()).step_by(3), eval);
+        assert_gradient(&format!("{name} cosine dL/dP"), &analytic, &numeric);
+
+        // Zero token states (a zero [CLS] among them): the norms are floored, the gradient is
+        // finite everywhere.
+        let [b, m, d] = case.shape();
+        let mut hs = case.view_a.clone();
+        let zeroed = hs[1].clone().slice_assign(
+            [0..b, 0..2, 0..d],
+            Tensor::zeros([b, 2, d], (&ad, DType::F64)),
+        );
+        let h = tensor(host(zeroed), [b, m, d], &ad, DType::F64).require_grad();
+        hs[1] = h.clone();
+        let grads = loss.sia.forward(&hs, case.mask.clone()).total.backward();
+        let g = host(h.grad(&grads).unwrap());
+        assert!(
+            g.iter().all(|v| v.is_finite()),
+            "{name}: gradient through zero states is finite"
         );
     }
 }

@@ -8,7 +8,7 @@ fn mipic_matches_numpy_fixture_in_every_variant() {
         for (dtype, tol) in PRECISIONS {
             let case = MipicCase::new(&device, dtype);
             let (view_a, view_b) = case.views();
-            for variant in ["paper_sum", "paper_mean", "notebook"] {
+            for variant in ["paper_sum", "paper_mean", "notebook", "cosine_additive"] {
                 let want = &case.fx["variants"][variant];
                 let what = format!("{name} {dtype:?} {variant}");
                 let loss = case.loss(variant, &device, dtype);
@@ -185,16 +185,7 @@ fn mipic_can_sample_mrl_dims_per_step() {
             .with_mrl_dims_per_step(Some(0))
             .try_init(&device)
             .expect_err("rejected");
-        assert!(
-            matches!(
-                err,
-                MrlError::InvalidConfig {
-                    field: "mrl_dims_per_step",
-                    ..
-                }
-            ),
-            "{err}"
-        );
+        assert_invalid_config(&err, "mrl_dims_per_step");
     }
 }
 
@@ -244,4 +235,103 @@ fn sia_and_pic_can_be_used_alone() {
 fn mipic_init_panics_on_unordered_dims() {
     let (_, device) = devices().remove(0);
     let _ = MipicConfig::new().with_dims(vec![16, 8, 768]).init(&device);
+}
+
+#[test]
+fn mrl_weight_puts_the_mrl_term_at_full_weight_and_is_validated() {
+    for (name, device) in devices() {
+        let case = MipicCase::new(&device, DType::F64);
+        let (view_a, view_b) = case.views();
+        let run = |mrl_weight: Option<f64>| {
+            let mut loss = case
+                .config("paper_sum")
+                .with_mrl_weight(mrl_weight)
+                .init(&device);
+            case.set_weights(&mut loss, &device, DType::F64);
+            loss.forward(&view_a, &view_b, case.mask.clone(), 0)
+        };
+        let (c, a) = (run(None), run(Some(1.0)));
+        // Only the MRL weight changes: total_additive − total_convex = (1 − α) L_MRL.
+        assert_close(
+            &format!("{name} additive − convex"),
+            scalar(&a.total) - scalar(&c.total),
+            (1.0 - 0.4) * scalar(&c.mrl.total),
+            1e-9,
+        );
+        assert_eq!(scalar(&a.sia.total), scalar(&c.sia.total));
+        // `Some(α)` is the convex combination exactly.
+        assert_eq!(scalar(&run(Some(0.4)).total), scalar(&c.total), "{name}");
+        for bad in [-0.5, f64::NAN, f64::INFINITY] {
+            let err = case
+                .config("paper_sum")
+                .with_mrl_weight(Some(bad))
+                .try_init(&device)
+                .expect_err("rejected");
+            assert_invalid_config(&err, "mrl_weight");
+            assert!(err.to_string().contains(&format!("{bad}")), "{err}");
+        }
+    }
+}
+
+#[test]
+fn cosine_attention_kl_ignores_the_scale_of_every_token_state() {
+    // cos(h_CLS, h_j) and cos(h_CLS, P_iᵀ h_j[:d_i]) do not change when any token state is
+    // multiplied by a positive number, so neither does the KL; Eq. 4's scaled scores do.
+    for (name, device) in devices() {
+        let case = MipicCase::new(&device, DType::F64);
+        let [b, m, d] = case.shape();
+        let scales: Vec<f64> = (0..b * m)
+            .map(|i| [0.01, 0.3, 1.0, 7.0, 250.0][i % 5])
+            .collect();
+        let scale = tensor(scales, [b, m, 1], &device, DType::F64);
+        let rescaled: Vec<Tensor<3>> = case
+            .view_a
+            .iter()
+            .map(|h| h.clone() * scale.clone().expand([b, m, d]))
+            .collect();
+        for (score, invariant) in [
+            (AttentionScore::Cosine, true),
+            (AttentionScore::Scaled, false),
+        ] {
+            let mut loss = case
+                .config("cosine_additive")
+                .with_att_score(score)
+                .init(&device);
+            case.set_weights(&mut loss, &device, DType::F64);
+            let kl = |hs: &[Tensor<3>]| -> Vec<f64> {
+                loss.sia
+                    .forward(hs, case.mask.clone())
+                    .terms
+                    .iter()
+                    .map(|t| scalar(t.att_kl.as_ref().unwrap()))
+                    .collect()
+            };
+            let (before, after) = (kl(&case.view_a), kl(&rescaled));
+            assert!(
+                before
+                    .iter()
+                    .chain(&after)
+                    .all(|v| v.is_finite() && *v >= -1e-12),
+                "{name} {score:?}: KL is finite and >= 0: {before:?} {after:?}"
+            );
+            if invariant {
+                assert_all_close(&format!("{name} cosine KL"), &after, &before, 1e-9);
+            } else {
+                assert!(
+                    before.iter().zip(&after).any(|(x, y)| (x - y).abs() > 1e-3),
+                    "{name}: the scaled KL must see the rescaling"
+                );
+            }
+        }
+        // A token state that is exactly zero (and a zero [CLS]) gives finite values, no NaN.
+        let mut zeroed = case.view_a.clone();
+        zeroed[1] = zeroed[1].clone().slice_assign(
+            [0..b, 0..2, 0..d],
+            Tensor::zeros([b, 2, d], (&device, DType::F64)),
+        );
+        let mut loss = case.config("cosine_additive").init(&device);
+        case.set_weights(&mut loss, &device, DType::F64);
+        let out = loss.sia.forward(&zeroed, case.mask.clone());
+        assert!(scalar(&out.total).is_finite(), "{name}: zero states");
+    }
 }

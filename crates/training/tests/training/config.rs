@@ -62,6 +62,13 @@ fn unknown_keys_are_rejected_naming_the_key() {
             ),
             "notebook",
         ),
+        (
+            MINIMAL.replace(
+                "kind = \"mrl\"",
+                "kind = \"mipic\"\npreset = \"minilm-l6\"\natt_score = \"dot\"",
+            ),
+            "cosine",
+        ),
     ] {
         let err = parse(&text).unwrap_err();
         assert!(matches!(err, TrainError::ConfigSyntax { .. }), "{err}");
@@ -114,6 +121,20 @@ fn bad_values_are_rejected_naming_the_key() {
                 "kind = \"mipic\"\npreset = \"minilm-l6\"\nlambda_pic = -1.0",
             ),
             "objective.lambda_pic",
+        ),
+        (
+            MINIMAL.replace(
+                "kind = \"mrl\"",
+                "kind = \"mipic\"\npreset = \"minilm-l6\"\nmrl_weight = -1.0",
+            ),
+            "objective.mrl_weight",
+        ),
+        (
+            MINIMAL.replace(
+                "kind = \"mrl\"",
+                "kind = \"mipic\"\npreset = \"minilm-l6\"\nmrl_weight = nan",
+            ),
+            "objective.mrl_weight",
         ),
         (
             MINIMAL.replace(
@@ -222,4 +243,38 @@ fn mipic_sampling_and_curriculum_keys_reach_the_loss_config() {
     assert_eq!(config.pic_warmup_steps, 120);
     assert_eq!(config.mrl_config().n_dims_per_step, Some(3));
     assert_eq!(config.pic_config().warmup_steps, 120);
+}
+
+#[test]
+fn mipic_mrl_weight_and_cosine_scores_reach_the_loss_config() {
+    let text = MINIMAL.replace(
+        "kind = \"mrl\"",
+        "kind = \"mipic\"\npreset = \"minilm-l6\"\nvariant = \"notebook\"\nmrl_weight = 1.0\n\
+         lambda_att = 0.4\natt_score = \"cosine\"",
+    );
+    let c = parse(&text).unwrap();
+    let ObjectiveSection::Mipic(section) = &c.objective else {
+        panic!("a mipic section")
+    };
+    let config = section.config(384, 6, mrl_core::Pooling::Mean).unwrap();
+    assert_eq!(config.mrl_weight, Some(1.0));
+    assert_eq!(
+        config.alpha, 0.6,
+        "the notebook's α still weighs the auxiliary terms"
+    );
+    assert_eq!(config.att_score, mrl_core::AttentionScore::Cosine);
+    assert_eq!(
+        config.sia_config().att_score,
+        mrl_core::AttentionScore::Cosine
+    );
+    // Without the keys: Eq. 18's convex combination and Eq. 4's scores.
+    let plain =
+        parse(&MINIMAL.replace("kind = \"mrl\"", "kind = \"mipic\"\npreset = \"minilm-l6\""))
+            .unwrap();
+    let ObjectiveSection::Mipic(section) = &plain.objective else {
+        panic!("a mipic section")
+    };
+    let config = section.config(384, 6, mrl_core::Pooling::Mean).unwrap();
+    assert_eq!(config.mrl_weight, None);
+    assert_eq!(config.att_score, mrl_core::AttentionScore::Scaled);
 }

@@ -15,12 +15,23 @@
 //! preset = "minilm-l6"
 //! variant = "notebook"      # paper (default) | notebook
 //! # any preset value can be overridden:
-//! # dims, temperature, alpha, lambda_att, lambda_cka, lambda_pic, sia_layers, chain,
-//! # detach_teacher, aggregation, mrl_dims_per_step, pic_warmup_steps
+//! # dims, temperature, alpha, mrl_weight, lambda_att, att_score, lambda_cka, lambda_pic,
+//! # sia_layers, chain, detach_teacher, aggregation, mrl_dims_per_step, pic_warmup_steps
+//! ```
+//!
+//! `mrl_weight` replaces `α` as the weight of the MRL term (`1.0`: MRL at full weight, the
+//! auxiliary terms added on top with `1 − α`); `att_score = "cosine"` computes the attention KL
+//! on L2-normalised states instead of Eq. 4's `h_CLS · h_j / √D`. Each auxiliary term alone:
+//!
+//! ```toml
+//! mrl_weight = 1.0
+//! lambda_att = 0.0      # and lambda_cka / lambda_pic as wanted (0 switches a term off)
 //! ```
 
 use burn::module::Module;
-use mrl_core::{MipicConfig, MipicLoss, MipicPreset, MipicView, Pooling, SiaCkaSchedule};
+use mrl_core::{
+    AttentionScore, MipicConfig, MipicLoss, MipicPreset, MipicView, Pooling, SiaCkaSchedule,
+};
 use serde::{Deserialize, Serialize};
 
 use super::{
@@ -44,6 +55,25 @@ pub enum MipicVariant {
     Notebook,
 }
 
+/// `att_score` of `[objective]`: how the SIA attention KL scores tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AttScoreKey {
+    /// Eq. 4: `h_CLS · h_j / √D` (the default).
+    Scaled,
+    /// Cosines of the L2-normalised states.
+    Cosine,
+}
+
+impl From<AttScoreKey> for AttentionScore {
+    fn from(a: AttScoreKey) -> Self {
+        match a {
+            AttScoreKey::Scaled => AttentionScore::Scaled,
+            AttScoreKey::Cosine => AttentionScore::Cosine,
+        }
+    }
+}
+
 /// `[objective]` with `kind = "mipic"`: a preset, the variant, then overrides.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -63,9 +93,15 @@ pub struct MipicSection {
     /// `α`.
     #[serde(default)]
     pub alpha: Option<f64>,
+    /// Weight of `L_MRL` instead of `α` (`1.0`: MRL at full weight, auxiliaries on top).
+    #[serde(default)]
+    pub mrl_weight: Option<f64>,
     /// `λ_att`.
     #[serde(default)]
     pub lambda_att: Option<f64>,
+    /// `scaled` (Eq. 4, default) or `cosine` (L2-normalised states) attention-KL scores.
+    #[serde(default)]
+    pub att_score: Option<AttScoreKey>,
     /// `λ_cka`.
     #[serde(default)]
     pub lambda_cka: Option<f64>,
@@ -179,8 +215,14 @@ impl MipicSection {
         if let Some(v) = self.alpha {
             config = config.with_alpha(v);
         }
+        if let Some(v) = self.mrl_weight {
+            config = config.with_mrl_weight(Some(v));
+        }
         if let Some(v) = self.lambda_att {
             config = config.with_lambda_att(v);
+        }
+        if let Some(v) = self.att_score {
+            config = config.with_att_score(v.into());
         }
         if let Some(v) = self.lambda_cka {
             config = config.with_lambda_cka(v);
