@@ -39,6 +39,8 @@ def main(out: str, baseline=None) -> None:
     for run in sorted(root.glob("*-s*")):
         if run.is_dir() and (run / "scores").is_dir():
             runs[run.name.rsplit("-s", 1)[0]].append(run / "scores")
+    if baseline in runs:  # the baseline right after the untrained model
+        runs = {k: runs[k] for k in ["untrained", baseline] + sorted(runs) if k in runs}
     if not runs:
         raise SystemExit(f"mix_table.py: no scored runs under {root} (expected untrained/ or <name>-s<seed>/scores/)")
     for title, file, section, metric in TABLES:
