@@ -12,7 +12,8 @@
 # ROWS names a file of rows, one per line: `name config [key=value ...]` (the pairs are passed
 # as `--set key=value`; `#` starts a comment); without it the rows are `<objective>
 # configs/<objective>-minilm-mix.toml` for each of OBJECTIVES (mipic with
-# `objective.mrl_weight=0.6`, the notebook weighting the tables of docs/results.md were measured with). TABLE_ARGS go to mix_table.py.
+# `objective.mrl_weight=0.6`, the notebook weighting the tables of docs/results.md were measured
+# with). TABLE_ARGS go to mix_table.py.
 # Each step writes its result atomically and is skipped when it exists, so the script resumes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
