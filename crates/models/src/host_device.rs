@@ -5,8 +5,9 @@ use burn::tensor::Device;
 
 /// Whether `device` is flex or ndarray (also under autodiff): the backends whose element-wise
 /// kernels run on the host thread that calls them, and for which [`crate::gelu`] has a host
-/// implementation and [`crate::SentenceEncoder::encode`] runs one batch per core.
-pub(crate) fn is_host_cpu(device: &Device) -> bool {
+/// implementation and [`crate::SentenceEncoder::encode`] runs one batch per core (training's
+/// fused AdamW uses it too).
+pub fn is_host_cpu(device: &Device) -> bool {
     match device.clone().without_autodiff().as_dispatch() {
         #[cfg(feature = "flex")]
         DispatchDevice::Flex(_) => true,

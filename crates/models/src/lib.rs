@@ -45,9 +45,13 @@
 //! ```
 
 pub mod atomic;
+#[allow(deprecated)] // the generated dispatch names NdArray, deprecated upstream
+pub mod attention_softmax;
 pub mod backbone;
 pub mod bert;
 mod cast;
+#[allow(deprecated)] // the generated dispatch names NdArray, deprecated upstream
+pub mod dropout;
 pub mod error;
 pub mod finite;
 #[allow(deprecated)] // the generated dispatch names NdArray, deprecated upstream
@@ -56,6 +60,10 @@ pub mod generation;
 pub mod gguf;
 mod hf_safetensors;
 mod host_device;
+#[cfg(any(feature = "flex", feature = "ndarray"))]
+mod host_math;
+#[allow(deprecated)] // the generated dispatch names NdArray, deprecated upstream
+pub mod layer_norm;
 pub mod llama;
 pub mod pooling;
 pub mod resolve;
@@ -64,10 +72,14 @@ pub mod st_pipeline;
 pub mod tokenizer;
 pub mod vocab_transplant;
 
+pub use attention_softmax::attention_softmax;
 pub use backbone::Backbone;
 pub use bert::{BertConfig, BertInput, BertModel, BertOutput, BertVariant};
+pub use dropout::{dropout, dropout_keyed};
 pub use error::{ModelError, Result};
 pub use gelu::gelu_exact;
+pub use host_device::is_host_cpu;
+pub use layer_norm::layer_norm;
 pub use llama::{LayerSelection, LlamaConfig, LlamaInput, LlamaModel, LlamaOutput};
 pub use mrl_common::{pool, truncate_normalize, Pooling};
 pub use pooling::pooling_from_model_dir;

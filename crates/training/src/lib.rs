@@ -1,6 +1,7 @@
 //! One training loop for every task, and the tasks it trains.
 //!
-//! - [`trainer`] — the loop, written once: AdamW over parameter groups, warm-up + cosine per
+//! - [`trainer`] — the loop, written once: AdamW ([`adamw`], fused on the CPU backends) over
+//!   parameter groups, warm-up + cosine per
 //!   group ([`schedule`]), global-norm clipping ([`clipping`]), the NaN guard, `losses.jsonl`,
 //!   periodic evaluation, verified checkpoints ([`checkpoint`]) and exact resume. A [`Task`]
 //!   brings its trainable module, its batches, the loss of a step and its evaluation;
@@ -18,6 +19,7 @@
 //! a run resumed from a checkpoint takes exactly the steps of an uninterrupted one (a test
 //! checks the loss sequence).
 
+pub mod adamw;
 pub mod batching;
 pub mod checkpoint;
 pub mod clipping;
@@ -29,6 +31,7 @@ pub mod observer;
 pub mod schedule;
 pub mod trainer;
 
+pub use adamw::FusedAdamW;
 pub use batching::Batching;
 pub use config::LoopSettings;
 pub use error::{Result, TrainError};

@@ -1,4 +1,5 @@
-//! The training loop, written once for every task: AdamW over parameter groups (Burn's
+//! The training loop, written once for every task: AdamW ([`FusedAdamW`], Burn's update in one
+//! pass per parameter on the CPU backends) over parameter groups (Burn's
 //! [`ModuleOptimizer::with_group`]), warm-up + cosine per group (Burn's
 //! [`ModuleLrScheduler`]), global-norm clipping, the NaN guard, `losses.jsonl`, periodic
 //! evaluation, verified checkpoints and exact resume.
@@ -21,10 +22,11 @@ use std::time::Instant;
 
 use burn::lr_scheduler::module_lr_scheduler::ModuleLrScheduler;
 use burn::module::{Module, ParamGroup};
-use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
+use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::store::{BurnpackStore, ModuleSnapshot};
 use burn::tensor::{Bytes, Device, Tensor};
 
+use crate::adamw::FusedAdamW;
 use crate::checkpoint::{checkpoints_dir, write_atomic, Checkpoint, CheckpointState};
 use crate::clipping::{clip_global_norm, global_norm};
 use crate::config::LoopSettings;
@@ -470,20 +472,21 @@ fn optimizer<T: Task>(
 ) {
     let o = &settings.optimizer;
     let adamw = |weight_decay: f64| {
-        AdamWConfig::new()
-            .with_beta_1(o.beta1 as f32)
-            .with_beta_2(o.beta2 as f32)
-            .with_epsilon(o.eps as f32)
-            .with_weight_decay(weight_decay as f32)
+        FusedAdamW::new(
+            o.beta1 as f32,
+            o.beta2 as f32,
+            o.eps as f32,
+            weight_decay as f32,
+        )
     };
     let (warmup, total) = (settings.warmup_steps(), settings.total_steps);
     let base = WarmupCosine::new(o.lr, warmup, total, o.min_lr_ratio);
-    let mut optim = adamw(o.weight_decay).init();
+    let mut optim = ModuleOptimizer::from(adamw(o.weight_decay));
     let mut groups = Vec::new();
     for spec in task.param_groups(model) {
         optim = optim.with_group(
             spec.group.clone(),
-            adamw(spec.weight_decay.unwrap_or(o.weight_decay)).build(),
+            adamw(spec.weight_decay.unwrap_or(o.weight_decay)),
             None,
         );
         groups.push((

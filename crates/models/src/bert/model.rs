@@ -8,7 +8,7 @@ use burn::nn::{
     Dropout, DropoutConfig, Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear,
     LinearConfig,
 };
-use burn::tensor::activation::{gelu_approximate, relu, softmax};
+use burn::tensor::activation::{gelu_approximate, relu};
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Bool, Device, Int, Tensor};
@@ -84,6 +84,9 @@ pub struct BertEmbeddings {
     pub token_type_embeddings: Embedding,
     /// `embeddings.LayerNorm`.
     pub layer_norm: LayerNorm,
+    /// Its epsilon (`layer_norm_eps`; Burn keeps the layer's own private).
+    #[module(skip)]
+    pub layer_norm_eps: f64,
     /// Hidden dropout (active only on an autodiff device).
     pub dropout: Dropout,
     /// `Some(pad_token_id)` when positions are numbered from the padding id (RoBERTa,
@@ -103,9 +106,15 @@ impl BertEmbeddings {
             layer_norm: LayerNormConfig::new(h)
                 .with_epsilon(config.layer_norm_eps)
                 .init(device),
+            layer_norm_eps: config.layer_norm_eps,
             dropout: DropoutConfig::new(config.hidden_dropout_prob).init(),
             padding_idx: config.position_offset(),
         }
+    }
+
+    /// `LayerNorm` over the last axis ([`crate::layer_norm`], one backend operation).
+    fn layer_norm(&self, x: Tensor<3>) -> Tensor<3> {
+        layer_norm_of(&self.layer_norm, self.layer_norm_eps, x)
     }
 
     /// The position ids of a batch, `[batch, seq]`.
@@ -158,7 +167,7 @@ impl BertEmbeddings {
         let x = self.word_embeddings.forward(input_ids)
             + self.position_embeddings.forward(positions)
             + self.token_type_embeddings.forward(token_type_ids);
-        self.dropout.forward(self.layer_norm.forward(x))
+        crate::dropout(&self.dropout, self.layer_norm(x))
     }
 }
 
@@ -217,9 +226,10 @@ impl BertSelfAttention {
         let (context, probs) = if output_attentions || training {
             // Explicit path: the probabilities are needed, or dropout must act on them.
             let scale = (self.head_dim(hidden) as f64).sqrt().recip();
-            let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(scale) + mask.additive.clone();
-            let probs = softmax(scores, 3);
-            let context = self.dropout.forward(probs.clone()).matmul(v);
+            let scores = q.matmul(k.swap_dims(2, 3));
+            let key_mask = mask.additive.clone().reshape([batch, seq]);
+            let probs = crate::attention_softmax(scores, key_mask, scale);
+            let context = crate::dropout(&self.dropout, probs.clone()).matmul(v);
             (context, output_attentions.then_some(probs))
         } else {
             // Inference: the backend's fused scaled-dot-product attention (1/sqrt(head_dim)).
@@ -260,6 +270,12 @@ fn linear_rows(linear: &Linear, x: Tensor<3>) -> Tensor<3> {
     y.reshape([batch, seq, d_out])
 }
 
+/// `layer` (with its epsilon) applied by [`crate::layer_norm`].
+fn layer_norm_of(layer: &LayerNorm, epsilon: f64, x: Tensor<3>) -> Tensor<3> {
+    let beta = layer.beta.as_ref().expect("BERT LayerNorms have a bias");
+    crate::layer_norm(x, layer.gamma.val(), beta.val(), epsilon)
+}
+
 /// Whether tensors on this device record gradients (dropout is active only then).
 fn x_is_training<const D: usize>(x: &Tensor<D>) -> bool {
     x.device().is_autodiff()
@@ -297,6 +313,9 @@ pub struct BertSelfOutput {
     pub dense: Linear,
     /// `attention.output.LayerNorm`.
     pub layer_norm: LayerNorm,
+    /// Its epsilon (`layer_norm_eps`).
+    #[module(skip)]
+    pub layer_norm_eps: f64,
     /// Hidden dropout.
     pub dropout: Dropout,
 }
@@ -309,14 +328,20 @@ impl BertSelfOutput {
             layer_norm: LayerNormConfig::new(h)
                 .with_epsilon(config.layer_norm_eps)
                 .init(device),
+            layer_norm_eps: config.layer_norm_eps,
             dropout: DropoutConfig::new(config.hidden_dropout_prob).init(),
         }
     }
 
+    /// `LayerNorm` over the last axis ([`crate::layer_norm`], one backend operation).
+    fn layer_norm(&self, x: Tensor<3>) -> Tensor<3> {
+        layer_norm_of(&self.layer_norm, self.layer_norm_eps, x)
+    }
+
     /// `LayerNorm(dropout(dense(context)) + residual)`, all `[batch, seq, hidden]`.
     pub fn forward(&self, context: Tensor<3>, residual: Tensor<3>) -> Tensor<3> {
-        let x = self.dropout.forward(linear_rows(&self.dense, context));
-        self.layer_norm.forward(x + residual)
+        let x = crate::dropout(&self.dropout, linear_rows(&self.dense, context));
+        self.layer_norm(x + residual)
     }
 }
 
@@ -358,15 +383,23 @@ pub struct BertFeedForwardOutput {
     pub dense: Linear,
     /// `output.LayerNorm`.
     pub layer_norm: LayerNorm,
+    /// Its epsilon (`layer_norm_eps`).
+    #[module(skip)]
+    pub layer_norm_eps: f64,
     /// Hidden dropout.
     pub dropout: Dropout,
 }
 
 impl BertFeedForwardOutput {
+    /// `LayerNorm` over the last axis ([`crate::layer_norm`], one backend operation).
+    fn layer_norm(&self, x: Tensor<3>) -> Tensor<3> {
+        layer_norm_of(&self.layer_norm, self.layer_norm_eps, x)
+    }
+
     /// `LayerNorm(dropout(dense(x)) + residual)`.
     pub fn forward(&self, x: Tensor<3>, residual: Tensor<3>) -> Tensor<3> {
-        let x = self.dropout.forward(linear_rows(&self.dense, x));
-        self.layer_norm.forward(x + residual)
+        let x = crate::dropout(&self.dropout, linear_rows(&self.dense, x));
+        self.layer_norm(x + residual)
     }
 }
 
@@ -398,6 +431,7 @@ impl BertLayer {
                 layer_norm: LayerNormConfig::new(h)
                     .with_epsilon(config.layer_norm_eps)
                     .init(device),
+                layer_norm_eps: config.layer_norm_eps,
                 dropout: DropoutConfig::new(config.hidden_dropout_prob).init(),
             },
         }

@@ -108,8 +108,9 @@ fn backward_matches_finite_differences() {
 fn f64_tensors_take_burns_gelu() {
     for (name, device) in devices() {
         let data = TensorData::new(vec![-2.5f64, -0.5, 0.0, 0.75, 3.0], [5]);
-        let x = Tensor::<1>::from_data(data, &device);
+        let x = Tensor::<1>::from_data(data, (&device, burn::tensor::DType::F64));
         let got = gelu_exact(x.clone()).into_data();
+        assert_eq!(got.dtype(), burn::tensor::DType::F64, "{name}");
         let want = gelu(x).into_data();
         assert_eq!(
             got, want,

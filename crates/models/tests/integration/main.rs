@@ -5,12 +5,15 @@
 
 mod common;
 
+mod attention_softmax;
 mod bert_forward;
 mod decoder_embedder;
+mod dropout;
 mod gelu;
 mod generate_batch;
 mod generate_smollm2;
 mod gguf_reader;
+mod layer_norm;
 mod llama_decoder;
 mod llama_export;
 mod llama_export_decoder;

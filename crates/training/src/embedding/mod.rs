@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 
 use burn::module::{Module, ParamGroup};
 use burn::tensor::Device;
-use models::{Backbone, SentenceEncoder, TextTokenizer};
+use models::{Backbone, BertInput, SentenceEncoder, TextTokenizer};
 use mrl_eval::{StsDataset, StsReport};
 
 use mrl_common::SplitMix64;
@@ -237,7 +237,8 @@ impl EmbeddingTask {
         )
     }
 
-    /// Runs the backbone on the batch's texts (twice for SimCSE: two dropout views).
+    /// Runs the backbone on the batch's texts; for SimCSE the two dropout views of a role run as
+    /// one batch of twice the rows.
     fn encode(&self, model: &EmbeddingModel, examples: &[&Example]) -> Result<RoleOutputs> {
         let roles = examples[0].texts().len();
         let views = model.objective.views(self.config.data.format);
@@ -251,9 +252,27 @@ impl EmbeddingTask {
             let batch = self.tokenizer.encode_batch(&texts)?;
             let input = batch.to_bert_input(&self.device);
             let mask = input.attention_mask.clone().float();
-            for _ in 0..views {
-                out.hidden_states
-                    .push(model.backbone.hidden_states(input.clone()));
+            if views == 1 {
+                out.hidden_states.push(model.backbone.hidden_states(input));
+                out.masks.push(mask);
+                continue;
+            }
+            // The views as one batch of `views · B` rows (one pass, one dropout draw per
+            // layer covering every view), split back per view.
+            let rows = texts.len();
+            let stacked = BertInput {
+                input_ids: input.input_ids.repeat_dim(0, views),
+                attention_mask: input.attention_mask.repeat_dim(0, views),
+                token_type_ids: input.token_type_ids.map(|t| t.repeat_dim(0, views)),
+            };
+            let states = model.backbone.hidden_states(stacked);
+            for view in 0..views {
+                out.hidden_states.push(
+                    states
+                        .iter()
+                        .map(|h| h.clone().narrow(0, view * rows, rows))
+                        .collect(),
+                );
                 out.masks.push(mask.clone());
             }
         }

@@ -4,6 +4,7 @@
 //! resume == uninterrupted, non-finite loss detection, export round trip and equivalence to
 //! the source pipeline.
 
+mod adamw;
 mod checkpoint;
 mod common;
 mod config;

@@ -1,0 +1,125 @@
+//! Element functions and row reductions shared by the host implementations of the CPU
+//! backends: branch-free straight-line f32 arithmetic (no libm calls, no `mul_add`), so loops
+//! over them vectorise and every instruction set gives the same bits.
+
+/// `exp(y)` for `y ≤ 0` (Cephes `expf`: `y = k·ln 2 + r`, `|r| ≤ ½ ln 2`, degree-6 polynomial
+/// for `exp(r)`, `2^k` built from the exponent bits; relative error ~1 ulp).
+///
+/// Below −87 the result is flushed to `exp(−87) ≈ 1.6e-38`: GELU cannot tell it from 0 (it
+/// multiplies a factor ≤ 1 that is subtracted from 1 or added to `Φ(x) = 0`); the attention
+/// softmax selects an exact 0 there.
+#[inline(always)]
+pub(crate) fn exp_nonpositive(y: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    // 1.5 · 2²³: adding it rounds to an integer, which then sits in the low mantissa bits.
+    const ROUND: f32 = 12_582_912.0;
+    const ROUND_BITS: i32 = 0x4B40_0000;
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    const P: [f32; 6] = [
+        1.987_569_2e-4,
+        1.398_199_9e-3,
+        8.333_452e-3,
+        4.166_579_6e-2,
+        1.666_666_5e-1,
+        0.5,
+    ];
+    let y = y.max(-87.0);
+    let shifted = y * LOG2E + ROUND;
+    let k = shifted - ROUND;
+    let k_int = shifted.to_bits() as i32 - ROUND_BITS;
+    let r = y - k * LN2_HI - k * LN2_LO;
+    let poly = ((((P[0] * r + P[1]) * r + P[2]) * r + P[3]) * r + P[4]) * r + P[5];
+    let exp_r = poly * (r * r) + r + 1.0;
+    exp_r * f32::from_bits(((k_int + 127) << 23) as u32)
+}
+
+/// Lanes of the reductions below: eight partial results, combined at the end, so the loops
+/// vectorise (a sequential f32 sum cannot be reordered by the compiler). The result differs from
+/// a sequential sum by rounding only.
+const LANES: usize = 8;
+
+/// `Σ_i x_i` over eight lanes.
+#[inline(always)]
+pub(crate) fn sum_lanes(xs: &[f32]) -> f32 {
+    let mut acc = [0.0f32; LANES];
+    let chunks = xs.chunks_exact(LANES);
+    let tail: f32 = chunks.remainder().iter().sum();
+    for c in chunks {
+        for (a, x) in acc.iter_mut().zip(c) {
+            *a += x;
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// `Σ_i a_i b_i` over eight lanes.
+#[inline(always)]
+pub(crate) fn dot_lanes(a: &[f32], b: &[f32]) -> f32 {
+    debug_assert_eq!(a.len(), b.len());
+    let mut acc = [0.0f32; LANES];
+    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for ((s, x), y) in acc.iter_mut().zip(x).zip(y) {
+            *s += x * y;
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// `max_i x_i` over eight lanes (`−∞` for an empty slice; NaN is skipped as `f32::max` does).
+#[inline(always)]
+pub(crate) fn max_lanes(xs: &[f32]) -> f32 {
+    let mut acc = [f32::NEG_INFINITY; LANES];
+    let chunks = xs.chunks_exact(LANES);
+    let tail = chunks
+        .remainder()
+        .iter()
+        .fold(f32::NEG_INFINITY, |m, x| m.max(*x));
+    for c in chunks {
+        for (a, x) in acc.iter_mut().zip(c) {
+            *a = a.max(*x);
+        }
+    }
+    acc.iter().fold(tail, |m, x| m.max(*x))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{dot_lanes, exp_nonpositive, max_lanes, sum_lanes};
+
+    #[test]
+    fn exp_matches_std_on_the_nonpositive_axis() {
+        for i in 0..=8_700 {
+            let y = -(i as f32) * 1e-2;
+            let (got, want) = (exp_nonpositive(y), (y as f64).exp());
+            assert!(
+                ((got as f64 - want) / want).abs() < 3e-7,
+                "exp({y}) = {got}, want {want}"
+            );
+        }
+    }
+
+    #[test]
+    fn lane_reductions_match_sequential_ones() {
+        for n in [0usize, 1, 7, 8, 9, 37, 384, 1000] {
+            let a: Vec<f32> = (0..n).map(|i| ((i as f32) * 0.37).sin() * 3.0).collect();
+            let b: Vec<f32> = (0..n).map(|i| ((i as f32) * 0.11).cos()).collect();
+            let sum: f64 = a.iter().map(|&x| x as f64).sum();
+            let dot: f64 = a.iter().zip(&b).map(|(&x, &y)| x as f64 * y as f64).sum();
+            let max = a.iter().fold(f32::NEG_INFINITY, |m, x| m.max(*x));
+            assert!((sum_lanes(&a) as f64 - sum).abs() < 1e-4, "sum, n = {n}");
+            assert!(
+                (dot_lanes(&a, &b) as f64 - dot).abs() < 1e-4,
+                "dot, n = {n}"
+            );
+            assert_eq!(max_lanes(&a), max, "max, n = {n}");
+        }
+    }
+}
