@@ -2,6 +2,22 @@
 //! backends: branch-free straight-line f32 arithmetic (no libm calls, no `mul_add`), so loops
 //! over them vectorise and every instruction set gives the same bits.
 
+use burn::backend::{tensor::FloatTensor, Backend};
+use burn::tensor::try_read_sync;
+
+/// The values of a host tensor of backend `B` as a row-major f32 copy (the input side of every
+/// host implementation); `op` and `what` name the operation and the argument in the panic.
+///
+/// # Panics
+/// If the tensor cannot be read synchronously or is not f32 (callers check the dtype first).
+pub(crate) fn read_f32<B: Backend>(tensor: FloatTensor<B>, op: &str, what: &str) -> Vec<f32> {
+    try_read_sync(B::float_into_data(tensor))
+        .unwrap_or_else(|| panic!("{op}: `{what}` cannot be read synchronously"))
+        .unwrap_or_else(|e| panic!("{op}: reading `{what}` failed: {e:?}"))
+        .try_into_vec::<f32>()
+        .unwrap_or_else(|e| panic!("{op}: `{what}` is not f32: {e:?}"))
+}
+
 /// `exp(y)` for `y ≤ 0` (Cephes `expf`: `y = k·ln 2 + r`, `|r| ≤ ½ ln 2`, degree-6 polynomial
 /// for `exp(r)`, `2^k` built from the exponent bits; relative error ~1 ulp).
 ///

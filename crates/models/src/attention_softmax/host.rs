@@ -4,22 +4,14 @@
 //! `Σ g ⊙ p` and one for the gradient (backward).
 
 use burn::backend::{tensor::FloatTensor, Backend, TensorMetadata};
-use burn::tensor::{try_read_sync, DType, TensorData};
+use burn::tensor::{DType, TensorData};
 use rayon::prelude::*;
 
 use super::AttentionSoftmaxOps;
-use crate::host_math::{dot_lanes, exp_nonpositive, max_lanes, sum_lanes};
+use crate::host_math::{dot_lanes, exp_nonpositive, max_lanes, read_f32, sum_lanes};
 
 /// Elements per parallel task (whole rows).
 const BLOCK: usize = 1 << 14;
-
-fn read_f32<B: Backend>(tensor: FloatTensor<B>, what: &str) -> Vec<f32> {
-    try_read_sync(B::float_into_data(tensor))
-        .unwrap_or_else(|| panic!("attention_softmax: `{what}` cannot be read synchronously"))
-        .unwrap_or_else(|e| panic!("attention_softmax: reading `{what}` failed: {e:?}"))
-        .try_into_vec::<f32>()
-        .unwrap_or_else(|e| panic!("attention_softmax: `{what}` is not f32: {e:?}"))
-}
 
 /// Rows per block: whole rows, about [`BLOCK`] elements.
 fn rows_per_block(keys: usize) -> usize {
@@ -49,8 +41,8 @@ fn forward_f32<B: Backend>(
 ) -> FloatTensor<B> {
     let (device, shape) = (scores.device(), scores.shape());
     let [batch, heads, queries, keys] = shape.dims();
-    let mut values = read_f32::<B>(scores, "scores");
-    let mask = read_f32::<B>(mask, "mask");
+    let mut values = read_f32::<B>(scores, "attention_softmax", "scores");
+    let mask = read_f32::<B>(mask, "attention_softmax", "mask");
     let (scale, per_batch) = (scale as f32, heads * queries);
     let rows = rows_per_block(keys);
     if keys > 0 {
@@ -82,8 +74,8 @@ fn backward_f32<B: Backend>(
         shape
     );
     let keys = shape[3];
-    let probs = read_f32::<B>(probs, "probs");
-    let mut grad = read_f32::<B>(grad, "grad");
+    let probs = read_f32::<B>(probs, "attention_softmax", "probs");
+    let mut grad = read_f32::<B>(grad, "attention_softmax", "grad");
     let scale = scale as f32;
     let rows = rows_per_block(keys);
     if keys > 0 {

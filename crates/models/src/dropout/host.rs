@@ -3,10 +3,11 @@
 //! by a loop the compiler vectorises (`pulp` picks the instruction set at run time).
 
 use burn::backend::{tensor::FloatTensor, Backend, TensorMetadata};
-use burn::tensor::{try_read_sync, DType, TensorData};
+use burn::tensor::{DType, TensorData};
 use rayon::prelude::*;
 
 use super::{mask_hash, threshold, DropoutOps};
+use crate::host_math::read_f32;
 
 /// Elements per parallel task.
 const CHUNK: usize = 1 << 14;
@@ -41,11 +42,7 @@ impl pulp::WithSimd for Apply<'_> {
 
 fn dropout_f32<B: Backend>(tensor: FloatTensor<B>, key: u64, prob: f64) -> FloatTensor<B> {
     let (device, shape) = (tensor.device(), tensor.shape());
-    let mut values = try_read_sync(B::float_into_data(tensor))
-        .expect("dropout_keyed: `tensor` cannot be read synchronously")
-        .unwrap_or_else(|e| panic!("dropout_keyed: reading `tensor` failed: {e:?}"))
-        .try_into_vec::<f32>()
-        .unwrap_or_else(|e| panic!("dropout_keyed: `tensor` is not f32: {e:?}"));
+    let mut values = read_f32::<B>(tensor, "dropout_keyed", "tensor");
     let (threshold, scale) = (threshold(prob), (1.0 / (1.0 - prob)) as f32);
     let arch = pulp::Arch::new();
     values

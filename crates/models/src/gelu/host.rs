@@ -8,11 +8,11 @@
 //! instruction set gives the same bits.
 
 use burn::backend::{tensor::FloatTensor, Backend, TensorMetadata};
-use burn::tensor::{try_read_sync, DType, TensorData};
+use burn::tensor::{DType, TensorData};
 use rayon::prelude::*;
 
 use super::GeluOps;
-use crate::host_math::exp_nonpositive;
+use crate::host_math::{exp_nonpositive, read_f32};
 
 /// Elements per parallel task.
 const CHUNK: usize = 1 << 14;
@@ -110,19 +110,10 @@ impl pulp::WithSimd for Backward<'_> {
     }
 }
 
-/// The tensor's values (a host copy, row-major).
-fn read_f32<B: Backend>(tensor: FloatTensor<B>, what: &str) -> Vec<f32> {
-    try_read_sync(B::float_into_data(tensor))
-        .unwrap_or_else(|| panic!("gelu_exact: `{what}` cannot be read synchronously"))
-        .unwrap_or_else(|e| panic!("gelu_exact: reading `{what}` failed: {e:?}"))
-        .try_into_vec::<f32>()
-        .unwrap_or_else(|e| panic!("gelu_exact: `{what}` is not f32: {e:?}"))
-}
-
 /// Forward on the host: `GELU` of every element, in place.
 fn forward_f32<B: Backend>(tensor: FloatTensor<B>) -> FloatTensor<B> {
     let (device, shape) = (tensor.device(), tensor.shape());
-    let mut values = read_f32::<B>(tensor, "tensor");
+    let mut values = read_f32::<B>(tensor, "gelu_exact", "tensor");
     let arch = pulp::Arch::new();
     values
         .par_chunks_mut(CHUNK)
@@ -140,8 +131,8 @@ fn backward_f32<B: Backend>(x: FloatTensor<B>, grad: FloatTensor<B>) -> FloatTen
         grad.shape()
     );
     let (device, shape) = (grad.device(), grad.shape());
-    let x = read_f32::<B>(x, "x");
-    let mut grad = read_f32::<B>(grad, "grad");
+    let x = read_f32::<B>(x, "gelu_exact", "x");
+    let mut grad = read_f32::<B>(grad, "gelu_exact", "grad");
     let arch = pulp::Arch::new();
     grad.par_chunks_mut(CHUNK)
         .zip(x.par_chunks(CHUNK))

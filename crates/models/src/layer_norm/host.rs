@@ -3,23 +3,14 @@
 //! mean and variance (f32, D ≤ a few thousand) and one for the output or gradient.
 
 use burn::backend::{tensor::FloatTensor, Backend, TensorMetadata};
-use burn::tensor::{try_read_sync, DType, Shape, TensorData};
+use burn::tensor::{DType, Shape, TensorData};
 use rayon::prelude::*;
 
 use super::{LayerNormGrads, LayerNormOps};
-use crate::host_math::{dot_lanes, sum_lanes};
+use crate::host_math::{dot_lanes, read_f32, sum_lanes};
 
 /// Rows per parallel task (a block of `ROWS × D` values).
 const ROWS: usize = 64;
-
-/// The tensor's values (a host copy, row-major).
-fn read_f32<B: Backend>(tensor: FloatTensor<B>, what: &str) -> Vec<f32> {
-    try_read_sync(B::float_into_data(tensor))
-        .unwrap_or_else(|| panic!("layer_norm: `{what}` cannot be read synchronously"))
-        .unwrap_or_else(|e| panic!("layer_norm: reading `{what}` failed: {e:?}"))
-        .try_into_vec::<f32>()
-        .unwrap_or_else(|e| panic!("layer_norm: `{what}` is not f32: {e:?}"))
-}
 
 /// `(μ, r = 1/√(σ² + ε))` of one row (`scratch` receives `x − μ`).
 #[inline(always)]
@@ -51,8 +42,11 @@ fn forward_f32<B: Backend>(
     let (device, shape) = (x.device(), x.shape());
     let d = check(&shape, &gamma.shape(), "gamma");
     check(&shape, &beta.shape(), "beta");
-    let mut values = read_f32::<B>(x, "x");
-    let (gamma, beta) = (read_f32::<B>(gamma, "gamma"), read_f32::<B>(beta, "beta"));
+    let mut values = read_f32::<B>(x, "layer_norm", "x");
+    let (gamma, beta) = (
+        read_f32::<B>(gamma, "layer_norm", "gamma"),
+        read_f32::<B>(beta, "layer_norm", "beta"),
+    );
     let eps = epsilon as f32;
     if d > 0 {
         values.par_chunks_mut(ROWS * d).for_each(|block| {
@@ -83,9 +77,9 @@ fn backward_f32<B: Backend>(
         grad.shape()
     );
     let d = check(&shape, &gamma.shape(), "gamma");
-    let x = read_f32::<B>(x, "x");
-    let gamma = read_f32::<B>(gamma, "gamma");
-    let mut grad = read_f32::<B>(grad, "grad");
+    let x = read_f32::<B>(x, "layer_norm", "x");
+    let gamma = read_f32::<B>(gamma, "layer_norm", "gamma");
+    let mut grad = read_f32::<B>(grad, "layer_norm", "grad");
     let eps = epsilon as f32;
     let (mut dgamma, mut dbeta) = (vec![0.0f32; d], vec![0.0f32; d]);
     if d > 0 {
