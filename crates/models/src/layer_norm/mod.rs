@@ -10,11 +10,11 @@
 //!
 //! Under autodiff Burn records its layer norm as eight element-wise operations (mean, subtract,
 //! square, mean, add, square root, divide, scale and shift), each a pass over the activations on
-//! one core in flex and ndarray, and the same again backwards. Here the forward is one
-//! operation (the backend's fused `layer_norm`) and the backward one pass per row, split across
-//! the cores on flex and ndarray f32 tensors; the backward keeps only the input and `γ`. Other
-//! backends run Burn's [`LayerNorm`] unchanged; other dtypes on flex and ndarray the same formula
-//! from backend operations (the default bodies).
+//! one core in flex and ndarray, and the same again backwards. Here, on flex and ndarray f32
+//! tensors, the forward is one pass per row and the backward another, in row blocks split across
+//! the cores; the backward keeps only the input and `γ`. Other backends run Burn's
+//! [`burn::nn::LayerNorm`] computation unchanged; other dtypes on flex and ndarray the same
+//! formula from backend operations (the default bodies).
 
 mod autodiff;
 #[cfg(any(feature = "flex", feature = "ndarray"))]
