@@ -20,6 +20,8 @@ Set-up (once):
 Run from the workspace root:
     MRL_SHARED=../shared HF_HUB_OFFLINE=1 /tmp/ref-venv/bin/python scripts/bench_train_st.py \
         --mrl-bin target/release/mrl --steps 30 --rounds 2
+    # an older build in the same rounds (before/after a change):
+    ... --mrl-bin target/release/mrl --baseline-bin /path/to/older/mrl
 """
 import argparse
 import os
@@ -78,8 +80,8 @@ def run_st(args):
     return sps, peak
 
 
-def run_ours(args, objective):
-    cmd = ["/usr/bin/time", "-f", "PEAK_KB %M", args.mrl_bin, "train", "--config",
+def run_ours(args, objective, binary=None):
+    cmd = ["/usr/bin/time", "-f", "PEAK_KB %M", binary or args.mrl_bin, "train", "--config",
            f"configs/{objective}-minilm.toml", "--set", f"training.steps={args.steps}",
            "--set", f'output_dir="bench-out/train-{objective}"', "--no-export"]
     out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT,
@@ -94,6 +96,8 @@ def run_ours(args, objective):
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--mrl-bin", default=str(ROOT / "target/release/mrl"))
+    p.add_argument("--baseline-bin", default=None,
+                   help="a second mrl binary (e.g. an older build) run in the same rounds")
     p.add_argument("--steps", type=int, default=30)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--rounds", type=int, default=2)
@@ -104,12 +108,16 @@ def main():
         sps, peak = st_child(args.steps, args.warmup, 16, 32, args.threads)
         print(sps, peak)
         return
-    results = {"mrl train, MRL": [], "mrl train, MIPIC (notebook)": [],
-               "sentence-transformers MatryoshkaLoss": []}
+    runs = [("mrl train, MRL", lambda: run_ours(args, "mrl")),
+            ("mrl train, MIPIC", lambda: run_ours(args, "mipic"))]
+    if args.baseline_bin:
+        runs += [("baseline mrl train, MRL", lambda: run_ours(args, "mrl", args.baseline_bin)),
+                 ("baseline mrl train, MIPIC",
+                  lambda: run_ours(args, "mipic", args.baseline_bin))]
+    runs.append(("sentence-transformers MatryoshkaLoss", lambda: run_st(args)))
+    results = {name: [] for name, _ in runs}
     for r in range(args.rounds):
-        for name, fn in [("mrl train, MRL", lambda: run_ours(args, "mrl")),
-                         ("mrl train, MIPIC (notebook)", lambda: run_ours(args, "mipic")),
-                         ("sentence-transformers MatryoshkaLoss", lambda: run_st(args))]:
+        for name, fn in runs:
             sps, peak = fn()
             results[name].append((sps, peak))
             print(f"round {r}: {name}: {sps:.3f} steps/s, peak RSS {peak:.0f} MiB", flush=True)

@@ -3,19 +3,45 @@
 //! over them vectorise and every instruction set gives the same bits.
 
 use burn::backend::{tensor::FloatTensor, Backend};
-use burn::tensor::try_read_sync;
+use burn::tensor::{try_read_sync, DType, TensorData};
 
-/// The values of a host tensor of backend `B` as a row-major f32 copy (the input side of every
-/// host implementation); `op` and `what` name the operation and the argument in the panic.
-///
-/// # Panics
-/// If the tensor cannot be read synchronously or is not f32 (callers check the dtype first).
-pub(crate) fn read_f32<B: Backend>(tensor: FloatTensor<B>, op: &str, what: &str) -> Vec<f32> {
-    try_read_sync(B::float_into_data(tensor))
-        .unwrap_or_else(|| panic!("{op}: `{what}` cannot be read synchronously"))
-        .unwrap_or_else(|e| panic!("{op}: reading `{what}` failed: {e:?}"))
-        .try_into_vec::<f32>()
-        .unwrap_or_else(|e| panic!("{op}: `{what}` is not f32: {e:?}"))
+/// The f32 values of a host tensor of backend `B` (the input side of every host
+/// implementation), read as slices in place: flex hands over a uniquely owned contiguous buffer
+/// without a copy, and [`HostF32::into_tensor`] gives the (possibly rewritten) buffer back the
+/// same way, so an in-place operation costs no copy on either side.
+pub(crate) struct HostF32(TensorData);
+
+impl HostF32 {
+    /// Reads `tensor`; `op` and `what` name the operation and the argument in the panic.
+    ///
+    /// # Panics
+    /// If the tensor cannot be read synchronously or is not f32 (callers check the dtype first).
+    pub(crate) fn read<B: Backend>(tensor: FloatTensor<B>, op: &str, what: &str) -> Self {
+        let data = try_read_sync(B::float_into_data(tensor))
+            .unwrap_or_else(|| panic!("{op}: `{what}` cannot be read synchronously"))
+            .unwrap_or_else(|e| panic!("{op}: reading `{what}` failed: {e:?}"));
+        assert_eq!(data.dtype(), DType::F32, "{op}: `{what}` must be f32");
+        Self(data)
+    }
+
+    /// The values as a tensor of `B` again, with the shape they were read with.
+    pub(crate) fn into_tensor<B: Backend>(self, device: &B::Device) -> FloatTensor<B> {
+        B::float_from_data(self.0, device)
+    }
+}
+
+impl std::ops::Deref for HostF32 {
+    type Target = [f32];
+
+    fn deref(&self) -> &[f32] {
+        self.0.as_slice().expect("checked f32 when read")
+    }
+}
+
+impl std::ops::DerefMut for HostF32 {
+    fn deref_mut(&mut self) -> &mut [f32] {
+        self.0.as_mut_slice().expect("checked f32 when read")
+    }
 }
 
 /// `exp(y)` for `y ≤ 0` (Cephes `expf`: `y = k·ln 2 + r`, `|r| ≤ ½ ln 2`, degree-6 polynomial

@@ -15,6 +15,12 @@ mod train;
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc rather than the system allocator: a training step frees and reallocates hundreds of
+/// megabytes of tensor buffers, which glibc hands back to the kernel and page-faults in again
+/// (docs/benchmarks.md, "Training steps").
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Matryoshka representation learning on Burn.
 #[derive(Debug, Parser)]
 #[command(name = "mrl", version, about)]

@@ -79,10 +79,10 @@ impl std::fmt::Debug for FusedAdamW {
     }
 }
 
-fn read_f32<const D: usize>(tensor: Tensor<D>) -> Vec<f32> {
-    tensor
-        .into_data()
-        .try_into_vec::<f32>()
+/// The values of an f32 tensor, written in place: flex hands over a uniquely owned buffer and
+/// takes it back without a copy.
+fn values_mut(data: &mut TensorData) -> &mut [f32] {
+    data.as_mut_slice::<f32>()
         .expect("an f32 tensor reads as f32")
 }
 
@@ -107,16 +107,18 @@ impl Optimizer for FusedAdamW {
             return self.reference.step(lr, tensor, grad, state);
         }
         let shape = tensor.shape();
-        let n = shape.num_elements();
-        let mut theta = read_f32(tensor);
-        let g = read_f32(grad);
+        let mut theta = tensor.into_data();
+        let grad = grad.into_data();
         let (mut m, mut v, time) = match state {
             Some(s) => (
-                read_f32(s.momentum.moment_1),
-                read_f32(s.momentum.moment_2),
+                s.momentum.moment_1.into_data(),
+                s.momentum.moment_2.into_data(),
                 s.momentum.time + 1,
             ),
-            None => (vec![0.0; n], vec![0.0; n], 1),
+            None => {
+                let zeros = || TensorData::zeros::<f32, _>(shape.clone());
+                (zeros(), zeros(), 1)
+            }
         };
         let (b1, b2, eps) = (self.beta_1, self.beta_2, self.epsilon);
         let (f1, f2) = (1.0 - b1, 1.0 - b2);
@@ -126,10 +128,11 @@ impl Optimizer for FusedAdamW {
         let decay = lr * self.weight_decay as f64;
         // Burn skips the decay multiplication at λ = 0; multiplying by exactly 1 is the same.
         let keep = (1.0 - decay) as f32;
-        theta
+        let g = grad.as_slice::<f32>().expect("an f32 tensor reads as f32");
+        values_mut(&mut theta)
             .par_chunks_mut(CHUNK)
-            .zip(m.par_chunks_mut(CHUNK))
-            .zip(v.par_chunks_mut(CHUNK))
+            .zip(values_mut(&mut m).par_chunks_mut(CHUNK))
+            .zip(values_mut(&mut v).par_chunks_mut(CHUNK))
             .zip(g.par_chunks(CHUNK))
             .for_each(|(((theta, m), v), g)| {
                 for (((theta, m), v), g) in theta.iter_mut().zip(m).zip(v).zip(g) {
@@ -139,9 +142,7 @@ impl Optimizer for FusedAdamW {
                     *theta = *theta * keep - delta * lr32;
                 }
             });
-        let tensor = |values: Vec<f32>| {
-            Tensor::<D>::from_data(TensorData::new(values, shape.clone()), &device)
-        };
+        let tensor = |values: TensorData| Tensor::<D>::from_data(values, &device);
         let state = AdamWState::new(AdaptiveMomentumState::new(time, tensor(m), tensor(v)));
         (tensor(theta), Some(state))
     }

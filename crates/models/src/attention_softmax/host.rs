@@ -4,11 +4,11 @@
 //! `Σ g ⊙ p` and one for the gradient (backward).
 
 use burn::backend::{tensor::FloatTensor, Backend, TensorMetadata};
-use burn::tensor::{DType, TensorData};
+use burn::tensor::DType;
 use rayon::prelude::*;
 
 use super::AttentionSoftmaxOps;
-use crate::host_math::{dot_lanes, exp_nonpositive, max_lanes, read_f32, sum_lanes};
+use crate::host_math::{dot_lanes, exp_nonpositive, max_lanes, sum_lanes, HostF32};
 
 /// Elements per parallel task (whole rows).
 const BLOCK: usize = 1 << 14;
@@ -39,10 +39,11 @@ fn forward_f32<B: Backend>(
     mask: FloatTensor<B>,
     scale: f64,
 ) -> FloatTensor<B> {
-    let (device, shape) = (scores.device(), scores.shape());
-    let [batch, heads, queries, keys] = shape.dims();
-    let mut values = read_f32::<B>(scores, "attention_softmax", "scores");
-    let mask = read_f32::<B>(mask, "attention_softmax", "mask");
+    let device = scores.device();
+    let [batch, heads, queries, keys] = scores.shape().dims();
+    let mut values = HostF32::read::<B>(scores, "attention_softmax", "scores");
+    let mask = HostF32::read::<B>(mask, "attention_softmax", "mask");
+    let mask: &[f32] = &mask;
     let (scale, per_batch) = (scale as f32, heads * queries);
     let rows = rows_per_block(keys);
     if keys > 0 {
@@ -57,7 +58,7 @@ fn forward_f32<B: Backend>(
             });
     }
     debug_assert_eq!(values.len(), batch * per_batch * keys);
-    B::float_from_data(TensorData::new(values, shape), &device)
+    values.into_tensor::<B>(&device)
 }
 
 fn backward_f32<B: Backend>(
@@ -74,8 +75,8 @@ fn backward_f32<B: Backend>(
         shape
     );
     let keys = shape[3];
-    let probs = read_f32::<B>(probs, "attention_softmax", "probs");
-    let mut grad = read_f32::<B>(grad, "attention_softmax", "grad");
+    let probs = HostF32::read::<B>(probs, "attention_softmax", "probs");
+    let mut grad = HostF32::read::<B>(grad, "attention_softmax", "grad");
     let scale = scale as f32;
     let rows = rows_per_block(keys);
     if keys > 0 {
@@ -90,7 +91,7 @@ fn backward_f32<B: Backend>(
                 }
             });
     }
-    B::float_from_data(TensorData::new(grad, shape), &device)
+    grad.into_tensor::<B>(&device)
 }
 
 macro_rules! host_attention_softmax_ops {

@@ -3,11 +3,11 @@
 //! by a loop the compiler vectorises (`pulp` picks the instruction set at run time).
 
 use burn::backend::{tensor::FloatTensor, Backend, TensorMetadata};
-use burn::tensor::{DType, TensorData};
+use burn::tensor::DType;
 use rayon::prelude::*;
 
 use super::{mask_hash, threshold, DropoutOps};
-use crate::host_math::read_f32;
+use crate::host_math::HostF32;
 
 /// Elements per parallel task.
 const CHUNK: usize = 1 << 14;
@@ -41,8 +41,8 @@ impl pulp::WithSimd for Apply<'_> {
 }
 
 fn dropout_f32<B: Backend>(tensor: FloatTensor<B>, key: u64, prob: f64) -> FloatTensor<B> {
-    let (device, shape) = (tensor.device(), tensor.shape());
-    let mut values = read_f32::<B>(tensor, "dropout_keyed", "tensor");
+    let device = tensor.device();
+    let mut values = HostF32::read::<B>(tensor, "dropout_keyed", "tensor");
     let (threshold, scale) = (threshold(prob), (1.0 / (1.0 - prob)) as f32);
     let arch = pulp::Arch::new();
     values
@@ -57,7 +57,7 @@ fn dropout_f32<B: Backend>(tensor: FloatTensor<B>, key: u64, prob: f64) -> Float
                 scale,
             })
         });
-    B::float_from_data(TensorData::new(values, shape), &device)
+    values.into_tensor::<B>(&device)
 }
 
 macro_rules! host_dropout_ops {

@@ -8,11 +8,11 @@
 //! instruction set gives the same bits.
 
 use burn::backend::{tensor::FloatTensor, Backend, TensorMetadata};
-use burn::tensor::{DType, TensorData};
+use burn::tensor::DType;
 use rayon::prelude::*;
 
 use super::GeluOps;
-use crate::host_math::{exp_nonpositive, read_f32};
+use crate::host_math::{exp_nonpositive, HostF32};
 
 /// Elements per parallel task.
 const CHUNK: usize = 1 << 14;
@@ -112,13 +112,13 @@ impl pulp::WithSimd for Backward<'_> {
 
 /// Forward on the host: `GELU` of every element, in place.
 fn forward_f32<B: Backend>(tensor: FloatTensor<B>) -> FloatTensor<B> {
-    let (device, shape) = (tensor.device(), tensor.shape());
-    let mut values = read_f32::<B>(tensor, "gelu_exact", "tensor");
+    let device = tensor.device();
+    let mut values = HostF32::read::<B>(tensor, "gelu_exact", "tensor");
     let arch = pulp::Arch::new();
     values
         .par_chunks_mut(CHUNK)
         .for_each(|chunk| arch.dispatch(Forward(chunk)));
-    B::float_from_data(TensorData::new(values, shape), &device)
+    values.into_tensor::<B>(&device)
 }
 
 /// Backward on the host: `grad · GELU'(x)`, written over `grad`.
@@ -130,14 +130,14 @@ fn backward_f32<B: Backend>(x: FloatTensor<B>, grad: FloatTensor<B>) -> FloatTen
         x.shape(),
         grad.shape()
     );
-    let (device, shape) = (grad.device(), grad.shape());
-    let x = read_f32::<B>(x, "gelu_exact", "x");
-    let mut grad = read_f32::<B>(grad, "gelu_exact", "grad");
+    let device = grad.device();
+    let x = HostF32::read::<B>(x, "gelu_exact", "x");
+    let mut grad = HostF32::read::<B>(grad, "gelu_exact", "grad");
     let arch = pulp::Arch::new();
     grad.par_chunks_mut(CHUNK)
         .zip(x.par_chunks(CHUNK))
         .for_each(|(grad, x)| arch.dispatch(Backward { grad, x }));
-    B::float_from_data(TensorData::new(grad, shape), &device)
+    grad.into_tensor::<B>(&device)
 }
 
 macro_rules! host_gelu_ops {

@@ -7,7 +7,7 @@ use burn::tensor::{DType, Shape, TensorData};
 use rayon::prelude::*;
 
 use super::{LayerNormGrads, LayerNormOps};
-use crate::host_math::{dot_lanes, read_f32, sum_lanes};
+use crate::host_math::{dot_lanes, sum_lanes, HostF32};
 
 /// Rows per parallel task (a block of `ROWS × D` values).
 const ROWS: usize = 64;
@@ -42,24 +42,25 @@ fn forward_f32<B: Backend>(
     let (device, shape) = (x.device(), x.shape());
     let d = check(&shape, &gamma.shape(), "gamma");
     check(&shape, &beta.shape(), "beta");
-    let mut values = read_f32::<B>(x, "layer_norm", "x");
+    let mut values = HostF32::read::<B>(x, "layer_norm", "x");
     let (gamma, beta) = (
-        read_f32::<B>(gamma, "layer_norm", "gamma"),
-        read_f32::<B>(beta, "layer_norm", "beta"),
+        HostF32::read::<B>(gamma, "layer_norm", "gamma"),
+        HostF32::read::<B>(beta, "layer_norm", "beta"),
     );
+    let (gamma, beta): (&[f32], &[f32]) = (&gamma, &beta);
     let eps = epsilon as f32;
     if d > 0 {
         values.par_chunks_mut(ROWS * d).for_each(|block| {
             let mut centred = vec![0.0f32; d];
             for row in block.chunks_mut(d) {
                 let (_, rstd) = moments(row, &mut centred, eps);
-                for (((v, c), g), b) in row.iter_mut().zip(&centred).zip(&gamma).zip(&beta) {
+                for (((v, c), g), b) in row.iter_mut().zip(&centred).zip(gamma).zip(beta) {
                     *v = c * rstd * g + b;
                 }
             }
         });
     }
-    B::float_from_data(TensorData::new(values, shape), &device)
+    values.into_tensor::<B>(&device)
 }
 
 fn backward_f32<B: Backend>(
@@ -77,9 +78,10 @@ fn backward_f32<B: Backend>(
         grad.shape()
     );
     let d = check(&shape, &gamma.shape(), "gamma");
-    let x = read_f32::<B>(x, "layer_norm", "x");
-    let gamma = read_f32::<B>(gamma, "layer_norm", "gamma");
-    let mut grad = read_f32::<B>(grad, "layer_norm", "grad");
+    let x = HostF32::read::<B>(x, "layer_norm", "x");
+    let gamma = HostF32::read::<B>(gamma, "layer_norm", "gamma");
+    let gamma: &[f32] = &gamma;
+    let mut grad = HostF32::read::<B>(grad, "layer_norm", "grad");
     let eps = epsilon as f32;
     let (mut dgamma, mut dbeta) = (vec![0.0f32; d], vec![0.0f32; d]);
     if d > 0 {
@@ -96,7 +98,7 @@ fn backward_f32<B: Backend>(
                         .iter_mut()
                         .zip(g_hat.iter_mut())
                         .zip(g_row.iter())
-                        .zip(&gamma)
+                        .zip(gamma)
                         .zip(pg.iter_mut().zip(pb.iter_mut()))
                     {
                         *xh *= rstd;
@@ -119,7 +121,7 @@ fn backward_f32<B: Backend>(
         }
     }
     LayerNormGrads {
-        x: B::float_from_data(TensorData::new(grad, shape), &device),
+        x: grad.into_tensor::<B>(&device),
         gamma: B::float_from_data(TensorData::new(dgamma, [d]), &device),
         beta: B::float_from_data(TensorData::new(dbeta, [d]), &device),
     }
