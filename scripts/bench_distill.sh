@@ -12,7 +12,7 @@
 # from the span cache, and (with TORCH=1) PyTorch's SRA step live and from its own span cache
 # (scripts/bench_sra_torch.py, on the same exported untrained student).
 #
-#   MRL_SHARED=../shared scripts/bench_distill.sh            # needs python3 with torch, transformers, gguf
+#   MRL_SHARED=../shared scripts/bench_distill.sh            # needs python3 with torch, transformers, gguf, accelerate
 #   ROUNDS=5 STEPS=8 scripts/bench_distill.sh
 #   TORCH=0 MTA=0 scripts/bench_distill.sh                   # only our KD vs SRA rounds
 #   KD=0 MTA=0 scripts/bench_distill.sh                      # only the SRA rounds, ours and PyTorch's
