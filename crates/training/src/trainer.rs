@@ -97,10 +97,19 @@ pub trait Task {
     fn evaluate(&mut self, model: &Self::Model) -> Result<Option<Self::Eval>>;
 }
 
+const MODEL_PRESENT: &str = "the model is only taken out during the optimizer step";
+
+/// Gradients of one step: the clipped gradients, their norm before clipping, the loss terms
+/// read as numbers, the number of items.
+type StepGradients = (GradientsParams, f64, Vec<(String, f64)>, usize);
+
 /// A training run in progress: a [`Task`], its model, the optimizer and the schedule.
 pub struct Trainer<T: Task> {
     task: T,
-    model: T::Model,
+    /// `None` only inside [`Trainer::train_step`]'s optimizer step, which takes the model by
+    /// value so that the optimizer holds the only reference to every parameter and updates it
+    /// in place.
+    model: Option<T::Model>,
     optim: ModuleOptimizer,
     schedule: ModuleLrScheduler,
     base_schedule: WarmupCosine,
@@ -120,7 +129,7 @@ impl<T: Task> Trainer<T> {
         let schedule = module_schedule(base_schedule, group_schedules.clone());
         Self {
             task,
-            model,
+            model: Some(model),
             optim,
             schedule,
             base_schedule,
@@ -161,11 +170,15 @@ impl<T: Task> Trainer<T> {
                 keys: differing,
             });
         }
-        self.model = load_module(self.model, ckpt.file(MODEL_FILE, &dir)?, &dir)?;
+        self.model = Some(load_module(
+            self.model.take().expect(MODEL_PRESENT),
+            ckpt.file(MODEL_FILE, &dir)?,
+            &dir,
+        )?);
         // The loaded parameters carry the checkpoint's ids: the groups are rebuilt from them
         // before the optimizer state (keyed by those ids) is read.
         let (optim, base_schedule, group_schedules) =
-            optimizer(&self.task, &self.model, &self.settings);
+            optimizer(&self.task, self.model(), &self.settings);
         self.base_schedule = base_schedule;
         self.group_schedules = group_schedules;
         self.optim = optim
@@ -216,12 +229,12 @@ impl<T: Task> Trainer<T> {
 
     /// The model being trained (on the autodiff device).
     pub fn model(&self) -> &T::Model {
-        &self.model
+        self.model.as_ref().expect(MODEL_PRESENT)
     }
 
     /// The task and the model together (a task evaluating the model it trains).
     pub fn parts_mut(&mut self) -> (&mut T, &T::Model) {
-        (&mut self.task, &self.model)
+        (&mut self.task, self.model.as_ref().expect(MODEL_PRESENT))
     }
 
     /// The loop's settings.
@@ -260,7 +273,33 @@ impl<T: Task> Trainer<T> {
         self.device.seed(
             SplitMix64::with_stream(self.settings.seed, 0xD80F_0000 + step as u64).next_u64(),
         );
-        let loss = self.task.step_loss(&self.model, self.step)?;
+        // The optimizer gets the model by value: with no second reference, every parameter
+        // is updated in its own buffer instead of being copied first.
+        let model = self.model.take().expect(MODEL_PRESENT);
+        let (grads, grad_norm, terms, items) = match self.gradients(&model, step) {
+            Ok(parts) => parts,
+            Err(e) => {
+                self.model = Some(model);
+                return Err(e);
+            }
+        };
+        let lrs = self.schedule.step();
+        self.model = Some(self.optim.step(lrs, model, grads));
+        self.step = step;
+        self.losses.push(terms[0].1);
+        Ok(StepReport {
+            step,
+            total_steps: self.settings.total_steps,
+            lr: self.base_schedule.lr(step),
+            grad_norm,
+            terms,
+            items,
+        })
+    }
+
+    /// The loss of step `step`, checked, and its clipped gradients with their global norm.
+    fn gradients(&mut self, model: &T::Model, step: usize) -> Result<StepGradients> {
+        let loss = self.task.step_loss(model, self.step)?;
         let terms = read_terms(&loss.terms);
         if let Some((term, value)) = terms
             .iter()
@@ -275,8 +314,8 @@ impl<T: Task> Trainer<T> {
             });
         }
         let mut grads = loss.total.backward();
-        let mut grads = GradientsParams::from_module(&mut grads, &self.model);
-        let grad_norm = global_norm(&self.model, &grads);
+        let mut grads = GradientsParams::from_module(&mut grads, model);
+        let grad_norm = global_norm(model, &grads);
         if !grad_norm.is_finite() {
             return Err(TrainError::NonFiniteLoss {
                 step,
@@ -284,24 +323,8 @@ impl<T: Task> Trainer<T> {
                 value: grad_norm,
             });
         }
-        clip_global_norm(
-            &self.model,
-            &mut grads,
-            grad_norm,
-            self.settings.optimizer.grad_clip,
-        );
-        let lrs = self.schedule.step();
-        self.model = self.optim.step(lrs, self.model.clone(), grads);
-        self.step = step;
-        self.losses.push(terms[0].1);
-        Ok(StepReport {
-            step,
-            total_steps: self.settings.total_steps,
-            lr: self.base_schedule.lr(step),
-            grad_norm,
-            terms,
-            items: loss.items,
-        })
+        clip_global_norm(model, &mut grads, grad_norm, self.settings.optimizer.grad_clip);
+        Ok((grads, grad_norm, terms, loss.items))
     }
 
     /// Writes a checkpoint of the current state (see [`crate::checkpoint`]); returns its
@@ -312,7 +335,7 @@ impl<T: Task> Trainer<T> {
     pub fn save_checkpoint(&self) -> Result<PathBuf> {
         let root = checkpoints_dir(&self.settings.output_dir);
         let mut files = std::collections::BTreeMap::new();
-        files.insert(MODEL_FILE.to_string(), module_bytes(&self.model, &root)?);
+        files.insert(MODEL_FILE.to_string(), module_bytes(self.model(), &root)?);
         let optim = self
             .optim
             .into_bytes()
@@ -385,7 +408,7 @@ impl<T: Task> Trainer<T> {
             items: 0,
         };
         if self.settings.eval_before && self.step == 0 {
-            if let Some(eval) = self.task.evaluate(&self.model)? {
+            if let Some(eval) = self.task.evaluate(self.model.as_ref().expect(MODEL_PRESENT))? {
                 observer.on_eval(0, &eval);
                 self.before = Some(eval.clone());
                 summary.before = Some(eval);
@@ -424,7 +447,7 @@ impl<T: Task> Trainer<T> {
             }
             let eval_every = self.settings.eval_every;
             if (eval_every > 0 && self.step.is_multiple_of(eval_every)) || self.step == total {
-                if let Some(eval) = self.task.evaluate(&self.model)? {
+                if let Some(eval) = self.task.evaluate(self.model.as_ref().expect(MODEL_PRESENT))? {
                     observer.on_eval(self.step, &eval);
                     summary.evals.push((self.step, eval));
                 }
