@@ -6,6 +6,7 @@
 //! - [`llama`] — Llama-family decoders (SmolLM2, Qwen2, Qwen3) from safetensors or GGUF:
 //!   logits, every hidden state, attention probabilities, KV-cached generation steps;
 //! - [`gelu`] — the exact GELU as a backend operation (vectorised, multi-core on flex/ndarray);
+//!   [`layer_norm`], [`rms_norm`], [`attention_softmax`], [`dropout`] and [`swiglu`] the same way;
 //! - [`generation`] — KV-cached greedy / sampled generation and chat templates;
 //! - [`gguf`] — a reader for llama.cpp GGUF files (F32/F16/BF16/Q8_0/Q4_0/Q4_1 to f32);
 //! - [`tokenizer`] — `tokenizer.json` with longest-in-batch padding, truncation and offsets;
@@ -67,8 +68,12 @@ pub mod layer_norm;
 pub mod llama;
 pub mod pooling;
 pub mod resolve;
+#[allow(deprecated)] // the generated dispatch names NdArray, deprecated upstream
+pub mod rms_norm;
 pub mod sentence_encoder;
 pub mod st_pipeline;
+#[allow(deprecated)] // the generated dispatch names NdArray, deprecated upstream
+pub mod swiglu;
 pub mod tokenizer;
 pub mod vocab_transplant;
 
@@ -84,5 +89,7 @@ pub use llama::{LayerSelection, LlamaConfig, LlamaInput, LlamaModel, LlamaOutput
 pub use mrl_common::{pool, truncate_normalize, Pooling};
 pub use pooling::pooling_from_model_dir;
 pub use resolve::resolve_model;
+pub use rms_norm::rms_norm;
+pub use swiglu::swiglu;
 pub use sentence_encoder::{EncoderOptions, SentenceEncoder};
 pub use tokenizer::{TextTokenizer, TokenBatch};

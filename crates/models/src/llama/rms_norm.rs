@@ -1,5 +1,5 @@
 //! Root-mean-square layer normalisation (Zhang & Sennrich, 2019), as Llama uses it:
-//! `y = x / sqrt(mean(x²) + eps) · weight`, computed over the last axis.
+//! `y = x / sqrt(mean(x²) + eps) · weight`, computed over the last axis by [`crate::rms_norm`].
 
 use burn::module::{Module, Param};
 use burn::tensor::{Device, Tensor};
@@ -30,15 +30,7 @@ impl LlamaRmsNorm {
     /// # Shapes
     /// - `x`: `[..., dim]`; output: same shape.
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        let inv_rms = x
-            .clone()
-            .square()
-            .mean_dim(D - 1)
-            .add_scalar(self.eps)
-            .sqrt()
-            .recip();
-        let weight = self.weight.val().unsqueeze::<D>();
-        x * inv_rms * weight
+        crate::rms_norm(x, self.weight.val(), self.eps)
     }
 }
 

@@ -7,11 +7,7 @@ use burn::tensor::activation::softmax;
 use burn::tensor::{DType, Device, Distribution, Tensor, TensorData};
 use models::attention_softmax;
 
-use crate::common::devices;
-
-fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap()
-}
+use crate::common::{devices, f32_values as values, worst_relative as worst};
 
 fn dtype(f64_tensors: bool) -> DType {
     if f64_tensors {
@@ -19,14 +15,6 @@ fn dtype(f64_tensors: bool) -> DType {
     } else {
         DType::F32
     }
-}
-
-fn worst(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(a, b)| (a - b).abs() / b.abs().max(1.0))
-        .fold(0.0, f32::max)
 }
 
 /// Burn's operations: `softmax(scores · scale + mask[b, None, None, :])`.

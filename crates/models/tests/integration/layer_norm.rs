@@ -10,11 +10,9 @@ use models::layer_norm;
 
 const EPS: f64 = 1e-12;
 
-use crate::common::devices;
-
-fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap()
-}
+use crate::common::{
+    devices, f32_values as values, worst_relative as worst, RequireGradIfAutodiff,
+};
 
 /// A layer of width `d` with random `γ` (around 1) and `β` on `device`.
 fn layer(d: usize, device: &Device) -> LayerNorm {
@@ -32,29 +30,6 @@ fn layer(d: usize, device: &Device) -> LayerNorm {
 fn apply<const D: usize>(norm: &LayerNorm, x: Tensor<D>) -> Tensor<D> {
     let beta = norm.beta.as_ref().expect("a bias");
     layer_norm(x, norm.gamma.val(), beta.val(), EPS)
-}
-
-/// `require_grad` on autodiff devices (the finite differences run the same code without).
-trait RequireGradIfAutodiff {
-    fn require_grad_if_autodiff(self) -> Self;
-}
-
-impl<const D: usize> RequireGradIfAutodiff for Tensor<D> {
-    fn require_grad_if_autodiff(self) -> Self {
-        if self.device().is_autodiff() {
-            self.require_grad()
-        } else {
-            self
-        }
-    }
-}
-
-fn worst(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(a, b)| (a - b).abs() / b.abs().max(1.0))
-        .fold(0.0, f32::max)
 }
 
 #[test]

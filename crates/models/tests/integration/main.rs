@@ -25,5 +25,7 @@ mod loading;
 mod minilm_fixture;
 mod pooling;
 mod resolve;
+mod rms_norm;
+mod swiglu;
 mod vocab_transplant;
 mod xlm_roberta;

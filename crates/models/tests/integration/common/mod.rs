@@ -230,3 +230,32 @@ pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
         .map(|(x, y)| (x - y).abs())
         .fold(0.0, f32::max)
 }
+
+/// The values of a tensor of any float dtype, as f32.
+pub fn f32_values<const D: usize>(t: burn::tensor::Tensor<D>) -> Vec<f32> {
+    t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap()
+}
+
+/// Largest difference relative to `max(|b|, 1)` between two equally long slices.
+pub fn worst_relative(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "length mismatch");
+    a.iter()
+        .zip(b)
+        .map(|(a, b)| (a - b).abs() / b.abs().max(1.0))
+        .fold(0.0, f32::max)
+}
+
+/// `require_grad` on autodiff devices (finite differences run the same code without).
+pub trait RequireGradIfAutodiff {
+    fn require_grad_if_autodiff(self) -> Self;
+}
+
+impl<const D: usize> RequireGradIfAutodiff for burn::tensor::Tensor<D> {
+    fn require_grad_if_autodiff(self) -> Self {
+        if self.device().is_autodiff() {
+            self.require_grad()
+        } else {
+            self
+        }
+    }
+}

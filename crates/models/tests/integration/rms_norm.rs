@@ -1,0 +1,178 @@
+//! `rms_norm`: the host path of flex/ndarray against Burn's own `RmsNorm` (forward and the
+//! gradients Burn's autodiff takes through its decomposition), contiguous and strided inputs,
+//! finite differences, the portable body (f64 tensors take it) against the host path, and a
+//! mismatched width.
+
+use burn::module::Param;
+use burn::nn::{RmsNorm, RmsNormConfig};
+use burn::tensor::{DType, Device, Distribution, Tensor, TensorData};
+use models::rms_norm;
+
+use crate::common::{
+    devices, f32_values as values, worst_relative as worst, RequireGradIfAutodiff,
+};
+
+/// SmolLM2's ε.
+const EPS: f64 = 1e-5;
+
+/// Burn's RMS norm of width `d` with a random scale (around 1) on `device`.
+fn layer(d: usize, device: &Device) -> RmsNorm {
+    let mut norm = RmsNormConfig::new(d).with_epsilon(EPS).init(device);
+    norm.gamma = Param::from_tensor(
+        Tensor::<1>::random([d], Distribution::Normal(1.0, 0.3), device).require_grad_if_autodiff(),
+    );
+    norm
+}
+
+#[test]
+fn forward_matches_burns_rms_norm_on_contiguous_and_strided_inputs() {
+    for (name, device) in devices() {
+        let norm = layer(576, &device);
+        // 150 rows: two full blocks of 64 and a ragged one.
+        let x = Tensor::<3>::random([3, 50, 576], Distribution::Normal(0.5, 2.0), &device);
+        let strided = Tensor::<3>::random([576, 50, 3], Distribution::Normal(0.0, 1.0), &device)
+            .swap_dims(0, 2);
+        for (layout, x) in [("contiguous", x), ("transposed", strided)] {
+            let got = values(rms_norm(x.clone(), norm.gamma.val(), EPS));
+            let err = worst(&got, &values(norm.forward(x)));
+            assert!(err < 2e-6, "{name} {layout}: max error {err:e}");
+        }
+    }
+}
+
+#[test]
+fn backward_matches_burns_autodiff_through_its_decomposition() {
+    for (name, device) in devices() {
+        let ad = device.autodiff();
+        let norm = layer(576, &ad);
+        let x = Tensor::<3>::random([4, 37, 576], Distribution::Normal(0.3, 1.5), &ad)
+            .detach()
+            .require_grad();
+        let w = Tensor::<3>::random([4, 37, 576], Distribution::Normal(0.0, 1.0), &ad);
+        let grads_of = |y: Tensor<3>| {
+            let grads = (y * w.clone()).sum().backward();
+            [
+                values(x.grad(&grads).unwrap()),
+                values(norm.gamma.val().grad(&grads).unwrap()),
+            ]
+        };
+        let got = grads_of(rms_norm(x.clone(), norm.gamma.val(), EPS));
+        let want = grads_of(norm.forward(x.clone()));
+        for (what, tol, g, w) in [
+            ("x", 1e-5, &got[0], &want[0]),
+            ("weight", 1e-4, &got[1], &want[1]),
+        ] {
+            let err = worst(g, w);
+            assert!(err < tol, "{name}: ∂L/∂{what} max error {err:e}");
+        }
+    }
+}
+
+#[test]
+fn backward_matches_finite_differences() {
+    let (rows, d) = (3usize, 8usize);
+    let xs: Vec<f32> = (0..rows * d)
+        .map(|i| (i as f32 * 0.71).sin() * 2.0)
+        .collect();
+    let ws: Vec<f32> = (0..rows * d).map(|i| (i as f32 * 0.29).cos()).collect();
+    let gs: Vec<f32> = (0..d).map(|i| 1.0 + 0.1 * i as f32).collect();
+    for (name, device) in devices() {
+        let loss = |x: &[f32], g: &[f32], device: &Device| {
+            let weight = Tensor::<1>::from_floats(g, device).require_grad_if_autodiff();
+            let x = Tensor::<2>::from_data(TensorData::new(x.to_vec(), [rows, d]), device)
+                .require_grad_if_autodiff();
+            let w = Tensor::<2>::from_data(TensorData::new(ws.clone(), [rows, d]), device);
+            ((rms_norm(x.clone(), weight.clone(), EPS) * w).sum(), x, weight)
+        };
+        let ad = device.clone().autodiff();
+        let (l, x, weight) = loss(&xs, &gs, &ad);
+        let grads = l.backward();
+        let analytic = [
+            values(x.grad(&grads).unwrap()),
+            values(weight.grad(&grads).unwrap()),
+        ];
+        let h = 1e-2f32;
+        for (which, base) in [&xs, &gs].into_iter().enumerate() {
+            for i in 0..base.len() {
+                let at = |shift: f32| {
+                    let mut args = [xs.clone(), gs.clone()];
+                    args[which][i] += shift;
+                    let (l, _, _) = loss(&args[0], &args[1], &device);
+                    l.into_scalar::<f32>() as f64
+                };
+                let numeric = ((at(h) - at(-h)) / (2.0 * h as f64)) as f32;
+                let a = analytic[which][i];
+                assert!(
+                    (numeric - a).abs() < 2e-3 * a.abs().max(1.0),
+                    "{name}: argument {which}, element {i}: analytic {a}, finite difference {numeric}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn f64_tensors_take_the_portable_body_and_agree_with_the_host_path() {
+    let (rows, d) = (70usize, 96usize);
+    let xs: Vec<f64> = (0..rows * d)
+        .map(|i| (i as f64 * 0.37).sin() * 1.7 + 0.2)
+        .collect();
+    let ws: Vec<f64> = (0..rows * d).map(|i| (i as f64 * 0.13).cos()).collect();
+    let gs: Vec<f64> = (0..d).map(|i| 1.0 + 0.3 * (i as f64 * 0.5).sin()).collect();
+    for (name, device) in devices() {
+        let ad = device.autodiff();
+        let run = |f64_tensors: bool| {
+            let tensor = |v: &[f64], shape: Vec<usize>| {
+                let dtype = if f64_tensors { DType::F64 } else { DType::F32 };
+                Tensor::<2>::from_data(TensorData::new(v.to_vec(), shape), (&ad, dtype))
+            };
+            let weight = tensor(&gs, vec![1, d]).reshape([d]).require_grad();
+            let x = tensor(&xs, vec![rows, d]).require_grad();
+            let y = rms_norm(x.clone(), weight.clone(), EPS);
+            assert_eq!(y.dtype() == DType::F64, f64_tensors);
+            let grads = (y.clone() * tensor(&ws, vec![rows, d])).sum().backward();
+            [
+                values(y),
+                values(x.grad(&grads).unwrap()),
+                values(weight.grad(&grads).unwrap()),
+            ]
+        };
+        let (host, portable) = (run(false), run(true));
+        for (what, (h, p)) in ["y", "∂x", "∂w"]
+            .into_iter()
+            .zip(host.iter().zip(&portable))
+        {
+            let err = worst(h, p);
+            assert!(
+                err < 1e-5,
+                "{name}: {what} host vs portable, max error {err:e}"
+            );
+        }
+    }
+}
+
+#[test]
+fn an_all_zero_row_stays_zero_with_finite_gradients() {
+    for (name, device) in devices() {
+        let ad = device.autodiff();
+        let x = Tensor::<2>::zeros([2, 16], &ad).require_grad();
+        let weight = Tensor::<1>::ones([16], &ad).require_grad();
+        let y = rms_norm(x.clone(), weight.clone(), EPS);
+        assert!(values(y.clone()).iter().all(|v| *v == 0.0), "{name}");
+        let grads = y.sum().backward();
+        let dx = values(x.grad(&grads).unwrap());
+        // r = 1/√ε, ∂x = r · w.
+        let r = (1.0 / EPS.sqrt()) as f32;
+        assert!(
+            dx.iter().all(|v| (v - r).abs() < 1e-3 * r),
+            "{name}: {dx:?}"
+        );
+    }
+}
+
+#[test]
+#[should_panic(expected = "`weight` [16] must be [12], the last axis of `x` [2, 12]")]
+fn a_mismatched_width_is_rejected() {
+    let device = Device::flex();
+    let _ = rms_norm(Tensor::<2>::ones([2, 12], &device), Tensor::ones([16], &device), EPS);
+}
