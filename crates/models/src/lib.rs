@@ -90,6 +90,6 @@ pub use mrl_common::{pool, truncate_normalize, Pooling};
 pub use pooling::pooling_from_model_dir;
 pub use resolve::resolve_model;
 pub use rms_norm::rms_norm;
-pub use swiglu::swiglu;
 pub use sentence_encoder::{EncoderOptions, SentenceEncoder};
+pub use swiglu::swiglu;
 pub use tokenizer::{TextTokenizer, TokenBatch};

@@ -323,7 +323,12 @@ impl<T: Task> Trainer<T> {
                 value: grad_norm,
             });
         }
-        clip_global_norm(model, &mut grads, grad_norm, self.settings.optimizer.grad_clip);
+        clip_global_norm(
+            model,
+            &mut grads,
+            grad_norm,
+            self.settings.optimizer.grad_clip,
+        );
         Ok((grads, grad_norm, terms, loss.items))
     }
 
@@ -408,7 +413,10 @@ impl<T: Task> Trainer<T> {
             items: 0,
         };
         if self.settings.eval_before && self.step == 0 {
-            if let Some(eval) = self.task.evaluate(self.model.as_ref().expect(MODEL_PRESENT))? {
+            if let Some(eval) = self
+                .task
+                .evaluate(self.model.as_ref().expect(MODEL_PRESENT))?
+            {
                 observer.on_eval(0, &eval);
                 self.before = Some(eval.clone());
                 summary.before = Some(eval);
@@ -447,7 +455,10 @@ impl<T: Task> Trainer<T> {
             }
             let eval_every = self.settings.eval_every;
             if (eval_every > 0 && self.step.is_multiple_of(eval_every)) || self.step == total {
-                if let Some(eval) = self.task.evaluate(self.model.as_ref().expect(MODEL_PRESENT))? {
+                if let Some(eval) = self
+                    .task
+                    .evaluate(self.model.as_ref().expect(MODEL_PRESENT))?
+                {
                     observer.on_eval(self.step, &eval);
                     summary.evals.push((self.step, eval));
                 }

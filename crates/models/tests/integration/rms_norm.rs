@@ -82,7 +82,11 @@ fn backward_matches_finite_differences() {
             let x = Tensor::<2>::from_data(TensorData::new(x.to_vec(), [rows, d]), device)
                 .require_grad_if_autodiff();
             let w = Tensor::<2>::from_data(TensorData::new(ws.clone(), [rows, d]), device);
-            ((rms_norm(x.clone(), weight.clone(), EPS) * w).sum(), x, weight)
+            (
+                (rms_norm(x.clone(), weight.clone(), EPS) * w).sum(),
+                x,
+                weight,
+            )
         };
         let ad = device.clone().autodiff();
         let (l, x, weight) = loss(&xs, &gs, &ad);
@@ -174,5 +178,9 @@ fn an_all_zero_row_stays_zero_with_finite_gradients() {
 #[should_panic(expected = "`weight` [16] must be [12], the last axis of `x` [2, 12]")]
 fn a_mismatched_width_is_rejected() {
     let device = Device::flex();
-    let _ = rms_norm(Tensor::<2>::ones([2, 12], &device), Tensor::ones([16], &device), EPS);
+    let _ = rms_norm(
+        Tensor::<2>::ones([2, 12], &device),
+        Tensor::ones([16], &device),
+        EPS,
+    );
 }

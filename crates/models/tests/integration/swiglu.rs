@@ -115,7 +115,8 @@ fn f64_tensors_take_the_portable_body_and_agree_with_the_host_path() {
         let ad = device.autodiff();
         let run = |f64_tensors: bool| {
             let dtype = if f64_tensors { DType::F64 } else { DType::F32 };
-            let t = |v: &[f64]| Tensor::<1>::from_data(TensorData::new(v.to_vec(), [n]), (&ad, dtype));
+            let t =
+                |v: &[f64]| Tensor::<1>::from_data(TensorData::new(v.to_vec(), [n]), (&ad, dtype));
             let (a, b) = (t(&gates).require_grad(), t(&ups).require_grad());
             let y = swiglu(a.clone(), b.clone());
             assert_eq!(y.dtype() == DType::F64, f64_tensors);
@@ -132,7 +133,10 @@ fn f64_tensors_take_the_portable_body_and_agree_with_the_host_path() {
             .zip(host.iter().zip(&portable))
         {
             let err = worst(h, p);
-            assert!(err < 1e-6, "{name}: {what} host vs portable, max error {err:e}");
+            assert!(
+                err < 1e-6,
+                "{name}: {what} host vs portable, max error {err:e}"
+            );
         }
     }
 }
@@ -141,5 +145,8 @@ fn f64_tensors_take_the_portable_body_and_agree_with_the_host_path() {
 #[should_panic(expected = "`gate` [2, 12] and `up` [2, 13] must have the same shape")]
 fn mismatched_shapes_are_rejected() {
     let device = Device::flex();
-    let _ = swiglu(Tensor::<2>::ones([2, 12], &device), Tensor::ones([2, 13], &device));
+    let _ = swiglu(
+        Tensor::<2>::ones([2, 12], &device),
+        Tensor::ones([2, 13], &device),
+    );
 }
