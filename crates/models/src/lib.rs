@@ -6,7 +6,9 @@
 //! - [`llama`] — Llama-family decoders (SmolLM2, Qwen2, Qwen3) from safetensors or GGUF:
 //!   logits, every hidden state, attention probabilities, KV-cached generation steps;
 //! - [`gelu`] — the exact GELU as a backend operation (vectorised, multi-core on flex/ndarray);
-//!   [`layer_norm`], [`rms_norm`], [`attention_softmax`], [`dropout`] and [`swiglu`] the same way;
+//!   [`layer_norm`](mod@layer_norm), [`rms_norm`](mod@rms_norm),
+//!   [`attention_softmax`](mod@attention_softmax), [`dropout`](mod@dropout) and
+//!   [`swiglu`](mod@swiglu) the same way;
 //! - [`generation`] — KV-cached greedy / sampled generation and chat templates;
 //! - [`gguf`] — a reader for llama.cpp GGUF files (F32/F16/BF16/Q8_0/Q4_0/Q4_1 to f32);
 //! - [`tokenizer`] — `tokenizer.json` with longest-in-batch padding, truncation and offsets;
