@@ -1,7 +1,7 @@
 //! The supervised term of a distillation objective: masked next-token cross-entropy.
 
 use burn::nn::loss::Reduction;
-use burn::tensor::activation::log_softmax;
+use mrl_common::log_softmax;
 use burn::tensor::{Int, Tensor};
 
 use crate::checks::{mask_shape, student_dims, ValueChecks};

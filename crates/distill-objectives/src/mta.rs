@@ -6,7 +6,8 @@ use burn::config::Config;
 use burn::module::Module;
 use burn::nn::loss::Reduction;
 use burn::nn::Linear;
-use burn::tensor::activation::{log_softmax, softmax};
+use burn::tensor::activation::softmax;
+use mrl_common::log_softmax;
 use burn::tensor::{Bool, Device, Tensor};
 use serde::{Deserialize, Serialize};
 

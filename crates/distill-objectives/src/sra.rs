@@ -7,7 +7,7 @@ use burn::config::Config;
 use burn::module::Module;
 use burn::nn::loss::Reduction;
 use burn::nn::Linear;
-use burn::tensor::activation::log_softmax;
+use mrl_common::log_softmax;
 use burn::tensor::{Bool, Int, Tensor};
 use serde::{Deserialize, Serialize};
 

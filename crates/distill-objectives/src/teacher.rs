@@ -1,7 +1,7 @@
 //! What the teacher contributes: its full logits, or its top-k log-probabilities plus the exact
 //! log-mass of the rest of the vocabulary (what a teacher cache stores).
 
-use burn::tensor::activation::log_softmax;
+use mrl_common::log_softmax;
 use burn::tensor::{IndexingUpdateOp, Int, Tensor};
 
 use crate::checks::{positive, ValueChecks};

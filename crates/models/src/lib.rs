@@ -62,9 +62,6 @@ pub mod gelu;
 pub mod generation;
 pub mod gguf;
 mod hf_safetensors;
-mod host_device;
-#[cfg(any(feature = "flex", feature = "ndarray"))]
-mod host_math;
 #[allow(deprecated)] // the generated dispatch names NdArray, deprecated upstream
 pub mod layer_norm;
 pub mod llama;
@@ -85,7 +82,7 @@ pub use bert::{BertConfig, BertInput, BertModel, BertOutput, BertVariant};
 pub use dropout::{dropout, dropout_keyed};
 pub use error::{ModelError, Result};
 pub use gelu::gelu_exact;
-pub use host_device::is_host_cpu;
+pub use mrl_common::is_host_cpu;
 pub use layer_norm::layer_norm;
 pub use llama::{LayerSelection, LlamaConfig, LlamaInput, LlamaModel, LlamaOutput};
 pub use mrl_common::{pool, truncate_normalize, Pooling};

@@ -12,7 +12,7 @@ use mrl_common::{pool, Pooling};
 use crate::backbone::Backbone;
 use crate::bert::{BertConfig, BertModel};
 use crate::error::{ModelError, Result};
-use crate::host_device::is_host_cpu;
+use mrl_common::is_host_cpu;
 use crate::llama::{LlamaInput, LlamaModel};
 use crate::pooling::pooling_from_model_dir;
 use crate::st_pipeline::{read_modules, SentenceBertConfig};

@@ -10,6 +10,9 @@
 //! | the default Matryoshka dims ladder | [`nested_dims`] | `dims.rs` |
 //! | the seeded generator | [`SplitMix64`] | `rng.rs` |
 //! | choosing a backend by name | [`DeviceKind`] | `device.rs` |
+//! | whether a device runs on the host CPU backends | [`is_host_cpu`] | `host_device.rs` |
+//! | the host-implementation building blocks (in-place f32 buffers, vectorisable `exp` and lane reductions) | [`host_math`] | `host_math.rs` |
+//! | log-softmax over the last axis as one backend operation (host path on flex/ndarray) | [`log_softmax()`] | `log_softmax/` |
 //!
 //! Names parse with [`FromStr`](std::str::FromStr), print with [`Display`](std::fmt::Display)
 //! and (de)serialise with serde under the same lower-case names (`mean`, `cls`, `last`;
@@ -50,7 +53,12 @@
 mod device;
 mod dims;
 mod error;
+mod host_device;
+#[cfg(any(feature = "flex", feature = "ndarray"))]
+pub mod host_math;
 pub mod limits;
+#[allow(deprecated)] // the generated dispatch names NdArray, deprecated upstream
+pub mod log_softmax;
 mod normalize;
 mod pooling;
 mod rng;
@@ -58,6 +66,8 @@ mod rng;
 pub use device::DeviceKind;
 pub use dims::nested_dims;
 pub use error::CommonError;
+pub use host_device::is_host_cpu;
+pub use log_softmax::log_softmax;
 pub use normalize::{check_dim, l2_normalize, truncate_normalize, NORM_EPS};
 pub use pooling::{pool, Pooling};
 pub use rng::SplitMix64;

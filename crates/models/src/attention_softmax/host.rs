@@ -8,7 +8,7 @@ use burn::tensor::DType;
 use rayon::prelude::*;
 
 use super::AttentionSoftmaxOps;
-use crate::host_math::{dot_lanes, exp_nonpositive, max_lanes, sum_lanes, HostF32};
+use mrl_common::host_math::{dot_lanes, exp_nonpositive, max_lanes, sum_lanes, HostF32};
 
 /// Elements per parallel task (whole rows).
 const BLOCK: usize = 1 << 14;

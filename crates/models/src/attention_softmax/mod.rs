@@ -21,7 +21,7 @@ mod host;
 use burn::backend::{backend_extension, tensor::FloatTensor, Backend, Dispatch, TensorMetadata};
 use burn::tensor::{activation::softmax, Shape, Tensor};
 
-use crate::host_device::is_host_cpu;
+use mrl_common::is_host_cpu;
 
 /// The attention softmax as a backend operation.
 #[backend_extension(

@@ -7,7 +7,7 @@ use burn::tensor::DType;
 use rayon::prelude::*;
 
 use super::{mask_hash, threshold, DropoutOps};
-use crate::host_math::HostF32;
+use mrl_common::host_math::HostF32;
 
 /// Elements per parallel task.
 const CHUNK: usize = 1 << 14;

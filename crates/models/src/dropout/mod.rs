@@ -26,7 +26,7 @@ use burn::backend::{backend_extension, tensor::FloatTensor, Backend, Dispatch};
 use burn::nn::Dropout;
 use burn::tensor::{Distribution, Tensor};
 
-use crate::host_device::is_host_cpu;
+use mrl_common::is_host_cpu;
 
 /// Keyed dropout as a backend operation (the backward is the same operation on the gradient).
 #[backend_extension(

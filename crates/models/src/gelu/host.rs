@@ -12,7 +12,7 @@ use burn::tensor::DType;
 use rayon::prelude::*;
 
 use super::GeluOps;
-use crate::host_math::{exp_nonpositive, HostF32};
+use mrl_common::host_math::{exp_nonpositive, HostF32};
 
 /// Elements per parallel task.
 const CHUNK: usize = 1 << 14;

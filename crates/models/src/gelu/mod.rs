@@ -24,7 +24,7 @@ mod host;
 use burn::backend::{backend_extension, tensor::FloatTensor, Backend, Dispatch};
 use burn::tensor::Tensor;
 
-use crate::host_device::is_host_cpu;
+use mrl_common::is_host_cpu;
 
 /// The exact GELU as a backend operation (forward and hand-written backward).
 #[backend_extension(

@@ -7,7 +7,7 @@ use burn::tensor::{DType, Shape, TensorData};
 use rayon::prelude::*;
 
 use super::{LayerNormGrads, LayerNormOps};
-use crate::host_math::{dot_lanes, sum_lanes, HostF32};
+use mrl_common::host_math::{dot_lanes, sum_lanes, HostF32};
 
 /// Rows per parallel task (a block of `ROWS × D` values).
 const ROWS: usize = 64;

@@ -24,7 +24,7 @@ use burn::backend::{
 };
 use burn::tensor::{Shape, Tensor};
 
-use crate::host_device::is_host_cpu;
+use mrl_common::is_host_cpu;
 
 /// The gradients of [`RmsNormOps::rms_norm_backward`].
 #[derive(Debug, ExtensionType)]

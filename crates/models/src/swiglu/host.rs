@@ -9,7 +9,7 @@ use burn::tensor::DType;
 use rayon::prelude::*;
 
 use super::{SwigluGrads, SwigluOps};
-use crate::host_math::{exp_nonpositive, HostF32};
+use mrl_common::host_math::{exp_nonpositive, HostF32};
 
 /// Elements per parallel task.
 const CHUNK: usize = 1 << 14;

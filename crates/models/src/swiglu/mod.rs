@@ -23,7 +23,7 @@ use burn::backend::{backend_extension, tensor::FloatTensor, Backend, Dispatch, E
 use burn::tensor::activation::silu;
 use burn::tensor::Tensor;
 
-use crate::host_device::is_host_cpu;
+use mrl_common::is_host_cpu;
 
 /// The gradients of [`SwigluOps::swiglu_backward`].
 #[derive(Debug, ExtensionType)]

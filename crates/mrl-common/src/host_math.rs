@@ -1,6 +1,8 @@
-//! Element functions and row reductions shared by the host implementations of the CPU
-//! backends: branch-free straight-line f32 arithmetic (no libm calls, no `mul_add`), so loops
-//! over them vectorise and every instruction set gives the same bits.
+//! The building blocks of the host implementations of backend operations on the CPU backends
+//! (flex, ndarray) in the burn-mrl crates: reading a tensor's f32 buffer in place
+//! ([`HostF32`]), and element functions and row reductions written as branch-free straight-line
+//! f32 arithmetic (no libm calls, no `mul_add`), so loops over them vectorise and every
+//! instruction set gives the same bits.
 
 use burn::backend::{tensor::FloatTensor, Backend};
 use burn::tensor::{try_read_sync, DType, TensorData};
@@ -9,14 +11,14 @@ use burn::tensor::{try_read_sync, DType, TensorData};
 /// implementation), read as slices in place: flex hands over a uniquely owned contiguous buffer
 /// without a copy, and [`HostF32::into_tensor`] gives the (possibly rewritten) buffer back the
 /// same way, so an in-place operation costs no copy on either side.
-pub(crate) struct HostF32(TensorData);
+pub struct HostF32(TensorData);
 
 impl HostF32 {
     /// Reads `tensor`; `op` and `what` name the operation and the argument in the panic.
     ///
     /// # Panics
     /// If the tensor cannot be read synchronously or is not f32 (callers check the dtype first).
-    pub(crate) fn read<B: Backend>(tensor: FloatTensor<B>, op: &str, what: &str) -> Self {
+    pub fn read<B: Backend>(tensor: FloatTensor<B>, op: &str, what: &str) -> Self {
         let data = try_read_sync(B::float_into_data(tensor))
             .unwrap_or_else(|| panic!("{op}: `{what}` cannot be read synchronously"))
             .unwrap_or_else(|e| panic!("{op}: reading `{what}` failed: {e:?}"));
@@ -25,7 +27,7 @@ impl HostF32 {
     }
 
     /// The values as a tensor of `B` again, with the shape they were read with.
-    pub(crate) fn into_tensor<B: Backend>(self, device: &B::Device) -> FloatTensor<B> {
+    pub fn into_tensor<B: Backend>(self, device: &B::Device) -> FloatTensor<B> {
         B::float_from_data(self.0, device)
     }
 }
@@ -49,9 +51,9 @@ impl std::ops::DerefMut for HostF32 {
 ///
 /// Below −87 the result is flushed to `exp(−87) ≈ 1.6e-38`: GELU cannot tell it from 0 (it
 /// multiplies a factor ≤ 1 that is subtracted from 1 or added to `Φ(x) = 0`); the attention
-/// softmax selects an exact 0 there.
+/// softmax and the log-softmax select an exact 0 there. NaN gives NaN.
 #[inline(always)]
-pub(crate) fn exp_nonpositive(y: f32) -> f32 {
+pub fn exp_nonpositive(y: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     // 1.5 · 2²³: adding it rounds to an integer, which then sits in the low mantissa bits.
     const ROUND: f32 = 12_582_912.0;
@@ -66,7 +68,8 @@ pub(crate) fn exp_nonpositive(y: f32) -> f32 {
         1.666_666_5e-1,
         0.5,
     ];
-    let y = y.max(-87.0);
+    // Not `y.max(−87)`: that maps NaN to −87; a comparison keeps NaN.
+    let y = if y < -87.0 { -87.0 } else { y };
     let shifted = y * LOG2E + ROUND;
     let k = shifted - ROUND;
     let k_int = shifted.to_bits() as i32 - ROUND_BITS;
@@ -83,7 +86,7 @@ const LANES: usize = 8;
 
 /// `Σ_i x_i` over eight lanes.
 #[inline(always)]
-pub(crate) fn sum_lanes(xs: &[f32]) -> f32 {
+pub fn sum_lanes(xs: &[f32]) -> f32 {
     let mut acc = [0.0f32; LANES];
     let chunks = xs.chunks_exact(LANES);
     let tail: f32 = chunks.remainder().iter().sum();
@@ -97,7 +100,7 @@ pub(crate) fn sum_lanes(xs: &[f32]) -> f32 {
 
 /// `Σ_i a_i b_i` over eight lanes.
 #[inline(always)]
-pub(crate) fn dot_lanes(a: &[f32], b: &[f32]) -> f32 {
+pub fn dot_lanes(a: &[f32], b: &[f32]) -> f32 {
     debug_assert_eq!(a.len(), b.len());
     let mut acc = [0.0f32; LANES];
     let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
@@ -117,7 +120,7 @@ pub(crate) fn dot_lanes(a: &[f32], b: &[f32]) -> f32 {
 
 /// `max_i x_i` over eight lanes (`−∞` for an empty slice; NaN is skipped as `f32::max` does).
 #[inline(always)]
-pub(crate) fn max_lanes(xs: &[f32]) -> f32 {
+pub fn max_lanes(xs: &[f32]) -> f32 {
     let mut acc = [f32::NEG_INFINITY; LANES];
     let chunks = xs.chunks_exact(LANES);
     let tail = chunks
@@ -146,6 +149,13 @@ mod tests {
                 "exp({y}) = {got}, want {want}"
             );
         }
+    }
+
+    #[test]
+    fn exp_keeps_nan_and_flushes_below_minus_87() {
+        assert!(exp_nonpositive(f32::NAN).is_nan());
+        assert_eq!(exp_nonpositive(-1e9), exp_nonpositive(-87.0));
+        assert_eq!(exp_nonpositive(f32::NEG_INFINITY), exp_nonpositive(-87.0));
     }
 
     #[test]

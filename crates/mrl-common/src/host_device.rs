@@ -4,9 +4,10 @@ use burn::backend::DispatchDevice;
 use burn::tensor::Device;
 
 /// Whether `device` is flex or ndarray (also under autodiff): the backends whose element-wise
-/// kernels run on the host thread that calls them, and for which [`crate::gelu`] has a host
-/// implementation and [`crate::SentenceEncoder::encode`] runs one batch per core (training's
-/// fused AdamW uses it too).
+/// kernels run on the host thread that calls them, and for which the burn-mrl backend
+/// operations ([`crate::log_softmax`], `models::gelu_exact`, `models::layer_norm`, …) have
+/// host implementations (the sentence encoder runs one batch per core there, and training's
+/// fused AdamW takes its host path).
 pub fn is_host_cpu(device: &Device) -> bool {
     match device.clone().without_autodiff().as_dispatch() {
         #[cfg(feature = "flex")]
