@@ -1,8 +1,8 @@
 //! The supervised term of a distillation objective: masked next-token cross-entropy.
 
 use burn::nn::loss::Reduction;
-use mrl_common::log_softmax;
 use burn::tensor::{Int, Tensor};
+use mrl_common::log_softmax;
 
 use crate::checks::{mask_shape, student_dims, ValueChecks};
 use crate::error::{fmt_shape, DistillError};

@@ -4,8 +4,8 @@
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::loss::Reduction;
-use mrl_common::log_softmax;
 use burn::tensor::{Int, Tensor};
+use mrl_common::log_softmax;
 use serde::{Deserialize, Serialize};
 
 use crate::checks::{positive, ValueChecks};

@@ -7,8 +7,8 @@ use burn::module::Module;
 use burn::nn::loss::Reduction;
 use burn::nn::Linear;
 use burn::tensor::activation::softmax;
-use mrl_common::log_softmax;
 use burn::tensor::{Bool, Device, Tensor};
+use mrl_common::log_softmax;
 use serde::{Deserialize, Serialize};
 
 use crate::checks::ValueChecks;

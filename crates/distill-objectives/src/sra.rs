@@ -7,8 +7,8 @@ use burn::config::Config;
 use burn::module::Module;
 use burn::nn::loss::Reduction;
 use burn::nn::Linear;
-use mrl_common::log_softmax;
 use burn::tensor::{Bool, Int, Tensor};
+use mrl_common::log_softmax;
 use serde::{Deserialize, Serialize};
 
 use crate::checks::ValueChecks;

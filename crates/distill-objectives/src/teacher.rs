@@ -1,8 +1,8 @@
 //! What the teacher contributes: its full logits, or its top-k log-probabilities plus the exact
 //! log-mass of the rest of the vocabulary (what a teacher cache stores).
 
-use mrl_common::log_softmax;
 use burn::tensor::{IndexingUpdateOp, Int, Tensor};
+use mrl_common::log_softmax;
 
 use crate::checks::{positive, ValueChecks};
 use crate::error::{fmt_shape, DistillError};

@@ -12,11 +12,11 @@ use mrl_common::{pool, Pooling};
 use crate::backbone::Backbone;
 use crate::bert::{BertConfig, BertModel};
 use crate::error::{ModelError, Result};
-use mrl_common::is_host_cpu;
 use crate::llama::{LlamaInput, LlamaModel};
 use crate::pooling::pooling_from_model_dir;
 use crate::st_pipeline::{read_modules, SentenceBertConfig};
 use crate::tokenizer::{TextTokenizer, TOKENIZER_FILE};
+use mrl_common::is_host_cpu;
 
 /// Choices that override what the model directory says.
 #[derive(Debug, Clone, Default)]

@@ -41,9 +41,7 @@ impl<B: Backend + LogSoftmaxOps, C: CheckpointStrategy> LogSoftmaxOps for Autodi
                 let output = B::log_softmax_last(tensor.into_primitive());
                 prep.finish(output.clone(), output)
             }
-            OpsKind::UnTracked(prep) => {
-                prep.finish(B::log_softmax_last(tensor.into_primitive()))
-            }
+            OpsKind::UnTracked(prep) => prep.finish(B::log_softmax_last(tensor.into_primitive())),
         }
     }
 }

@@ -29,7 +29,11 @@ fn reference(x: &[f32], d: usize) -> Vec<f64> {
     x.chunks(d)
         .flat_map(|row| {
             let max = row.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v as f64));
-            let log_sum = row.iter().map(|&v| (v as f64 - max).exp()).sum::<f64>().ln();
+            let log_sum = row
+                .iter()
+                .map(|&v| (v as f64 - max).exp())
+                .sum::<f64>()
+                .ln();
             row.iter().map(move |&v| v as f64 - max - log_sum)
         })
         .collect()
@@ -55,7 +59,10 @@ fn forward_matches_f64_and_burn_on_wide_and_narrow_rows_contiguous_and_strided()
             let burn = values(burn_log_softmax(x, 2));
             let (ours, theirs) = (worst_f64(&got, &want), worst_f64(&burn, &want));
             // Burn's f32 sum over a 49152-wide row is off by ~1e-5; ours sums in f64.
-            assert!(ours < 2e-6, "{name} {shape:?}: max error {ours:e} (Burn's {theirs:e})");
+            assert!(
+                ours < 2e-6,
+                "{name} {shape:?}: max error {ours:e} (Burn's {theirs:e})"
+            );
             assert!(worst(&got, &burn) < 1e-4, "{name} {shape:?}: vs Burn");
         }
         let strided = Tensor::<3>::random([64, 40, 3], Distribution::Normal(0.0, 3.0), &device)
@@ -93,13 +100,18 @@ fn backward_matches_the_f64_gradient_and_burns_autodiff() {
                 .zip(log_p.chunks(d))
                 .flat_map(|(w, lp)| {
                     let total: f64 = w.iter().map(|&v| v as f64).sum();
-                    w.iter().zip(lp).map(move |(&w, lp)| w as f64 - lp.exp() * total)
+                    w.iter()
+                        .zip(lp)
+                        .map(move |(&w, lp)| w as f64 - lp.exp() * total)
                 })
                 .collect();
             let got = grad_of(log_softmax(x.clone(), 2));
             let burn = grad_of(burn_log_softmax(x.clone(), 2));
             let (ours, theirs) = (worst_f64(&got, &want), worst_f64(&burn, &want));
-            assert!(ours < 1e-5, "{name} {shape:?}: ∂L/∂x max error {ours:e} (Burn's {theirs:e})");
+            assert!(
+                ours < 1e-5,
+                "{name} {shape:?}: ∂L/∂x max error {ours:e} (Burn's {theirs:e})"
+            );
             assert!(worst(&got, &burn) < 5e-4, "{name} {shape:?}: vs Burn");
         }
     }
@@ -108,12 +120,18 @@ fn backward_matches_the_f64_gradient_and_burns_autodiff() {
 #[test]
 fn backward_matches_finite_differences() {
     let (rows, d) = (3usize, 7usize);
-    let xs: Vec<f32> = (0..rows * d).map(|i| (i as f32 * 0.71).sin() * 3.0).collect();
+    let xs: Vec<f32> = (0..rows * d)
+        .map(|i| (i as f32 * 0.71).sin() * 3.0)
+        .collect();
     let ws: Vec<f32> = (0..rows * d).map(|i| (i as f32 * 0.29).cos()).collect();
     for (name, device) in devices() {
         let loss = |x: &[f32], device: &Device| {
             let x = Tensor::<2>::from_data(TensorData::new(x.to_vec(), [rows, d]), device);
-            let x = if device.is_autodiff() { x.require_grad() } else { x };
+            let x = if device.is_autodiff() {
+                x.require_grad()
+            } else {
+                x
+            };
             let w = Tensor::<2>::from_data(TensorData::new(ws.clone(), [rows, d]), device);
             ((log_softmax(x.clone(), 1) * w).sum(), x)
         };
@@ -140,13 +158,17 @@ fn backward_matches_finite_differences() {
 #[test]
 fn f64_tensors_take_the_portable_body_and_agree_with_the_host_path() {
     let (rows, d) = (40usize, 500usize);
-    let xs: Vec<f64> = (0..rows * d).map(|i| (i as f64 * 0.37).sin() * 5.0).collect();
+    let xs: Vec<f64> = (0..rows * d)
+        .map(|i| (i as f64 * 0.37).sin() * 5.0)
+        .collect();
     let ws: Vec<f64> = (0..rows * d).map(|i| (i as f64 * 0.13).cos()).collect();
     for (name, device) in devices() {
         let ad = device.autodiff();
         let run = |f64_tensors: bool| {
             let dtype = if f64_tensors { DType::F64 } else { DType::F32 };
-            let t = |v: &[f64]| Tensor::<2>::from_data(TensorData::new(v.to_vec(), [rows, d]), (&ad, dtype));
+            let t = |v: &[f64]| {
+                Tensor::<2>::from_data(TensorData::new(v.to_vec(), [rows, d]), (&ad, dtype))
+            };
             let x = t(&xs).require_grad();
             let y = log_softmax(x.clone(), 1);
             assert_eq!(y.dtype() == DType::F64, f64_tensors);
@@ -156,7 +178,10 @@ fn f64_tensors_take_the_portable_body_and_agree_with_the_host_path() {
         let (host, portable) = (run(false), run(true));
         for (what, (h, p)) in ["y", "∂x"].into_iter().zip(host.iter().zip(&portable)) {
             let err = worst(h, p);
-            assert!(err < 1e-5, "{name}: {what} host vs portable, max error {err:e}");
+            assert!(
+                err < 1e-5,
+                "{name}: {what} host vs portable, max error {err:e}"
+            );
         }
     }
 }
