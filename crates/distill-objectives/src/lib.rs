@@ -63,7 +63,7 @@
 //!   mean), `Sum` returns the sum, `BatchMean` divides it by the batch size.
 //! - Everything is computed from `log_softmax` in log space (mixtures by log-sum-exp), so no
 //!   probability that underflows to 0 is ever passed to `log`, and nothing is clamped. The
-//!   log-softmax over the vocabulary is [`mrl_common::log_softmax`]: one backend operation with a
+//!   log-softmax over the vocabulary is [`mrl_common::log_softmax()`]: one backend operation with a
 //!   hand-written backward, vectorised across the cores on flex and ndarray, Burn's elsewhere.
 //! - Bad input is reported with [`DistillError`], which names the argument and the shapes or
 //!   values: the `try_` functions return it, the plain ones panic with its message. The value

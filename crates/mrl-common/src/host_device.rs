@@ -5,7 +5,7 @@ use burn::tensor::Device;
 
 /// Whether `device` is flex or ndarray (also under autodiff): the backends whose element-wise
 /// kernels run on the host thread that calls them, and for which the burn-mrl backend
-/// operations ([`crate::log_softmax`], `models::gelu_exact`, `models::layer_norm`, …) have
+/// operations ([`crate::log_softmax()`], `models::gelu_exact`, `models::layer_norm`, …) have
 /// host implementations (the sentence encoder runs one batch per core there, and training's
 /// fused AdamW takes its host path).
 pub fn is_host_cpu(device: &Device) -> bool {
