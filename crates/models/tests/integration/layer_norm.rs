@@ -11,7 +11,8 @@ use models::layer_norm;
 const EPS: f64 = 1e-12;
 
 use crate::common::{
-    devices, f32_values as values, worst_relative as worst, RequireGradIfAutodiff,
+    assert_finite_differences, devices, f32_values as values, worst_relative as worst,
+    RequireGradIfAutodiff,
 };
 
 /// A layer of width `d` with random `γ` (around 1) and `β` on `device`.
@@ -107,23 +108,10 @@ fn backward_matches_finite_differences() {
             values(norm.gamma.val().grad(&grads).unwrap()),
             values(norm.beta.as_ref().unwrap().val().grad(&grads).unwrap()),
         ];
-        let h = 1e-2f32;
-        for (which, base) in [&xs, &gs, &bs].into_iter().enumerate() {
-            for i in 0..base.len() {
-                let at = |shift: f32| {
-                    let mut args = [xs.clone(), gs.clone(), bs.clone()];
-                    args[which][i] += shift;
-                    let (l, _, _) = loss(&args[0], &args[1], &args[2], &device);
-                    l.into_scalar::<f32>() as f64
-                };
-                let numeric = ((at(h) - at(-h)) / (2.0 * h as f64)) as f32;
-                let a = analytic[which][i];
-                assert!(
-                    (numeric - a).abs() < 2e-3 * a.abs().max(1.0),
-                    "{name}: argument {which}, element {i}: analytic {a}, finite difference {numeric}"
-                );
-            }
-        }
+        let args = [xs.clone(), gs.clone(), bs.clone()];
+        assert_finite_differences(name, &args, &analytic, |a| {
+            loss(&a[0], &a[1], &a[2], &device).0.into_scalar::<f32>() as f64
+        });
     }
 }
 

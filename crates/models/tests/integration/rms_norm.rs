@@ -9,7 +9,8 @@ use burn::tensor::{DType, Device, Distribution, Tensor, TensorData};
 use models::rms_norm;
 
 use crate::common::{
-    devices, f32_values as values, worst_relative as worst, RequireGradIfAutodiff,
+    assert_finite_differences, devices, f32_values as values, worst_relative as worst,
+    RequireGradIfAutodiff,
 };
 
 /// SmolLM2's ε.
@@ -95,23 +96,10 @@ fn backward_matches_finite_differences() {
             values(x.grad(&grads).unwrap()),
             values(weight.grad(&grads).unwrap()),
         ];
-        let h = 1e-2f32;
-        for (which, base) in [&xs, &gs].into_iter().enumerate() {
-            for i in 0..base.len() {
-                let at = |shift: f32| {
-                    let mut args = [xs.clone(), gs.clone()];
-                    args[which][i] += shift;
-                    let (l, _, _) = loss(&args[0], &args[1], &device);
-                    l.into_scalar::<f32>() as f64
-                };
-                let numeric = ((at(h) - at(-h)) / (2.0 * h as f64)) as f32;
-                let a = analytic[which][i];
-                assert!(
-                    (numeric - a).abs() < 2e-3 * a.abs().max(1.0),
-                    "{name}: argument {which}, element {i}: analytic {a}, finite difference {numeric}"
-                );
-            }
-        }
+        let args = [xs.clone(), gs.clone()];
+        assert_finite_differences(name, &args, &analytic, |a| {
+            loss(&a[0], &a[1], &device).0.into_scalar::<f32>() as f64
+        });
     }
 }
 

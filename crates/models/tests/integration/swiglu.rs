@@ -7,7 +7,9 @@ use burn::tensor::activation::silu;
 use burn::tensor::{DType, Device, Distribution, Tensor, TensorData};
 use models::swiglu;
 
-use crate::common::{devices, f32_values as values, worst_relative as worst};
+use crate::common::{
+    assert_finite_differences, devices, f32_values as values, worst_relative as worst,
+};
 
 #[test]
 fn forward_matches_burns_silu_product_on_contiguous_and_strided_inputs() {
@@ -85,23 +87,10 @@ fn backward_matches_finite_differences() {
             values(a.grad(&grads).unwrap()),
             values(b.grad(&grads).unwrap()),
         ];
-        let h = 1e-2f32;
-        for (which, base) in [&gates, &ups].into_iter().enumerate() {
-            for i in 0..base.len() {
-                let at = |shift: f32| {
-                    let mut args = [gates.clone(), ups.clone()];
-                    args[which][i] += shift;
-                    let (l, _, _) = loss(&args[0], &args[1], &device);
-                    l.into_scalar::<f32>() as f64
-                };
-                let numeric = ((at(h) - at(-h)) / (2.0 * h as f64)) as f32;
-                let a = analytic[which][i];
-                assert!(
-                    (numeric - a).abs() < 2e-3 * a.abs().max(1.0),
-                    "{name}: argument {which}, element {i}: analytic {a}, finite difference {numeric}"
-                );
-            }
-        }
+        let args = [gates.clone(), ups.clone()];
+        assert_finite_differences(name, &args, &analytic, |a| {
+            loss(&a[0], &a[1], &device).0.into_scalar::<f32>() as f64
+        });
     }
 }
 

@@ -259,3 +259,30 @@ impl<const D: usize> RequireGradIfAutodiff for burn::tensor::Tensor<D> {
         }
     }
 }
+
+/// Central finite differences (step 1e-2) of `loss` at `args` against `analytic` (one gradient
+/// per argument), each element within 2e-3 relative to `max(|analytic|, 1)`; `name` prefixes
+/// the panic, which names the argument and the element.
+pub fn assert_finite_differences(
+    name: &str,
+    args: &[Vec<f32>],
+    analytic: &[Vec<f32>],
+    loss: impl Fn(&[Vec<f32>]) -> f64,
+) {
+    let h = 1e-2f32;
+    for (which, base) in args.iter().enumerate() {
+        for i in 0..base.len() {
+            let at = |shift: f32| {
+                let mut shifted = args.to_vec();
+                shifted[which][i] += shift;
+                loss(&shifted)
+            };
+            let numeric = ((at(h) - at(-h)) / (2.0 * h as f64)) as f32;
+            let a = analytic[which][i];
+            assert!(
+                (numeric - a).abs() < 2e-3 * a.abs().max(1.0),
+                "{name}: argument {which}, element {i}: analytic {a}, finite difference {numeric}"
+            );
+        }
+    }
+}
