@@ -2,7 +2,7 @@
 
 use burn::nn::loss::Reduction;
 use burn::tensor::{Int, Tensor};
-use mrl_common::log_softmax;
+use mrl_common::log_softmax_select;
 
 use crate::checks::{mask_shape, student_dims, ValueChecks};
 use crate::error::{fmt_shape, DistillError};
@@ -101,12 +101,17 @@ pub(crate) fn cross_entropy_per_token(
     targets: Tensor<2, Int>,
     mask: &Tensor<2>,
 ) -> Tensor<2> {
-    let [batch, seq, _] = logits.dims();
+    let [batch, seq, vocab] = logits.dims();
     let ignored = mask.clone().equal_elem(0.0);
-    let safe_targets = targets.mask_fill(ignored, 0).reshape([batch, seq, 1]);
-    let nll = log_softmax(logits, 2)
-        .gather(2, safe_targets)
-        .reshape([batch, seq])
-        .neg();
+    let safe_targets = targets.mask_fill(ignored, 0).reshape([batch * seq, 1]);
+    // The target's log-probability without the full log-softmax over the vocabulary.
+    let nll = log_softmax_select(
+        logits.reshape([batch * seq, vocab]),
+        safe_targets,
+        1.0,
+        false,
+    )
+    .reshape([batch, seq])
+    .neg();
     apply_mask(nll, mask)
 }

@@ -65,6 +65,10 @@
 //!   probability that underflows to 0 is ever passed to `log`, and nothing is clamped. The
 //!   log-softmax over the vocabulary is [`mrl_common::log_softmax()`]: one backend operation with a
 //!   hand-written backward, vectorised across the cores on flex and ndarray, Burn's elsewhere.
+//!   Where only a few classes of a row are needed — the cross-entropy's target, the student's
+//!   side of top-k distillation (the teacher's ids and the rest bucket), a teacher's top-k —
+//!   [`mrl_common::log_softmax_select()`] gives their log-probabilities (and the exact log-mass
+//!   of all other tokens) without the vocabulary-wide tensor.
 //! - Bad input is reported with [`DistillError`], which names the argument and the shapes or
 //!   values: the `try_` functions return it, the plain ones panic with its message. The value
 //!   checks (finiteness, mask, ids) read one small vector back from the device.

@@ -1,8 +1,8 @@
 //! What the teacher contributes: its full logits, or its top-k log-probabilities plus the exact
 //! log-mass of the rest of the vocabulary (what a teacher cache stores).
 
-use burn::tensor::{IndexingUpdateOp, Int, Tensor};
-use mrl_common::log_softmax;
+use burn::tensor::{Int, Tensor};
+use mrl_common::{log_softmax, log_softmax_select};
 
 use crate::checks::{positive, ValueChecks};
 use crate::error::{fmt_shape, DistillError};
@@ -172,34 +172,41 @@ impl TeacherTarget {
     ) -> (Tensor<2>, Tensor<2>, bool) {
         let [batch, seq, vocab] = student_logits.dims();
         let n = batch * seq;
-        let log_q = log_softmax(student_logits.div_scalar(temperature), 2);
         match self {
             TeacherTarget::Full { logits } => {
+                let log_q = log_softmax(student_logits.div_scalar(temperature), 2);
                 let logits = logits.clone().detach().cast(log_q.dtype());
                 let log_p = log_softmax(logits.div_scalar(temperature), 2);
                 (log_p.reshape([n, vocab]), log_q.reshape([n, vocab]), false)
             }
             TeacherTarget::TopK(t) => {
                 let k = t.k();
-                let log_p_top = t.log_probs.clone().detach().cast(log_q.dtype());
-                let log_q_top = log_q.clone().gather(2, t.ids.clone());
-                if k == vocab {
-                    // The rest bucket is empty on both sides.
-                    return (log_p_top.reshape([n, k]), log_q_top.reshape([n, k]), false);
+                // The student's log-probabilities at the teacher's ids and of the rest bucket,
+                // without its full log-softmax; the rest bucket is empty on both sides when the
+                // ids cover the vocabulary.
+                let rest = k < vocab;
+                let log_q = log_softmax_select(
+                    student_logits.reshape([n, vocab]),
+                    t.ids.clone().reshape([n, k]),
+                    temperature.recip(),
+                    rest,
+                );
+                let log_p_top = t
+                    .log_probs
+                    .clone()
+                    .detach()
+                    .cast(log_q.dtype())
+                    .reshape([n, k]);
+                if !rest {
+                    return (log_p_top, log_q, false);
                 }
-                let listed = listed_mask(&t.ids, &log_q);
-                let log_q_rest = logsumexp(log_q.mask_fill(listed, f64::NEG_INFINITY), 2);
                 let log_p_rest = t
                     .tail_log_mass
                     .clone()
                     .detach()
-                    .cast(log_q_top.dtype())
-                    .reshape([batch, seq, 1]);
-                (
-                    Tensor::cat(vec![log_p_top, log_p_rest], 2).reshape([n, k + 1]),
-                    Tensor::cat(vec![log_q_top, log_q_rest], 2).reshape([n, k + 1]),
-                    true,
-                )
+                    .cast(log_q.dtype())
+                    .reshape([n, 1]);
+                (Tensor::cat(vec![log_p_top, log_p_rest], 1), log_q, true)
             }
         }
     }
@@ -332,16 +339,6 @@ impl TopKTarget {
     }
 }
 
-/// `[B, S, V]` Bool, true at the listed `ids` `[B, S, k]`; on the device and dtype of `like`.
-fn listed_mask(ids: &Tensor<3, Int>, like: &Tensor<3>) -> Tensor<3, burn::tensor::Bool> {
-    let [batch, seq, k] = ids.dims();
-    let zeros = like.clone().detach().zeros_like();
-    let ones = Tensor::<3>::ones([batch, seq, k], (&zeros.device(), zeros.dtype()));
-    zeros
-        .scatter(2, ids.clone(), ones, IndexingUpdateOp::Assign)
-        .greater_elem(0.5)
-}
-
 /// The teacher's top-`k` at temperature `τ` from its full logits, for a teacher cache or
 /// [`TeacherTarget::TopK`].
 ///
@@ -396,17 +393,26 @@ pub fn try_teacher_top_k(
     checks.finite("teacher_logits", &teacher_logits);
     checks.run()?;
 
-    let log_p = log_softmax(teacher_logits.detach().div_scalar(temperature), 2);
-    let (log_probs, ids) = log_p.clone().topk_with_indices(k, 2);
-    let tail_log_mass = if k == vocab {
+    // The k largest logits are the k largest log-probabilities (τ > 0); their log-probabilities
+    // and the exact rest mass come from one pass over each row.
+    let logits = teacher_logits.detach();
+    let (_, ids) = logits.clone().topk_with_indices(k, 2);
+    let rest = k < vocab;
+    let rows = log_softmax_select(
+        logits.reshape([batch * seq, vocab]),
+        ids.clone().reshape([batch * seq, k]),
+        temperature.recip(),
+        rest,
+    );
+    let log_probs = rows.clone().narrow(1, 0, k).reshape([batch, seq, k]);
+    let tail_log_mass = if rest {
+        rows.narrow(1, k, 1).reshape([batch, seq])
+    } else {
         Tensor::full(
             [batch, seq],
             f64::NEG_INFINITY,
-            (&log_p.device(), log_p.dtype()),
+            (&log_probs.device(), log_probs.dtype()),
         )
-    } else {
-        let listed = listed_mask(&ids, &log_p);
-        logsumexp(log_p.mask_fill(listed, f64::NEG_INFINITY), 2).reshape([batch, seq])
     };
     Ok(TopKTarget {
         ids,

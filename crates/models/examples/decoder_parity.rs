@@ -10,9 +10,9 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use models::{LayerSelection, LlamaInput, LlamaModel};
+use mrl_common::log_softmax_select;
 
 #[derive(serde::Deserialize)]
 struct Reference {
@@ -48,9 +48,20 @@ fn batch_ce(model: &LlamaModel, examples: &[Example], device: &Device) -> (f64, 
         },
         false,
     );
-    let log_probs = log_softmax(out.logits.unwrap().slice([0..batch, 0..seq - 1]), 2);
-    let targets = input_ids.slice([0..batch, 1..seq]).unsqueeze_dim::<3>(2);
-    let picked = log_probs.gather(2, targets).into_data();
+    // The targets' log-probabilities as distillation's cross-entropy takes them: without the
+    // full log-softmax over the vocabulary.
+    let logits = out.logits.unwrap().slice([0..batch, 0..seq - 1]);
+    let vocab = logits.dims()[2];
+    let targets = input_ids
+        .slice([0..batch, 1..seq])
+        .reshape([batch * (seq - 1), 1]);
+    let picked = log_softmax_select(
+        logits.reshape([batch * (seq - 1), vocab]),
+        targets,
+        1.0,
+        false,
+    )
+    .into_data();
     let picked = picked.as_slice::<f32>().unwrap();
     let (mut sum, mut n, mut tokens) = (0.0, 0, 0);
     for (b, e) in examples.iter().enumerate() {

@@ -46,6 +46,16 @@ impl std::ops::DerefMut for HostF32 {
     }
 }
 
+/// Elements per parallel task of a row-wise host operation.
+const BLOCK: usize = 1 << 14;
+
+/// Rows per parallel task for rows of `row_len` elements: whole rows, about 16384 elements (at
+/// least one row), so a task is large enough to amortise its scheduling and small enough to
+/// spread a batch across the cores.
+pub fn rows_per_block(row_len: usize) -> usize {
+    (BLOCK / row_len.max(1)).max(1)
+}
+
 /// `exp(y)` for `y ≤ 0` (Cephes `expf`: `y = k·ln 2 + r`, `|r| ≤ ½ ln 2`, degree-6 polynomial
 /// for `exp(r)`, `2^k` built from the exponent bits; relative error ~1 ulp).
 ///
@@ -77,6 +87,17 @@ pub fn exp_nonpositive(y: f32) -> f32 {
     let poly = ((((P[0] * r + P[1]) * r + P[2]) * r + P[3]) * r + P[4]) * r + P[5];
     let exp_r = poly * (r * r) + r + 1.0;
     exp_r * f32::from_bits(((k_int + 127) << 23) as u32)
+}
+
+/// `exp(y)` for `y ≤ 0`, exactly 0 below −87 (and for `−∞`), NaN for NaN.
+#[inline(always)]
+pub fn exp_or_zero(y: f32) -> f32 {
+    let e = exp_nonpositive(y);
+    if y < -87.0 {
+        0.0
+    } else {
+        e
+    }
 }
 
 /// Lanes of the reductions below: eight partial results, combined at the end, so the loops
@@ -133,6 +154,21 @@ pub fn max_lanes(xs: &[f32]) -> f32 {
         }
     }
     acc.iter().fold(tail, |m, x| m.max(*x))
+}
+
+/// `Σ f(x)` over eight f64 lanes: a row is up to a vocabulary long (49152 for SmolLM2), where
+/// f32 lanes of 6144 terms each lose ~1e-5 of the sum; `f` is evaluated in f32 (vectorised).
+#[inline(always)]
+pub fn sum_f64(xs: &[f32], f: impl Fn(f32) -> f32) -> f64 {
+    let mut acc = [0.0f64; 8];
+    let chunks = xs.chunks_exact(8);
+    let tail: f64 = chunks.remainder().iter().map(|&x| f(x) as f64).sum();
+    for c in chunks {
+        for (a, &x) in acc.iter_mut().zip(c) {
+            *a += f(x) as f64;
+        }
+    }
+    acc.iter().sum::<f64>() + tail
 }
 
 #[cfg(test)]

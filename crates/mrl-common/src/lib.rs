@@ -13,6 +13,7 @@
 //! | whether a device runs on the host CPU backends | [`is_host_cpu`] | `host_device.rs` |
 //! | the host-implementation building blocks (in-place f32 buffers, vectorisable `exp` and lane reductions) | [`host_math`] | `host_math.rs` |
 //! | log-softmax over the last axis as one backend operation (host path on flex/ndarray) | [`log_softmax()`] | `log_softmax/` |
+//! | log-probabilities at listed classes (and the rest mass) without the full log-softmax: cross-entropy and top-k distillation rows | [`log_softmax_select()`] | `log_softmax_select/` |
 //!
 //! Names parse with [`FromStr`](std::str::FromStr), print with [`Display`](std::fmt::Display)
 //! and (de)serialise with serde under the same lower-case names (`mean`, `cls`, `last`;
@@ -59,6 +60,8 @@ pub mod host_math;
 pub mod limits;
 #[allow(deprecated)] // the generated dispatch names NdArray, deprecated upstream
 pub mod log_softmax;
+#[allow(deprecated)] // the generated dispatch names NdArray, deprecated upstream
+pub mod log_softmax_select;
 mod normalize;
 mod pooling;
 mod rng;
@@ -68,6 +71,7 @@ pub use dims::nested_dims;
 pub use error::CommonError;
 pub use host_device::is_host_cpu;
 pub use log_softmax::log_softmax;
+pub use log_softmax_select::log_softmax_select;
 pub use normalize::{check_dim, l2_normalize, truncate_normalize, NORM_EPS};
 pub use pooling::{pool, Pooling};
 pub use rng::SplitMix64;

@@ -8,15 +8,9 @@ use burn::tensor::DType;
 use rayon::prelude::*;
 
 use super::AttentionSoftmaxOps;
-use mrl_common::host_math::{dot_lanes, exp_nonpositive, max_lanes, sum_lanes, HostF32};
-
-/// Elements per parallel task (whole rows).
-const BLOCK: usize = 1 << 14;
-
-/// Rows per block: whole rows, about [`BLOCK`] elements.
-fn rows_per_block(keys: usize) -> usize {
-    (BLOCK / keys.max(1)).max(1)
-}
+use mrl_common::host_math::{
+    dot_lanes, exp_nonpositive, max_lanes, rows_per_block, sum_lanes, HostF32,
+};
 
 /// One row: `p ← softmax(s · scale + m)`.
 #[inline(always)]

@@ -8,41 +8,7 @@ use burn::tensor::DType;
 use rayon::prelude::*;
 
 use super::LogSoftmaxOps;
-use crate::host_math::{exp_nonpositive, max_lanes, HostF32};
-
-/// Elements per parallel task (whole rows).
-const BLOCK: usize = 1 << 14;
-
-/// Rows per block: whole rows, about [`BLOCK`] elements.
-fn rows_per_block(d: usize) -> usize {
-    (BLOCK / d.max(1)).max(1)
-}
-
-/// `exp(y)` for `y ≤ 0`, exactly 0 below −87 (and for `−∞`), NaN for NaN.
-#[inline(always)]
-fn exp_or_zero(y: f32) -> f32 {
-    let e = exp_nonpositive(y);
-    if y < -87.0 {
-        0.0
-    } else {
-        e
-    }
-}
-
-/// `Σ f(x)` over eight f64 lanes: a row is up to a vocabulary long (49152 for SmolLM2), where
-/// f32 lanes of 6144 terms each lose ~1e-5 of the sum; `f` is evaluated in f32 (vectorised).
-#[inline(always)]
-fn sum_f64(xs: &[f32], f: impl Fn(f32) -> f32) -> f64 {
-    let mut acc = [0.0f64; 8];
-    let chunks = xs.chunks_exact(8);
-    let tail: f64 = chunks.remainder().iter().map(|&x| f(x) as f64).sum();
-    for c in chunks {
-        for (a, &x) in acc.iter_mut().zip(c) {
-            *a += f(x) as f64;
-        }
-    }
-    acc.iter().sum::<f64>() + tail
-}
+use crate::host_math::{exp_or_zero, max_lanes, rows_per_block, sum_f64, HostF32};
 
 /// `row ← log_softmax(row)`.
 #[inline(always)]
