@@ -46,7 +46,7 @@ pub struct LogSoftmaxSelected<B: Backend> {
     /// log-mass of the unlisted classes: `[N, k + rest]`.
     pub values: FloatTensor<B>,
     /// `[N, 2]`: `L` and `R` of the module docs per row (`R = −∞` when nothing is unlisted;
-    /// `R` is NaN-free but unused without `rest`), kept for the backward.
+    /// without `rest` the second column repeats `L` and is not used), kept for the backward.
     pub log_norms: FloatTensor<B>,
 }
 
