@@ -319,6 +319,51 @@ fn forward_panics_with_the_error_message() {
     kd(Divergence::ForwardKl, 1.0).forward(f.student, &wide, f.mask, Reduction::Mean);
 }
 
+/// The finiteness check sums the logits first: finite logits whose sum overflows f32 are still
+/// accepted (the exact test decides), and an overflowing tensor that does hold an ∞ is refused.
+#[test]
+fn finite_logits_whose_sum_overflows_are_accepted() {
+    for (_, device) in devices() {
+        let f = fx(&device);
+        let n: usize = SHAPE.iter().product();
+        let huge = tensor(vec![3.0e38; n], SHAPE, &device, DType::F32);
+        let loss = kd(Divergence::ForwardKl, 1.0);
+        let teacher = TeacherTarget::full(f.teacher.clone());
+        let value = loss
+            .try_forward(huge.clone(), &teacher, f.mask.clone(), Reduction::Mean)
+            .expect("finite logits are valid however large their sum");
+        assert!(scalar(&value.loss).is_finite(), "{}", scalar(&value.loss));
+        let uniform = loss
+            .try_forward(
+                tensor(vec![0.0; n], SHAPE, &device, DType::F32),
+                &teacher,
+                f.mask.clone(),
+                Reduction::Mean,
+            )
+            .unwrap();
+        assert_close("equal logits", scalar(&value.loss), scalar(&uniform.loss), 1e-5);
+        let mut vals = vec![3.0e38; n];
+        vals[11] = f64::INFINITY;
+        let err = kd_err(
+            &loss,
+            &f,
+            tensor(vals, SHAPE, &device, DType::F32),
+            &teacher,
+            f.mask.clone(),
+        );
+        assert!(
+            matches!(
+                err,
+                DistillError::NonFinite {
+                    arg: "student_logits",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+}
+
 #[test]
 fn non_finite_logits_name_student_or_teacher() {
     for (_, device) in devices() {
