@@ -5,9 +5,10 @@ use burn::config::Config;
 use burn::module::Module;
 use burn::nn::loss::Reduction;
 use burn::tensor::Tensor;
+use mrl_common::kl_div_logits;
 
 use crate::checks::{mask_shape, positive, student_dims, ValueChecks};
-use crate::divergence::Divergence;
+use crate::divergence::{Divergence, RowDivergence};
 use crate::error::DistillError;
 use crate::reduction::{apply_mask, masked_mean, reduce_tokens};
 use crate::teacher::TeacherTarget;
@@ -222,9 +223,28 @@ impl KdLoss {
         teacher: &TeacherTarget,
         mask: &Tensor<2>,
     ) -> PerToken {
-        let [batch, seq, _] = student_logits.dims();
-        let (log_p, log_q, p_has_zeros) = teacher.log_prob_rows(student_logits, self.temperature);
-        let rows = self.divergence.per_row(log_p, log_q, p_has_zeros);
+        let [batch, seq, vocab] = student_logits.dims();
+        let rows = match (teacher, &self.divergence) {
+            // Forward KL against the full teacher: one operation from both logits, without
+            // either log-softmax over the vocabulary.
+            (TeacherTarget::Full { logits }, Divergence::ForwardKl) => {
+                let n = batch * seq;
+                let teacher = logits.clone().cast(student_logits.dtype());
+                RowDivergence {
+                    value: kl_div_logits(
+                        student_logits.reshape([n, vocab]),
+                        teacher.reshape([n, vocab]),
+                        self.temperature.recip(),
+                    ),
+                    adaptive: None,
+                }
+            }
+            _ => {
+                let (log_p, log_q, p_has_zeros) =
+                    teacher.log_prob_rows(student_logits, self.temperature);
+                self.divergence.per_row(log_p, log_q, p_has_zeros)
+            }
+        };
         let scale = self.scale();
         let tokens = |t: Tensor<1>, scale: f64| {
             let t = t.reshape([batch, seq]);

@@ -171,6 +171,26 @@ pub fn sum_f64(xs: &[f32], f: impl Fn(f32) -> f32) -> f64 {
     acc.iter().sum::<f64>() + tail
 }
 
+/// `Σ f(a_i, b_i)` over eight f64 lanes, like [`sum_f64`] for two rows of the same length.
+#[inline(always)]
+pub fn sum2_f64(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f64 {
+    debug_assert_eq!(a.len(), b.len());
+    let mut acc = [0.0f64; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f64 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(&x, &y)| f(x, y) as f64)
+        .sum();
+    for (ca, cb) in ca.zip(cb) {
+        for ((acc, &x), &y) in acc.iter_mut().zip(ca).zip(cb) {
+            *acc += f(x, y) as f64;
+        }
+    }
+    acc.iter().sum::<f64>() + tail
+}
+
 #[cfg(test)]
 mod tests {
     use super::{dot_lanes, exp_nonpositive, max_lanes, sum_lanes};

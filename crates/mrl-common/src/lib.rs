@@ -14,6 +14,7 @@
 //! | the host-implementation building blocks (in-place f32 buffers, vectorisable `exp` and lane reductions) | [`host_math`] | `host_math.rs` |
 //! | log-softmax over the last axis as one backend operation (host path on flex/ndarray) | [`log_softmax()`] | `log_softmax/` |
 //! | log-probabilities at listed classes (and the rest mass) without the full log-softmax: cross-entropy and top-k distillation rows | [`log_softmax_select()`] | `log_softmax_select/` |
+//! | the forward KL divergence between two softmaxes from their logits, per row, without either log-softmax: full-vocabulary distillation rows | [`kl_div_logits()`] | `kl_logits/` |
 //!
 //! Names parse with [`FromStr`](std::str::FromStr), print with [`Display`](std::fmt::Display)
 //! and (de)serialise with serde under the same lower-case names (`mean`, `cls`, `last`;
@@ -57,6 +58,8 @@ mod error;
 mod host_device;
 #[cfg(any(feature = "flex", feature = "ndarray"))]
 pub mod host_math;
+#[allow(deprecated)] // the generated dispatch names NdArray, deprecated upstream
+pub mod kl_logits;
 pub mod limits;
 #[allow(deprecated)] // the generated dispatch names NdArray, deprecated upstream
 pub mod log_softmax;
@@ -70,6 +73,7 @@ pub use device::DeviceKind;
 pub use dims::nested_dims;
 pub use error::CommonError;
 pub use host_device::is_host_cpu;
+pub use kl_logits::kl_div_logits;
 pub use log_softmax::log_softmax;
 pub use log_softmax_select::log_softmax_select;
 pub use normalize::{check_dim, l2_normalize, truncate_normalize, NORM_EPS};

@@ -341,7 +341,12 @@ fn finite_logits_whose_sum_overflows_are_accepted() {
                 Reduction::Mean,
             )
             .unwrap();
-        assert_close("equal logits", scalar(&value.loss), scalar(&uniform.loss), 1e-5);
+        assert_close(
+            "equal logits",
+            scalar(&value.loss),
+            scalar(&uniform.loss),
+            1e-5,
+        );
         let mut vals = vec![3.0e38; n];
         vals[11] = f64::INFINITY;
         let err = kd_err(
