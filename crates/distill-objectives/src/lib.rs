@@ -68,7 +68,8 @@
 //!   Where only a few classes of a row are needed — the cross-entropy's target, the student's
 //!   side of top-k distillation (the teacher's ids and the rest bucket), a teacher's top-k —
 //!   [`mrl_common::log_softmax_select()`] gives their log-probabilities (and the exact log-mass
-//!   of all other tokens) without the vocabulary-wide tensor.
+//!   of all other tokens) without the vocabulary-wide tensor; the forward KL against a full
+//!   teacher is [`mrl_common::kl_div_logits()`], from both logits without either log-softmax.
 //! - Bad input is reported with [`DistillError`], which names the argument and the shapes or
 //!   values: the `try_` functions return it, the plain ones panic with its message. The value
 //!   checks (finiteness, mask, ids) read one small vector back from the device.

@@ -5,7 +5,7 @@ use burn::config::Config;
 use burn::module::Module;
 use burn::nn::loss::Reduction;
 use burn::tensor::{Int, Tensor};
-use mrl_common::log_softmax;
+use mrl_common::{log_softmax, log_softmax_select};
 use serde::{Deserialize, Serialize};
 
 use crate::checks::{positive, ValueChecks};
@@ -517,11 +517,12 @@ impl MinedLoss {
                 .reshape([batch * seq_s])
                 .select(0, rows)
                 .reshape([n, 1]);
-            let ce = log_softmax(
-                gather_rows(student_logits, &unaligned_s).mul_scalar(inv_tau),
-                1,
+            let ce = log_softmax_select(
+                gather_rows(student_logits, &unaligned_s),
+                target,
+                inv_tau,
+                false,
             )
-            .gather(1, target)
             .reshape([n])
             .neg();
             value = value + scatter_rows(ce, &unaligned_s, batch, seq_s);
