@@ -87,6 +87,12 @@ fn sts_sentences(path: &PathBuf) -> Vec<String> {
     out
 }
 
+/// The `mrl` binary's allocator (mimalloc without transparent huge pages), so this benchmark
+/// measures what `mrl` runs: with glibc's, every large tensor buffer is returned to the kernel
+/// and page-faulted in again (docs/benchmarks.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let args = parse_args();
     let sentences = sts_sentences(&args.data);

@@ -12,6 +12,12 @@ use std::time::Instant;
 use burn::tensor::Device;
 use models::generation::{generate, GenerationOptions, TextGenerator};
 
+/// The `mrl` binary's allocator (mimalloc without transparent huge pages), so this benchmark
+/// measures what `mrl` runs: with glibc's, every large tensor buffer is returned to the kernel
+/// and page-faulted in again (docs/benchmarks.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let model = PathBuf::from(

@@ -64,6 +64,7 @@ pub mod gguf;
 mod hf_safetensors;
 #[allow(deprecated)] // the generated dispatch names NdArray, deprecated upstream
 pub mod layer_norm;
+mod linear_rows;
 pub mod llama;
 pub mod pooling;
 pub mod resolve;

@@ -19,3 +19,17 @@ pub fn is_host_cpu(device: &Device) -> bool {
         _ => false,
     }
 }
+
+/// Whether `device`'s matrix product copies an operand that is not laid out row-major (a
+/// transposed view) before multiplying: ndarray's does (`as_standard_layout`), flex's GEMM reads
+/// the strides in place, and so do the GPU backends' kernels. Models pick the arrangement of a
+/// product by it, e.g. the tied output head of `models::llama`.
+pub fn matmul_copies_transposed_operands(device: &Device) -> bool {
+    match device.clone().without_autodiff().as_dispatch() {
+        #[cfg(feature = "ndarray")]
+        #[allow(deprecated)]
+        DispatchDevice::NdArray(_) => true,
+        #[allow(unreachable_patterns)]
+        _ => false,
+    }
+}

@@ -72,7 +72,7 @@ mod rng;
 pub use device::DeviceKind;
 pub use dims::nested_dims;
 pub use error::CommonError;
-pub use host_device::is_host_cpu;
+pub use host_device::{is_host_cpu, matmul_copies_transposed_operands};
 pub use kl_logits::kl_div_logits;
 pub use log_softmax::log_softmax;
 pub use log_softmax_select::log_softmax_select;

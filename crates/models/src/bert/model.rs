@@ -15,6 +15,7 @@ use burn::tensor::{Bool, Device, Int, Tensor};
 
 use super::config::{BertConfig, HiddenAct};
 use crate::gelu::gelu_exact;
+use crate::linear_rows::linear_rows;
 
 /// Token ids, padding mask and (optional) segment ids of one batch.
 ///
@@ -256,18 +257,6 @@ impl BertSelfAttention {
     fn head_dim(&self, hidden: usize) -> usize {
         hidden / self.num_heads
     }
-}
-
-/// `linear` applied to `[batch, seq, in]` as one `[batch·seq, in] × [in, out]` product.
-///
-/// Burn's `Linear` keeps the batched form when `seq` is a multiple of 32, which on the CPU
-/// backends runs one small GEMM per sequence; folding the rows always gives the GEMM one large
-/// product it can split over the cores.
-fn linear_rows(linear: &Linear, x: Tensor<3>) -> Tensor<3> {
-    let [batch, seq, d_in] = x.dims();
-    let y = linear.forward(x.reshape([batch * seq, d_in]));
-    let d_out = y.dims()[1];
-    y.reshape([batch, seq, d_out])
 }
 
 /// `layer` (with its epsilon) applied by [`crate::layer_norm`].

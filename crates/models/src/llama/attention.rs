@@ -15,6 +15,7 @@ use burn::tensor::{Bool, Device, Int, Tensor};
 use super::config::LlamaConfig;
 use super::rms_norm::LlamaRmsNorm;
 use super::rope::apply_rotary;
+use crate::linear_rows::linear_rows;
 
 /// The mask of one forward pass, in the two forms attention needs.
 #[derive(Debug, Clone)]
@@ -177,16 +178,16 @@ impl LlamaAttention {
     ) -> (Tensor<3>, Option<Tensor<4>>) {
         let [batch, seq, _] = x.dims();
         let q = self.split_heads(
-            self.q_proj.forward(x.clone()),
+            linear_rows(&self.q_proj, x.clone()),
             self.num_heads,
             self.q_norm.as_ref(),
         );
         let k = self.split_heads(
-            self.k_proj.forward(x.clone()),
+            linear_rows(&self.k_proj, x.clone()),
             self.num_kv_heads,
             self.k_norm.as_ref(),
         );
-        let v = self.split_heads(self.v_proj.forward(x), self.num_kv_heads, None);
+        let v = self.split_heads(linear_rows(&self.v_proj, x), self.num_kv_heads, None);
         let q = apply_rotary(q, cos, sin);
         let mut k = apply_rotary(k, cos, sin);
         let mut v = v;
@@ -226,7 +227,7 @@ impl LlamaAttention {
         let context = context
             .swap_dims(1, 2)
             .reshape([batch, seq, self.num_heads * self.head_dim]);
-        (self.o_proj.forward(context), probs)
+        (linear_rows(&self.o_proj, context), probs)
     }
 }
 

@@ -6,6 +6,7 @@ use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};
 
 use super::config::LlamaConfig;
+use crate::linear_rows::linear_rows;
 
 /// `mlp`: gate, up and down projections, no biases.
 #[derive(Module, Debug)]
@@ -32,8 +33,8 @@ impl LlamaMlp {
 
     /// `[batch, seq, hidden]` → `[batch, seq, hidden]`.
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let gate = self.gate_proj.forward(x.clone());
-        self.down_proj
-            .forward(crate::swiglu(gate, self.up_proj.forward(x)))
+        let gate = linear_rows(&self.gate_proj, x.clone());
+        let up = linear_rows(&self.up_proj, x);
+        linear_rows(&self.down_proj, crate::swiglu(gate, up))
     }
 }

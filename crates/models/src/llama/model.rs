@@ -11,6 +11,7 @@ use super::config::LlamaConfig;
 use super::rms_norm::LlamaRmsNorm;
 use super::rope::RotaryEmbedding;
 use crate::error::{ModelError, Result};
+use crate::linear_rows::linear_rows;
 
 /// Token ids and padding mask of one batch.
 ///
@@ -170,20 +171,26 @@ impl LlamaModel {
     /// when there is no `lm_head`).
     pub fn logits(&self, hidden: Tensor<3>) -> Tensor<3> {
         match &self.lm_head {
-            Some(head) => head.forward(hidden),
+            Some(head) => linear_rows(head, hidden),
             None => {
-                // `E · hᵀ`, then transpose the (small) result: multiplying by `Eᵀ` directly
-                // would copy the whole `[vocab, hidden]` matrix on every call, which dominates
-                // a one-token generation step.
+                // `h · Eᵀ` gives the logits row-major, as every consumer reads them; flex's GEMM
+                // and the GPU kernels read the transposed `E` in place. ndarray's product copies
+                // a transposed operand first, so there, with no more rows than `hidden`
+                // (generation), `(E · hᵀ)ᵀ` costs less: transposing the `[rows, vocab]` result
+                // instead of copying the `[vocab, hidden]` matrix, which would dominate a
+                // one-token step.
                 let [batch, seq, width] = hidden.dims();
-                let rows = hidden.reshape([batch * seq, width]).transpose();
-                let vocab = self.embed_tokens.weight.dims()[0];
-                self.embed_tokens
-                    .weight
-                    .val()
-                    .matmul(rows)
-                    .transpose()
-                    .reshape([batch, seq, vocab])
+                let rows = hidden.reshape([batch * seq, width]);
+                let embed = self.embed_tokens.weight.val();
+                let vocab = embed.dims()[0];
+                let logits = if batch * seq <= width
+                    && mrl_common::matmul_copies_transposed_operands(&embed.device())
+                {
+                    embed.matmul(rows.transpose()).transpose()
+                } else {
+                    rows.matmul(embed.transpose())
+                };
+                logits.reshape([batch, seq, vocab])
             }
         }
     }

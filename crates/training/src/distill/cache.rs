@@ -295,16 +295,15 @@ impl TeacherCache {
 }
 
 impl CachedPart {
-    /// The teacher targets of a batch, `[batch, seq − 1, k]`, aligned with
-    /// [`DistillBatch::targets`]; positions that do not count hold a uniform filler
-    /// (k ids and the tail at `1/(k+1)` each), which the losses mask out.
+    /// The teacher targets at the counted positions of `examples`, packed in the order of
+    /// [`DistillBatch::packed`](super::DistillBatch::packed): ids and log-probabilities
+    /// `[1, M, k]`, tail mass `[1, M]`, `M` the number of counted positions.
     ///
     /// # Errors
     /// [`TrainError::Cache`] when a record is missing or its row count does not match.
     pub fn batch_target(
         &self,
         examples: &[&DistillExample],
-        batch: &DistillBatch,
         device: &Device,
     ) -> Result<TeacherTarget> {
         if self.top_k == 0 {
@@ -314,18 +313,11 @@ impl CachedPart {
                  KD cache (top_k >= 1) for this objective",
             ));
         }
-        let [b, seq] = batch.dims();
-        let (t, k) = (seq - 1, self.top_k);
-        let filler = -((k + 1) as f32).ln();
-        let mut ids = vec![0i64; b * t * k];
-        let mut log_probs = vec![filler; b * t * k];
-        let mut tail = vec![filler; b * t];
-        for chunk in ids.chunks_mut(k) {
-            for (j, v) in chunk.iter_mut().enumerate() {
-                *v = j as i64;
-            }
-        }
-        for (bi, e) in examples.iter().enumerate() {
+        let k = self.top_k;
+        let mut ids = Vec::new();
+        let mut log_probs = Vec::new();
+        let mut tail = Vec::new();
+        for e in examples {
             let cached = self
                 .records
                 .get(&e.record)
@@ -333,31 +325,27 @@ impl CachedPart {
                     dir: self.dir.clone(),
                     message: format!("record {} is not in the cache", e.record),
                 })?;
-            let positions: Vec<usize> = e.target_positions().collect();
-            if positions.len() != cached.tail.len() {
+            let positions = e.num_targets();
+            if positions != cached.tail.len() {
                 return Err(TrainError::Cache {
                     dir: self.dir.clone(),
                     message: format!(
                         "record {}: {} cached positions, the data has {}",
                         e.record,
                         cached.tail.len(),
-                        positions.len()
+                        positions
                     ),
                 });
             }
-            for (r, &pos) in positions.iter().enumerate() {
-                let at = (bi * t + pos) * k;
-                for j in 0..k {
-                    ids[at + j] = i64::from(cached.ids[r * k + j]);
-                    log_probs[at + j] = cached.log_probs[r * k + j];
-                }
-                tail[bi * t + pos] = cached.tail[r];
-            }
+            ids.extend(cached.ids.iter().map(|&id| i64::from(id)));
+            log_probs.extend_from_slice(&cached.log_probs);
+            tail.extend_from_slice(&cached.tail);
         }
+        let m = tail.len();
         Ok(TeacherTarget::TopK(distill_objectives::TopKTarget {
-            ids: Tensor::<3, Int>::from_data(TensorData::new(ids, [b, t, k]), device),
-            log_probs: Tensor::from_data(TensorData::new(log_probs, [b, t, k]), device),
-            tail_log_mass: Tensor::from_data(TensorData::new(tail, [b, t]), device),
+            ids: Tensor::<3, Int>::from_data(TensorData::new(ids, [1, m, k]), device),
+            log_probs: Tensor::from_data(TensorData::new(log_probs, [1, m, k]), device),
+            tail_log_mass: Tensor::from_data(TensorData::new(tail, [1, m]), device),
         }))
     }
 }

@@ -470,6 +470,26 @@ pub struct DistillBatch {
     pub tokens: usize,
     /// Counted target positions.
     pub targets_counted: usize,
+    /// The counted positions in batch order: `(b·seq + t, input_ids[b, t + 1])`, the row of the
+    /// decoder's `[batch·seq, hidden]` states that predicts a counted target, and that target.
+    counted: Vec<(i64, i64)>,
+}
+
+/// The counted next-token positions of a [`DistillBatch`] packed into one row, so that the
+/// output head and the loss run only where a target counts (the prompt and the padding would
+/// otherwise take most of a batch's `[positions, vocab]` work).
+///
+/// # Shapes
+/// - `rows`: `[M]`, rows of the decoder's last hidden states reshaped to `[batch·seq, hidden]`
+/// - `targets`: `[1, M]`; `mask`: `[1, M]`, all ones
+#[derive(Debug, Clone)]
+pub struct PackedTargets {
+    /// Which hidden-state rows predict a counted target, in batch order.
+    pub rows: Tensor<1, Int>,
+    /// The targets of those rows.
+    pub targets: Tensor<2, Int>,
+    /// Ones: every packed position counts.
+    pub mask: Tensor<2>,
 }
 
 impl DistillBatch {
@@ -486,6 +506,7 @@ impl DistillBatch {
         let mut mask = vec![0i64; batch * seq];
         let mut targets = vec![0i64; batch * (seq - 1)];
         let mut target_mask = vec![0f32; batch * (seq - 1)];
+        let mut counted = Vec::new();
         for (b, e) in examples.iter().enumerate() {
             for (t, &id) in e.ids.iter().enumerate() {
                 ids[b * seq + t] = i64::from(id);
@@ -494,6 +515,7 @@ impl DistillBatch {
                     targets[b * (seq - 1) + t - 1] = i64::from(id);
                     if e.response[t] {
                         target_mask[b * (seq - 1) + t - 1] = 1.0;
+                        counted.push(((b * seq + t - 1) as i64, i64::from(id)));
                     }
                 }
             }
@@ -507,11 +529,26 @@ impl DistillBatch {
             target_mask: Tensor::from_data(TensorData::new(target_mask, [batch, seq - 1]), device),
             tokens,
             targets_counted,
+            counted,
         }
     }
 
     /// `[batch, seq]`.
     pub fn dims(&self) -> [usize; 2] {
         self.input_ids.dims()
+    }
+
+    /// The counted positions packed into one row, on `device`; `None` when no target counts.
+    pub fn packed(&self, device: &Device) -> Option<PackedTargets> {
+        let m = self.counted.len();
+        if m == 0 {
+            return None;
+        }
+        let (rows, targets): (Vec<i64>, Vec<i64>) = self.counted.iter().copied().unzip();
+        Some(PackedTargets {
+            rows: Tensor::from_data(TensorData::new(rows, [m]), device),
+            targets: Tensor::from_data(TensorData::new(targets, [1, m]), device),
+            mask: Tensor::ones([1, m], device),
+        })
     }
 }

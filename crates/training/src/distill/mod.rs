@@ -57,7 +57,9 @@ pub mod measure;
 
 pub use cache::{CacheKey, CacheManifest, CachedPart, TeacherCache};
 pub use config::{DistillConfig, MtaSection, ObjectiveKind, ObjectiveSection, SraSection};
-pub use data::{CrossTokens, DistillBatch, DistillData, DistillExample, ExampleUnits};
+pub use data::{
+    CrossTokens, DistillBatch, DistillData, DistillExample, ExampleUnits, PackedTargets,
+};
 
 /// Everything a distillation run trains: the student and the objective's projectors (MTA and
 /// SRA map student hidden states to the teacher's width; plain KD has none), which form a
@@ -593,19 +595,20 @@ impl DistillTask {
         Ok(())
     }
 
-    /// The teacher's targets for a batch of `part` (`train` / `dev`), on `device`.
+    /// The teacher's targets at the counted positions of a batch of `part` (`train` / `dev`),
+    /// on `device`, packed as [`DistillBatch::packed`] orders them.
     fn teacher_target(
         &self,
         part: &str,
         examples: &[&DistillExample],
-        batch: &DistillBatch,
         device: &Device,
     ) -> Result<TeacherTarget> {
         match self.teacher.as_ref().expect("a teacher when α > 0") {
             TeacherSource::Live(teacher) => {
                 let inner = device.clone().inner();
                 let b = DistillBatch::new(examples, &inner);
-                let logits = next_token_logits(teacher, &b);
+                let packed = b.packed(&inner).ok_or_else(no_counted_position)?;
+                let logits = counted_logits(teacher, &b, packed.rows);
                 let logits = if device.is_autodiff() {
                     Tensor::from_inner(logits)
                 } else {
@@ -613,7 +616,7 @@ impl DistillTask {
                 };
                 Ok(TeacherTarget::Full { logits })
             }
-            TeacherSource::Cached(cache) => cache.part(part)?.batch_target(examples, batch, device),
+            TeacherSource::Cached(cache) => cache.part(part)?.batch_target(examples, device),
         }
     }
 
@@ -662,17 +665,21 @@ impl DistillTask {
                 batch,
             ));
         }
-        let logits = next_token_logits(&model.student, &batch);
+        // The head and the loss only at the counted (response) positions, packed into one row:
+        // the token mean is the same, and the prompt and padding rows never reach the
+        // `[positions, vocab]` work.
+        let packed = batch.packed(device).ok_or_else(no_counted_position)?;
+        let logits = counted_logits(&model.student, &batch, packed.rows);
         let alpha = self.config.objective.alpha;
         let mut terms = Vec::new();
         let total = if alpha > 0.0 {
-            let teacher = self.teacher_target(part, examples, &batch, device)?;
+            let teacher = self.teacher_target(part, examples, device)?;
             let out = self
                 .objective
                 .try_forward(
                     logits,
-                    batch.targets.clone(),
-                    batch.target_mask.clone(),
+                    packed.targets,
+                    packed.mask,
                     &teacher,
                     Reduction::Mean,
                 )
@@ -681,12 +688,7 @@ impl DistillTask {
             self.push_kd_terms(&mut terms, out.terms);
             out.loss
         } else {
-            let ce = masked_cross_entropy(
-                logits,
-                batch.targets.clone(),
-                batch.target_mask.clone(),
-                Reduction::Mean,
-            );
+            let ce = masked_cross_entropy(logits, packed.targets, packed.mask, Reduction::Mean);
             terms.push(("total".to_string(), ce.clone()));
             terms.push(("ce".to_string(), ce.clone()));
             ce
@@ -1154,6 +1156,30 @@ pub fn next_token_logits(model: &LlamaModel, batch: &DistillBatch) -> Tensor<3> 
         .logits
         .expect("forward returns logits");
     drop_last_position(logits)
+}
+
+/// The decoder's logits at the counted positions of `batch` only, `[1, M, vocab]`: the last
+/// hidden states at `rows` ([`PackedTargets::rows`] of [`DistillBatch::packed`]) through the
+/// head, equal to [`next_token_logits`] at the positions where `target_mask` is 1.
+pub fn counted_logits(model: &LlamaModel, batch: &DistillBatch, rows: Tensor<1, Int>) -> Tensor<3> {
+    let hidden = model
+        .forward_hidden(
+            LlamaInput {
+                input_ids: batch.input_ids.clone(),
+                attention_mask: batch.attention_mask.clone(),
+            },
+            false,
+        )
+        .last_hidden_state();
+    let [b, s, width] = hidden.dims();
+    let picked = hidden.reshape([b * s, width]).select(0, rows);
+    let m = picked.dims()[0];
+    model.logits(picked.reshape([1, m, width]))
+}
+
+/// A batch without a counted target position has no token mean.
+fn no_counted_position() -> TrainError {
+    TrainError::Eval("a batch has no response position to distil on".to_string())
 }
 
 /// `[batch, seq − 1, vocab]`: the logits that have a next token.

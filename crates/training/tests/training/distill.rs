@@ -1,12 +1,13 @@
 //! The distillation task on a tiny random Llama teacher (no shared data): the data rendering
 //! and masking, config rejection, live and cached teachers (the cache equals the live
 //! teacher when k covers the vocabulary, and a stale or corrupt cache is refused, naming the
-//! field), resume == uninterrupted, α = 0 without a teacher, the Hugging Face export.
+//! field), resume == uninterrupted, α = 0 without a teacher, the packed response positions of
+//! the head and the loss, the Hugging Face export.
 
 use std::path::Path;
 
 use burn::module::Module;
-use burn::tensor::Device;
+use burn::tensor::{Device, Int, Tensor, TensorData};
 use tiny_models::{tiny_sentences, write_random_model, Arch, ModelShape};
 use training::distill::{DistillConfig, DistillData, DistillTask};
 use training::{Silent, TrainError};
@@ -348,6 +349,93 @@ fn alpha_zero_is_supervised_fine_tuning() {
     let names: Vec<&str> = report.terms.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(names, ["total", "ce"]);
     assert!(report.items > 0);
+}
+
+/// The packed head: the logits, targets and mask of the counted positions only, in batch order,
+/// equal the full next-token logits and targets where the target mask is 1.
+#[test]
+fn the_packed_positions_are_the_counted_ones() {
+    let _rng = rng_lock();
+    for (name, device) in devices() {
+        let tmp = TempDir::new("distill-packed");
+        setup(tmp.path(), &device, "");
+        let (_, model) = models::LlamaModel::from_pretrained(
+            &tmp.path().join("teacher"),
+            models::LayerSelection::All,
+            &device,
+        )
+        .unwrap();
+        let tokenizer = training::distill::load_tokenizer(&tmp.path().join("teacher")).unwrap();
+        let data = DistillData::load(
+            &tmp.path().join("data.jsonl"),
+            Some(0..4),
+            "data.records",
+            &tokenizer,
+            2,
+            40,
+            false,
+        )
+        .unwrap();
+        let refs: Vec<_> = data.examples.iter().collect();
+        let batch = training::distill::DistillBatch::new(&refs, &device);
+        let packed = batch.packed(&device).expect("the records have responses");
+
+        let full = training::distill::next_token_logits(&model, &batch);
+        let [b, t, v] = full.dims();
+        let mask = batch
+            .target_mask
+            .to_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .unwrap();
+        let counted: Vec<i64> = (0..b * t)
+            .filter(|&i| mask[i] == 1.0)
+            .map(|i| i as i64)
+            .collect();
+        let m = counted.len();
+        assert_eq!(m, batch.targets_counted, "{name}");
+        assert!(
+            m < b * t,
+            "{name}: the prompts and the padding are left out"
+        );
+        let at = Tensor::<1, Int>::from_data(TensorData::new(counted, [m]), &device);
+
+        let got = training::distill::counted_logits(&model, &batch, packed.rows);
+        assert_eq!(got.dims(), [1, m, v], "{name}");
+        let want = full.reshape([b * t, v]).select(0, at.clone());
+        let diff = (got.reshape([m, v]) - want)
+            .abs()
+            .max()
+            .into_scalar::<f32>();
+        assert!(diff < 1e-5, "{name}: max |Δlogit| = {diff}");
+
+        let want_targets = batch.targets.clone().reshape([b * t]).select(0, at);
+        assert_eq!(
+            packed
+                .targets
+                .reshape([m])
+                .to_data()
+                .convert::<i64>()
+                .try_to_vec::<i64>()
+                .unwrap(),
+            want_targets
+                .to_data()
+                .convert::<i64>()
+                .try_to_vec::<i64>()
+                .unwrap(),
+            "{name}"
+        );
+        assert_eq!(
+            packed
+                .mask
+                .to_data()
+                .convert::<f32>()
+                .try_to_vec::<f32>()
+                .unwrap(),
+            vec![1.0; m],
+            "{name}"
+        );
+    }
 }
 
 /// The exported student loads back with the same logits; the dev evaluation is reported
