@@ -69,6 +69,29 @@ every = 0
     )
 }
 
+/// The records `range` of [`setup`]'s data under `root`, tokenised with the tokenizer in
+/// `model_dir` (max length 40), as one batch on `device`.
+fn records_batch(
+    root: &Path,
+    model_dir: &Path,
+    range: std::ops::Range<usize>,
+    device: &Device,
+) -> training::distill::DistillBatch {
+    let tokenizer = training::distill::load_tokenizer(model_dir).unwrap();
+    let data = DistillData::load(
+        &root.join("data.jsonl"),
+        Some(range),
+        "data.records",
+        &tokenizer,
+        2,
+        40,
+        false,
+    )
+    .unwrap();
+    let refs: Vec<_> = data.examples.iter().collect();
+    training::distill::DistillBatch::new(&refs, device)
+}
+
 pub(crate) fn parse(text: &str) -> training::Result<DistillConfig> {
     DistillConfig::from_toml_str(text, Path::new("test.toml"), &[])
 }
@@ -365,19 +388,7 @@ fn the_packed_positions_are_the_counted_ones() {
             &device,
         )
         .unwrap();
-        let tokenizer = training::distill::load_tokenizer(&tmp.path().join("teacher")).unwrap();
-        let data = DistillData::load(
-            &tmp.path().join("data.jsonl"),
-            Some(0..4),
-            "data.records",
-            &tokenizer,
-            2,
-            40,
-            false,
-        )
-        .unwrap();
-        let refs: Vec<_> = data.examples.iter().collect();
-        let batch = training::distill::DistillBatch::new(&refs, &device);
+        let batch = records_batch(tmp.path(), &tmp.path().join("teacher"), 0..4, &device);
         let packed = batch.packed(&device).expect("the records have responses");
 
         let full = training::distill::next_token_logits(&model, &batch);
@@ -466,19 +477,7 @@ fn the_student_exports_in_hugging_face_layout() {
     let (config, loaded) =
         models::LlamaModel::from_pretrained(&dir, models::LayerSelection::All, &device).unwrap();
     assert_eq!(config.num_hidden_layers, 1);
-    let tokenizer = training::distill::load_tokenizer(&dir).unwrap();
-    let data = DistillData::load(
-        &tmp.path().join("data.jsonl"),
-        Some(0..2),
-        "data.records",
-        &tokenizer,
-        2,
-        40,
-        false,
-    )
-    .unwrap();
-    let refs: Vec<_> = data.examples.iter().collect();
-    let batch = training::distill::DistillBatch::new(&refs, &device);
+    let batch = records_batch(tmp.path(), &dir, 0..2, &device);
     let got = training::distill::next_token_logits(&loaded, &batch);
     let want = training::distill::next_token_logits(&trainer.model().student.valid(), &batch);
     let diff = (got - want).abs().max().into_scalar::<f32>();
