@@ -22,8 +22,8 @@ pub fn is_host_cpu(device: &Device) -> bool {
 
 /// Whether `device`'s matrix product copies an operand that is not laid out row-major (a
 /// transposed view) before multiplying: ndarray's does (`as_standard_layout`), flex's GEMM reads
-/// the strides in place, and so do the GPU backends' kernels. Models pick the arrangement of a
-/// product by it, e.g. the tied output head of `models::llama`.
+/// the strides in place, and the other backends are taken not to copy. Models pick the
+/// arrangement of a product by it, e.g. the tied output head of `models::llama`.
 pub fn matmul_copies_transposed_operands(device: &Device) -> bool {
     match device.clone().without_autodiff().as_dispatch() {
         #[cfg(feature = "ndarray")]
@@ -31,5 +31,31 @@ pub fn matmul_copies_transposed_operands(device: &Device) -> bool {
         DispatchDevice::NdArray(_) => true,
         #[allow(unreachable_patterns)]
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(feature = "ndarray")]
+    #[test]
+    #[allow(deprecated)]
+    fn ndarray_copies_transposed_operands_also_under_autodiff() {
+        assert!(matmul_copies_transposed_operands(&Device::ndarray()));
+        assert!(matmul_copies_transposed_operands(
+            &Device::ndarray().autodiff()
+        ));
+        assert!(is_host_cpu(&Device::ndarray().autodiff()));
+    }
+
+    #[cfg(feature = "flex")]
+    #[test]
+    fn flex_reads_transposed_operands_in_place() {
+        assert!(!matmul_copies_transposed_operands(&Device::flex()));
+        assert!(!matmul_copies_transposed_operands(
+            &Device::flex().autodiff()
+        ));
+        assert!(is_host_cpu(&Device::flex()));
     }
 }
