@@ -736,13 +736,7 @@ impl CacheWriter<'_> {
     ) -> Result<()> {
         let batch = DistillBatch::new(refs, self.device);
         let seq = batch.dims()[1];
-        let out = self.teacher.forward_hidden(
-            models::LlamaInput {
-                input_ids: batch.input_ids.clone(),
-                attention_mask: batch.attention_mask.clone(),
-            },
-            true,
-        );
+        let out = self.teacher.forward_hidden(batch.input(), true);
         let attentions = out.attentions.expect("attentions were asked for");
         let mask = batch.attention_mask.clone().float();
         let mut values = Vec::with_capacity(key.hidden_layers.len());

@@ -13,6 +13,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use distill_objectives::{
     shared_spans, unit_membership, AlignedSpan, Chunker, Granularity, Membership, Units,
 };
+use models::LlamaInput;
 use mrl_eval::instruct::{render_prompt, InstructRecord};
 use tokenizers::Tokenizer;
 
@@ -521,7 +522,7 @@ impl DistillBatch {
             }
         }
         let tokens = examples.iter().map(|e| e.len()).sum();
-        let targets_counted = examples.iter().map(|e| e.num_targets()).sum();
+        let targets_counted = counted.len();
         Self {
             input_ids: Tensor::from_data(TensorData::new(ids, [batch, seq]), device),
             attention_mask: Tensor::from_data(TensorData::new(mask, [batch, seq]), device),
@@ -536,6 +537,14 @@ impl DistillBatch {
     /// `[batch, seq]`.
     pub fn dims(&self) -> [usize; 2] {
         self.input_ids.dims()
+    }
+
+    /// The decoder's input: the ids and the attention mask.
+    pub fn input(&self) -> LlamaInput {
+        LlamaInput {
+            input_ids: self.input_ids.clone(),
+            attention_mask: self.attention_mask.clone(),
+        }
     }
 
     /// The counted positions packed into one row, on `device`; `None` when no target counts.

@@ -10,7 +10,7 @@ use distill_objectives::{
     masked_cross_entropy, membership_tensor, teacher_top_k, top1_agreement, Divergence,
     Granularity, KdLossConfig, KdObjective, MtaInput, MtaLoss, SraLoss, TeacherTarget,
 };
-use models::{LlamaInput, LlamaModel};
+use models::LlamaModel;
 use serde::{Deserialize, Serialize};
 
 use super::data::{DistillBatch, DistillData, DistillExample};
@@ -268,12 +268,8 @@ pub fn measure_mta(
         )));
     }
     let batch = DistillBatch::new(&refs, device);
-    let input = || LlamaInput {
-        input_ids: batch.input_ids.clone(),
-        attention_mask: batch.attention_mask.clone(),
-    };
-    let s_out = student.forward_hidden(input(), false);
-    let t_out = teacher.forward(input(), false);
+    let s_out = student.forward_hidden(batch.input(), false);
+    let t_out = teacher.forward(batch.input(), false);
     let confidence = mta.entropy_weighting.then(|| {
         distill_objectives::teacher_confidence(
             t_out.logits.clone().expect("forward returns logits"),

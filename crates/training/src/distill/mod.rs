@@ -42,7 +42,7 @@ use distill_objectives::{
     VocabIntersection,
 };
 use models::llama::{build_student, LlamaConfig};
-use models::{LayerSelection, LlamaInput, LlamaModel};
+use models::{LayerSelection, LlamaModel};
 use serde::{Deserialize, Serialize};
 use tokenizers::Tokenizer;
 
@@ -736,15 +736,11 @@ impl DistillTask {
                 "MTA needs the live teacher's hidden states",
             ));
         };
-        let input = |b: &DistillBatch| LlamaInput {
-            input_ids: b.input_ids.clone(),
-            attention_mask: b.attention_mask.clone(),
-        };
-        let student = model.student.forward(input(batch), false);
+        let student = model.student.forward(batch.input(), false);
         let s_logits = drop_last_position(student.logits.expect("forward returns logits"));
         let inner = device.clone().inner();
         let t_batch = DistillBatch::new(examples, &inner);
-        let t_out = teacher.forward(input(&t_batch), false);
+        let t_out = teacher.forward(t_batch.input(), false);
         let lift = |t: Tensor<3>| {
             if device.is_autodiff() {
                 Tensor::from_inner(t)
@@ -1146,13 +1142,7 @@ impl DistillTask {
 /// `t` predicts token `t + 1` (aligned with [`DistillBatch::targets`]).
 pub fn next_token_logits(model: &LlamaModel, batch: &DistillBatch) -> Tensor<3> {
     let logits = model
-        .forward(
-            LlamaInput {
-                input_ids: batch.input_ids.clone(),
-                attention_mask: batch.attention_mask.clone(),
-            },
-            false,
-        )
+        .forward(batch.input(), false)
         .logits
         .expect("forward returns logits");
     drop_last_position(logits)
@@ -1163,13 +1153,7 @@ pub fn next_token_logits(model: &LlamaModel, batch: &DistillBatch) -> Tensor<3> 
 /// head, equal to [`next_token_logits`] at the positions where `target_mask` is 1.
 pub fn counted_logits(model: &LlamaModel, batch: &DistillBatch, rows: Tensor<1, Int>) -> Tensor<3> {
     let hidden = model
-        .forward_hidden(
-            LlamaInput {
-                input_ids: batch.input_ids.clone(),
-                attention_mask: batch.attention_mask.clone(),
-            },
-            false,
-        )
+        .forward_hidden(batch.input(), false)
         .last_hidden_state();
     let [b, s, width] = hidden.dims();
     let picked = hidden.reshape([b * s, width]).select(0, rows);
@@ -1532,13 +1516,7 @@ pub fn sra_inputs(
         .collect();
     let (teacher_hidden, teacher_weights) = match &models.teacher {
         SraTeacher::Live(teacher) => {
-            let t_out = teacher.forward_hidden(
-                LlamaInput {
-                    input_ids: t_batch.input_ids.clone(),
-                    attention_mask: t_batch.attention_mask.clone(),
-                },
-                true,
-            );
+            let t_out = teacher.forward_hidden(t_batch.input(), true);
             let t_attn = t_out.attentions.expect("attentions were asked for");
             let t_mask = t_batch.attention_mask.clone().float();
             // Hidden state l is the output of decoder layer l − 1 (then the final norm for
@@ -1644,10 +1622,7 @@ pub fn cross_pass(
     } = student_pass(student, batch, attentions);
     let inner = device.clone().inner();
     let teacher_batch = DistillBatch::new(teacher_examples, &inner);
-    let t_input = LlamaInput {
-        input_ids: teacher_batch.input_ids.clone(),
-        attention_mask: teacher_batch.attention_mask.clone(),
-    };
+    let t_input = teacher_batch.input();
     let t_out = if teacher_logits {
         teacher.forward(t_input, attentions)
     } else {
@@ -1674,13 +1649,7 @@ struct StudentPass {
 
 /// Runs the student on `batch` with every hidden state (and attentions when asked for).
 fn student_pass(student: &LlamaModel, batch: &DistillBatch, attentions: bool) -> StudentPass {
-    let mut output = student.forward(
-        LlamaInput {
-            input_ids: batch.input_ids.clone(),
-            attention_mask: batch.attention_mask.clone(),
-        },
-        attentions,
-    );
+    let mut output = student.forward(batch.input(), attentions);
     let logits = drop_last_position(output.logits.take().expect("forward returns logits"));
     let ce = masked_cross_entropy(
         logits.clone(),
