@@ -7,8 +7,8 @@
 //!   logits, every hidden state, attention probabilities, KV-cached generation steps;
 //! - [`gelu`] — the exact GELU as a backend operation (vectorised, multi-core on flex/ndarray);
 //!   [`layer_norm`](mod@layer_norm), [`rms_norm`](mod@rms_norm),
-//!   [`attention_softmax`](mod@attention_softmax), [`dropout`](mod@dropout) and
-//!   [`swiglu`](mod@swiglu) the same way;
+//!   [`attention_softmax`](mod@attention_softmax), [`dropout`](mod@dropout),
+//!   [`embedding`](mod@embedding) and [`swiglu`](mod@swiglu) the same way;
 //! - [`generation`] — KV-cached greedy / sampled generation and chat templates;
 //! - [`gguf`] — a reader for llama.cpp GGUF files (F32/F16/BF16/Q8_0/Q4_0/Q4_1 to f32);
 //! - [`tokenizer`] — `tokenizer.json` with longest-in-batch padding, truncation and offsets;
@@ -55,6 +55,8 @@ pub mod bert;
 mod cast;
 #[allow(deprecated)] // the generated dispatch names NdArray, deprecated upstream
 pub mod dropout;
+#[allow(deprecated)] // the generated dispatch names NdArray, deprecated upstream
+pub mod embedding;
 pub mod error;
 pub mod finite;
 #[allow(deprecated)] // the generated dispatch names NdArray, deprecated upstream
@@ -81,6 +83,7 @@ pub use attention_softmax::attention_softmax;
 pub use backbone::Backbone;
 pub use bert::{BertConfig, BertInput, BertModel, BertOutput, BertVariant};
 pub use dropout::{dropout, dropout_keyed};
+pub use embedding::embedding;
 pub use error::{ModelError, Result};
 pub use gelu::gelu_exact;
 pub use layer_norm::layer_norm;

@@ -4,7 +4,10 @@
 //! f32 arithmetic (no libm calls, no `mul_add`), so loops over them vectorise and every
 //! instruction set gives the same bits.
 
-use burn::backend::{tensor::FloatTensor, Backend};
+use burn::backend::{
+    tensor::{FloatTensor, IntTensor},
+    Backend, TensorMetadata,
+};
 use burn::tensor::{try_read_sync, DType, TensorData};
 
 /// The f32 values of a host tensor of backend `B` (the input side of every host
@@ -44,6 +47,40 @@ impl std::ops::DerefMut for HostF32 {
     fn deref_mut(&mut self) -> &mut [f32] {
         self.0.as_mut_slice().expect("checked f32 when read")
     }
+}
+
+/// The ids of an integer tensor of backend `B` as row-major `usize`s, each checked against
+/// `0..bound`; `op` and `what` name the operation and the argument, `of` what `bound` counts, in
+/// the panic.
+///
+/// # Panics
+/// If the tensor cannot be read synchronously, or an id is negative or not below `bound`.
+pub fn read_ids<B: Backend>(
+    ids: IntTensor<B>,
+    bound: usize,
+    op: &str,
+    what: &str,
+    of: &str,
+) -> Vec<usize> {
+    let shape = ids.shape();
+    let data: TensorData = try_read_sync(B::int_into_data(ids))
+        .unwrap_or_else(|| panic!("{op}: `{what}` cannot be read synchronously"))
+        .unwrap_or_else(|e| panic!("{op}: reading `{what}` failed: {e:?}"));
+    data.iter::<i64>()
+        .enumerate()
+        .map(|(at, id)| {
+            usize::try_from(id)
+                .ok()
+                .filter(|&id| id < bound)
+                .unwrap_or_else(|| {
+                    panic!(
+                        "{op}: `{what}` {:?} holds {id} at flat index {at}, outside 0..{bound} \
+                         ({of})",
+                        shape.as_slice()
+                    )
+                })
+        })
+        .collect()
 }
 
 /// Elements per parallel task of a row-wise host operation.

@@ -165,9 +165,9 @@ impl BertEmbeddings {
         let positions = self.position_ids(&input_ids);
         let token_type_ids =
             token_type_ids.unwrap_or_else(|| Tensor::<2, Int>::zeros([batch, seq], &device));
-        let x = self.word_embeddings.forward(input_ids)
-            + self.position_embeddings.forward(positions)
-            + self.token_type_embeddings.forward(token_type_ids);
+        let x = crate::embedding(self.word_embeddings.weight.val(), input_ids)
+            + crate::embedding(self.position_embeddings.weight.val(), positions)
+            + crate::embedding(self.token_type_embeddings.weight.val(), token_type_ids);
         crate::dropout(&self.dropout, self.layer_norm(x))
     }
 }

@@ -310,7 +310,7 @@ impl LlamaModel {
         }
         let mask = DecoderMask::new(attention_mask, past, seq);
         let (cos, sin) = self.rope.cos_sin(past, seq, &device);
-        let mut x = self.embed_tokens.forward(input_ids);
+        let mut x = crate::embedding(self.embed_tokens.weight.val(), input_ids);
         let mut hidden_states = Vec::with_capacity(self.layers.len() + 1);
         let mut attentions = output_attentions.then(|| Vec::with_capacity(self.layers.len()));
         for (i, layer) in self.layers.iter().enumerate() {

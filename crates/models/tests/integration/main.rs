@@ -9,6 +9,7 @@ mod attention_softmax;
 mod bert_forward;
 mod decoder_embedder;
 mod dropout;
+mod embedding;
 mod gelu;
 mod generate_batch;
 mod generate_smollm2;

@@ -7,32 +7,21 @@ use burn::backend::{
     tensor::{FloatTensor, IntTensor},
     Backend, TensorMetadata,
 };
-use burn::tensor::{try_read_sync, DType, TensorData};
+use burn::tensor::{DType, TensorData};
 use rayon::prelude::*;
 
 use super::{portable, LogSoftmaxSelectOps, LogSoftmaxSelected};
-use crate::host_math::{exp_or_zero, max_lanes, rows_per_block, sum_f64, HostF32};
+use crate::host_math::{self, exp_or_zero, max_lanes, rows_per_block, sum_f64, HostF32};
 
 /// The ids as row-major `usize`s, each checked against `0..vocab`.
 fn read_ids<B: Backend>(ids: IntTensor<B>, vocab: usize) -> Vec<usize> {
-    let shape: [usize; 2] = ids.shape().dims();
-    let data: TensorData = try_read_sync(B::int_into_data(ids))
-        .expect("log_softmax_select: `ids` cannot be read synchronously")
-        .unwrap_or_else(|e| panic!("log_softmax_select: reading `ids` failed: {e:?}"));
-    data.iter::<i64>()
-        .enumerate()
-        .map(|(at, id)| {
-            usize::try_from(id)
-                .ok()
-                .filter(|&id| id < vocab)
-                .unwrap_or_else(|| {
-                    panic!(
-                        "log_softmax_select: `ids` {shape:?} holds {id} at flat index {at}, \
-                         outside 0..{vocab} (the classes of `logits`)"
-                    )
-                })
-        })
-        .collect()
+    host_math::read_ids::<B>(
+        ids,
+        vocab,
+        "log_softmax_select",
+        "ids",
+        "the classes of `logits`",
+    )
 }
 
 /// The distinct ids of a row in increasing order, into `sorted`.
