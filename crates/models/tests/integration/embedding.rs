@@ -93,7 +93,7 @@ fn backward_matches_finite_differences() {
         };
         let (l, t) = loss(&table, &device.clone().autodiff());
         let analytic = values(t.grad(&l.backward()).unwrap());
-        assert_finite_differences(name, &[table.clone()], &[analytic], |a| {
+        assert_finite_differences(name, std::slice::from_ref(&table), &[analytic], |a| {
             loss(&a[0], &device).0.into_scalar::<f32>() as f64
         });
     }
