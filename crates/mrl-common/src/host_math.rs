@@ -14,7 +14,45 @@ use burn::tensor::{try_read_sync, DType, TensorData};
 /// implementation), read as slices in place: flex hands over a uniquely owned contiguous buffer
 /// without a copy, and [`HostF32::into_tensor`] gives the (possibly rewritten) buffer back the
 /// same way, so an in-place operation costs no copy on either side.
-pub struct HostF32(TensorData);
+///
+/// A flex tensor whose buffer is shared (an activation that autodiff also keeps for the
+/// backward, a parameter) is read in place as well and copied only when it is written
+/// ([`DerefMut`](std::ops::DerefMut)), in one pass split across the cores. Burn's `into_data`
+/// would copy it on the calling thread, twice (into a byte vector, then into an aligned
+/// buffer), while the other cores wait.
+pub struct HostF32(Values);
+
+/// Where the values of a [`HostF32`] live.
+enum Values {
+    /// A buffer of our own: the tensor's, when it was uniquely owned, or a copy.
+    Owned(TensorData),
+    /// A shared, contiguous f32 flex tensor, read where it is.
+    #[cfg(feature = "flex")]
+    Shared(burn::backend::flex::FlexTensor),
+}
+
+/// Elements per parallel task when copying a shared buffer.
+#[cfg(feature = "flex")]
+const COPY_BLOCK: usize = 1 << 16;
+
+/// `tensor` as a flex tensor when it is one whose f32 buffer is shared and contiguous (read in
+/// place, see [`HostF32`]); otherwise `tensor` back.
+#[cfg(feature = "flex")]
+fn shared_flex<T: 'static>(tensor: T) -> Result<burn::backend::flex::FlexTensor, T> {
+    use burn::backend::flex::FlexTensor;
+    let readable = (&tensor as &dyn std::any::Any)
+        .downcast_ref::<FlexTensor>()
+        .is_some_and(|t| {
+            t.dtype() == DType::F32 && !t.is_unique() && t.as_slice::<f32>().is_some()
+        });
+    if !readable {
+        return Err(tensor);
+    }
+    let boxed: Box<dyn std::any::Any> = Box::new(tensor);
+    Ok(*boxed
+        .downcast::<FlexTensor>()
+        .expect("the type was checked above"))
+}
 
 impl HostF32 {
     /// Reads `tensor`; `op` and `what` name the operation and the argument in the panic.
@@ -22,16 +60,37 @@ impl HostF32 {
     /// # Panics
     /// If the tensor cannot be read synchronously or is not f32 (callers check the dtype first).
     pub fn read<B: Backend>(tensor: FloatTensor<B>, op: &str, what: &str) -> Self {
+        #[cfg(feature = "flex")]
+        let tensor = match shared_flex(tensor) {
+            Ok(shared) => return Self(Values::Shared(shared)),
+            Err(tensor) => tensor,
+        };
         let data = try_read_sync(B::float_into_data(tensor))
             .unwrap_or_else(|| panic!("{op}: `{what}` cannot be read synchronously"))
             .unwrap_or_else(|e| panic!("{op}: reading `{what}` failed: {e:?}"));
         assert_eq!(data.dtype(), DType::F32, "{op}: `{what}` must be f32");
-        Self(data)
+        Self(Values::Owned(data))
     }
 
-    /// The values as a tensor of `B` again, with the shape they were read with.
+    /// The values as a tensor of `B` again, with the shape they were read with (a shared tensor
+    /// that was only read is handed back as it was).
     pub fn into_tensor<B: Backend>(self, device: &B::Device) -> FloatTensor<B> {
-        B::float_from_data(self.0, device)
+        match self.0 {
+            Values::Owned(data) => B::float_from_data(data, device),
+            #[cfg(feature = "flex")]
+            Values::Shared(tensor) => {
+                let boxed: Box<dyn std::any::Any> = Box::new(tensor);
+                match boxed.downcast::<FloatTensor<B>>() {
+                    Ok(tensor) => *tensor,
+                    Err(other) => {
+                        let tensor = other
+                            .downcast::<burn::backend::flex::FlexTensor>()
+                            .expect("a shared HostF32 holds a flex tensor");
+                        B::float_from_data(tensor.into_data(), device)
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -39,13 +98,34 @@ impl std::ops::Deref for HostF32 {
     type Target = [f32];
 
     fn deref(&self) -> &[f32] {
-        self.0.as_slice().expect("checked f32 when read")
+        match &self.0 {
+            Values::Owned(data) => data.as_slice().expect("checked f32 when read"),
+            #[cfg(feature = "flex")]
+            Values::Shared(tensor) => tensor
+                .as_slice::<f32>()
+                .expect("checked contiguous f32 when read"),
+        }
     }
 }
 
 impl std::ops::DerefMut for HostF32 {
     fn deref_mut(&mut self) -> &mut [f32] {
-        self.0.as_mut_slice().expect("checked f32 when read")
+        #[cfg(feature = "flex")]
+        if let Values::Shared(tensor) = &self.0 {
+            use rayon::prelude::*;
+            let values: &[f32] = tensor
+                .as_slice::<f32>()
+                .expect("checked contiguous f32 when read");
+            let mut copy = Vec::with_capacity(values.len());
+            copy.par_extend(values.par_iter().copied().with_min_len(COPY_BLOCK));
+            let shape = tensor.layout().shape().clone();
+            self.0 = Values::Owned(TensorData::new(copy, shape));
+        }
+        match &mut self.0 {
+            Values::Owned(data) => data.as_mut_slice().expect("checked f32 when read"),
+            #[cfg(feature = "flex")]
+            Values::Shared(_) => unreachable!("a shared buffer was copied above"),
+        }
     }
 }
 
@@ -266,5 +346,93 @@ mod tests {
             );
             assert_eq!(max_lanes(&a), max, "max, n = {n}");
         }
+    }
+}
+
+#[cfg(all(test, feature = "flex"))]
+mod shared_reads {
+    use burn::backend::flex::FlexTensor;
+    use burn::backend::{Flex, FlexDevice};
+    use burn::tensor::TensorData;
+
+    use super::HostF32;
+
+    fn flex(values: Vec<f32>, shape: [usize; 2]) -> FlexTensor {
+        FlexTensor::from_data(TensorData::new(values, shape))
+    }
+
+    fn values(tensor: FlexTensor) -> Vec<f32> {
+        tensor.into_data().try_to_vec::<f32>().unwrap()
+    }
+
+    #[test]
+    fn a_shared_buffer_is_read_in_place_and_handed_back_unchanged() {
+        let x: Vec<f32> = (0..600).map(|i| i as f32 * 0.5).collect();
+        let tensor = flex(x.clone(), [20, 30]);
+        let other_owner = tensor.clone();
+        let read = HostF32::read::<Flex>(tensor, "test", "x");
+        assert_eq!(&read[..], &x[..]);
+        assert_eq!(
+            read[..].as_ptr(),
+            other_owner.as_slice::<f32>().unwrap().as_ptr(),
+            "a shared contiguous buffer is read where it is"
+        );
+        let back = read.into_tensor::<Flex>(&FlexDevice);
+        assert_eq!(back.layout().shape().as_slice(), [20, 30]);
+        assert_eq!(values(back), x);
+        assert_eq!(values(other_owner), x);
+    }
+
+    #[test]
+    fn writing_a_shared_buffer_copies_it_and_leaves_the_other_owner_alone() {
+        // Large enough that the copy is split into several parallel tasks.
+        let n = 3 * super::COPY_BLOCK + 17;
+        let x: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin()).collect();
+        let tensor = flex(x.clone(), [n, 1]);
+        let other_owner = tensor.clone();
+        let mut read = HostF32::read::<Flex>(tensor, "test", "x");
+        for v in read.iter_mut() {
+            *v = 2.0 * *v + 1.0;
+        }
+        let want: Vec<f32> = x.iter().map(|v| 2.0 * v + 1.0).collect();
+        let back = read.into_tensor::<Flex>(&FlexDevice);
+        assert_eq!(back.layout().shape().as_slice(), [n, 1]);
+        assert_eq!(values(back), want);
+        assert_eq!(values(other_owner), x, "the other owner's values changed");
+    }
+
+    #[test]
+    fn shared_views_with_an_offset_or_a_transpose_read_their_own_values() {
+        let x: Vec<f32> = (0..12).map(|i| i as f32).collect();
+        let tensor = flex(x, [4, 3]);
+        // Rows 1..3: contiguous, starting at an offset into the shared buffer.
+        let rows = tensor.narrow(0, 1, 2);
+        let mut read = HostF32::read::<Flex>(rows, "test", "x");
+        assert_eq!(&read[..], &[3.0, 4.0, 5.0, 6.0, 7.0, 8.0]);
+        read[0] = -1.0;
+        let back = read.into_tensor::<Flex>(&FlexDevice);
+        assert_eq!(values(back), [-1.0, 4.0, 5.0, 6.0, 7.0, 8.0]);
+        // A transposed view is not contiguous: read as a contiguous copy in logical order.
+        let transposed = tensor.transpose(0, 1);
+        let read = HostF32::read::<Flex>(transposed, "test", "x");
+        assert_eq!(
+            &read[..],
+            &[0.0, 3.0, 6.0, 9.0, 1.0, 4.0, 7.0, 10.0, 2.0, 5.0, 8.0, 11.0]
+        );
+        assert_eq!(
+            values(tensor),
+            (0..12).map(|i| i as f32).collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn a_uniquely_owned_buffer_is_written_in_place() {
+        let tensor = flex(vec![1.0; 64], [8, 8]);
+        let at = tensor.as_slice::<f32>().unwrap().as_ptr();
+        let mut read = HostF32::read::<Flex>(tensor, "test", "x");
+        read[3] = 5.0;
+        assert_eq!(read[..].as_ptr(), at, "no copy of an unshared buffer");
+        let back = read.into_tensor::<Flex>(&FlexDevice);
+        assert_eq!(back.as_slice::<f32>().unwrap()[3], 5.0);
     }
 }

@@ -315,7 +315,7 @@ impl<T: Task> Trainer<T> {
         }
         let mut grads = loss.total.backward();
         let mut grads = GradientsParams::from_module(&mut grads, model);
-        let grad_norm = global_norm(model, &grads);
+        let grad_norm = global_norm(model, &mut grads);
         if !grad_norm.is_finite() {
             return Err(TrainError::NonFiniteLoss {
                 step,
