@@ -162,26 +162,22 @@ impl Optimizer for FusedAdamW {
                 (zeros(), zeros(), 1)
             }
         };
-        let (b1, b2, eps) = (self.beta_1, self.beta_2, self.epsilon);
-        let (f1, f2) = (1.0 - b1, 1.0 - b2);
+        let (b1, b2) = (self.beta_1, self.beta_2);
         let t = i32::try_from(time).unwrap_or(i32::MAX);
-        let (c1, c2) = (1.0 - b1.powi(t), 1.0 - b2.powi(t));
-        let lr32 = lr as f32;
-        let decay = lr * self.weight_decay as f64;
         // Burn skips the decay multiplication at λ = 0; multiplying by exactly 1 is the same.
-        let keep = (1.0 - decay) as f32;
-        let g = grad.as_slice::<f32>().expect("an f32 tensor reads as f32");
+        let keep = (1.0 - lr * self.weight_decay as f64) as f32;
         let update = Update {
             b1,
             b2,
-            f1,
-            f2,
-            c1,
-            c2,
-            eps,
+            f1: 1.0 - b1,
+            f2: 1.0 - b2,
+            c1: 1.0 - b1.powi(t),
+            c2: 1.0 - b2.powi(t),
+            eps: self.epsilon,
             keep,
-            lr: lr32,
+            lr: lr as f32,
         };
+        let g = grad.as_slice::<f32>().expect("an f32 tensor reads as f32");
         let arch = pulp::Arch::new();
         values_mut(&mut theta)
             .par_chunks_mut(CHUNK)

@@ -64,12 +64,10 @@ struct SquaredNorm<'a> {
 
 impl ModuleVisitor for SquaredNorm<'_> {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        if self
-            .grads
-            .get::<D>(param.id)
-            .is_some_and(|g| host_values(&g))
-        {
-            let g = self.grads.remove::<D>(param.id).expect("present above");
+        let Some(g) = self.grads.remove::<D>(param.id) else {
+            return;
+        };
+        let g = if host_values(&g) {
             let device = g.device();
             let data = g.into_data();
             let values = data.as_slice::<f32>().expect("checked f32");
@@ -79,9 +77,8 @@ impl ModuleVisitor for SquaredNorm<'_> {
                 .map(|block| mrl_common::host_math::sum_f64(block, |x| x * x))
                 .collect();
             self.host += blocks.iter().sum::<f64>();
-            self.grads
-                .register::<D>(param.id, Tensor::from_data(data, &device));
-        } else if let Some(g) = self.grads.get::<D>(param.id) {
+            Tensor::from_data(data, &device)
+        } else {
             // ‖g‖² as the product of the flattened `[1, n]` and `[n, 1]` views: one read of the
             // gradient, no n-element temporary (`g²` would allocate and fill a copy of every
             // gradient on every step, 270 MB for a 10-layer SmolLM2 student).
@@ -89,13 +86,15 @@ impl ModuleVisitor for SquaredNorm<'_> {
             let s = g
                 .clone()
                 .reshape([1, n])
-                .matmul(g.reshape([n, 1]))
+                .matmul(g.clone().reshape([n, 1]))
                 .reshape([1]);
             self.sum = Some(match self.sum.take() {
                 Some(acc) => acc + s,
                 None => s,
             });
-        }
+            g
+        };
+        self.grads.register::<D>(param.id, g);
     }
 }
 
